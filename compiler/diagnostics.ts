@@ -1,0 +1,89 @@
+import { lineText, type Span } from "./source.js";
+
+/**
+ * The only place that formats a position. A diagnostic reads
+ *
+ *     file:line:col: error: message
+ *     <the source line>
+ *     <a caret under the column, indented with the line's own tabs>
+ */
+
+export interface Diagnostic {
+  readonly span: Span | undefined;
+  readonly message: string;
+}
+
+/** Raised by a stage that cannot go on (a syntax error, an include cycle); carries every diagnostic so far. */
+export class CompileError extends Error {
+  constructor(readonly diagnostics: readonly Diagnostic[]) {
+    super(diagnostics.map(formatDiagnostic).join("\n"));
+    this.name = "CompileError";
+  }
+}
+
+/** Collects diagnostics; stages report into it and go on where they can. */
+export class DiagnosticBag {
+  readonly items: Diagnostic[] = [];
+  /** The checker stops collecting past this many, so a garbage file cannot flood the terminal. */
+  static readonly limit = 100;
+
+  error(span: Span | undefined, message: string): void {
+    if (this.items.length < DiagnosticBag.limit) this.items.push({ span, message });
+  }
+
+  get hasErrors(): boolean {
+    return this.items.length > 0;
+  }
+
+  /** Throws a CompileError if anything was reported. */
+  throwIfAny(): void {
+    if (this.hasErrors) throw new CompileError(this.sorted());
+  }
+
+  sorted(): Diagnostic[] {
+    return [...this.items].sort(compareDiagnostics);
+  }
+}
+
+function compareDiagnostics(a: Diagnostic, b: Diagnostic): number {
+  if (a.span === undefined || b.span === undefined) return a.span ? 1 : b.span ? -1 : 0;
+  if (a.span.file !== b.span.file) return 0; // keep report order across files
+  return a.span.line - b.span.line || a.span.col - b.span.col;
+}
+
+/** Source lines longer than this are shown as a window around the column. */
+const maxShownLine = 120;
+
+export function formatDiagnostic(d: Diagnostic): string {
+  if (d.span === undefined) return `rpcgen: error: ${d.message}`;
+  const { file, line, col } = d.span;
+  const head = `${file.path}:${line}:${col}: error: ${d.message}`;
+  let text = lineText(file, line);
+  let caretCol = col;
+  if (text.length > maxShownLine) {
+    const start = Math.max(0, col - 1 - maxShownLine / 2);
+    const end = Math.min(text.length, start + maxShownLine);
+    text = (start > 0 ? "…" : "") + text.slice(start, end) + (end < text.length ? "…" : "");
+    caretCol = col - start + (start > 0 ? 1 : 0);
+  }
+  const shown = printable(text);
+  // The caret line copies the tabs of the source line so the caret lands under the column
+  // whatever the terminal's tab width.
+  const indent = shown.slice(0, caretCol - 1).replace(/[^\t]/g, " ");
+  return `${head}\n${shown}\n${indent}^`;
+}
+
+/** Control characters (other than tab) would garble the terminal; show them as '?'. */
+function printable(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\x00-\x08\x0a-\x1f\x7f]/g, "?");
+}
+
+/** Shows a character as it can be read in a message: 'x', or its code point when invisible. */
+export function showChar(ch: string): string {
+  const code = ch.codePointAt(0) ?? 0;
+  if (code < 0x20 || code === 0x7f || (code >= 0x80 && code < 0xa0) || code === 0xfffd) {
+    return `U+${code.toString(16).toUpperCase().padStart(4, "0")}`;
+  }
+  return `'${ch}'`;
+}

@@ -1,0 +1,460 @@
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import type { DiagnosticBag } from "./diagnostics.js";
+import type { SourceFile, Span } from "./source.js";
+
+/**
+ * The C preprocessor, as far as `.x` files use it (Sun rpcgen runs `cpp` first):
+ * `#include`, `#define`/`#undef` of object-like macros, `#ifdef`/`#ifndef`/`#if`/`#elif`/
+ * `#else`/`#endif`, comments, and rpcgen's own `%` pass-through lines, which are C and
+ * are dropped. The output is one text line per input line (spliced-in files included),
+ * with comments, directives and excluded lines blanked, plus a line map from which every
+ * later stage recovers the file, line and column of what it reports.
+ */
+
+/**
+ * rpcgen defines one of these per output file (header, XDR routines, client, server); one
+ * rpcgen-ts module is all four at once, so all four are defined. Every file of the system
+ * corpus then yields all its types and programs: `#ifdef RPC_HDR` blocks there hold only
+ * `%` lines. `RPCGEN_TS` lets a file tell this compiler apart.
+ */
+export const defaultDefines: ReadonlyMap<string, string> = new Map([
+  ["RPC_HDR", "1"],
+  ["RPC_XDR", "1"],
+  ["RPC_CLNT", "1"],
+  ["RPC_SVC", "1"],
+  ["RPCGEN_TS", "1"],
+]);
+
+export interface PreprocessOptions {
+  /** Macros defined before the first line (`-D`); defaults to `defaultDefines`. */
+  readonly defines?: ReadonlyMap<string, string>;
+  /** Directories searched by `#include`, after the including file's own directory. */
+  readonly includeDirs?: readonly string[];
+}
+
+/** Searched last by `#include <...>`, as cpp does; rpcgen's own `.x` files live below it. */
+export const systemIncludeDir = "/usr/include";
+
+/** Where one output line came from, and how its columns map back. */
+export interface LineOrigin {
+  readonly file: SourceFile;
+  readonly line: number;
+  /**
+   * Column pieces, sorted by `out`: output column `c >= out` maps to `src + (c - out)`,
+   * or to `src` alone when `fixed` (text produced by a macro expansion points at the use).
+   */
+  readonly pieces: readonly ColumnPiece[];
+}
+
+interface ColumnPiece {
+  readonly out: number;
+  readonly src: number;
+  readonly fixed: boolean;
+}
+
+/** A `%#define NAME value` line: C that rpcgen passes on, yet the IDL may use NAME as a bound. */
+export interface PassThroughDefine {
+  readonly name: string;
+  readonly text: string;
+  readonly span: Span;
+}
+
+/** A `%#include "x.h"` line for which an `x.x` exists: by rpcgen's convention, the header generated from it. */
+export interface HeaderImport {
+  readonly path: string;
+  readonly span: Span;
+}
+
+export interface Preprocessed {
+  readonly text: string;
+  readonly lines: readonly LineOrigin[];
+  /** Every file read, the main one first. */
+  readonly files: readonly SourceFile[];
+  readonly passThroughDefines: readonly PassThroughDefine[];
+  readonly headerImports: readonly HeaderImport[];
+}
+
+/** Maps a 1-based position in the preprocessed text back to its source. */
+export function originOf(pp: Preprocessed, line: number, col: number): Span {
+  const origin = pp.lines[Math.min(line, pp.lines.length) - 1];
+  if (origin === undefined) return { file: pp.files[0]!, line: 1, col: 1 };
+  let piece = origin.pieces[0]!;
+  for (const p of origin.pieces) if (p.out <= col) piece = p;
+  return { file: origin.file, line: origin.line, col: piece.fixed ? piece.src : piece.src + (col - piece.out) };
+}
+
+const maxIncludeDepth = 64;
+const maxExpansionDepth = 64;
+
+interface Conditional {
+  readonly span: Span;
+  /** This branch's lines are kept. */
+  active: boolean;
+  /** Some branch of this group was taken (so `#else`/`#elif` are off). */
+  taken: boolean;
+  seenElse: boolean;
+  /** The group sits inside an excluded region: nothing in it is kept. */
+  readonly outerActive: boolean;
+}
+
+export function preprocess(
+  main: SourceFile,
+  diagnostics: DiagnosticBag,
+  options: PreprocessOptions = {},
+): Preprocessed {
+  const macros = new Map(options.defines ?? defaultDefines);
+  const includeDirs = options.includeDirs ?? [];
+  const out: string[] = [];
+  const lines: LineOrigin[] = [];
+  const files: SourceFile[] = [];
+  const stack: SourceFile[] = [];
+  const passThroughDefines: PassThroughDefine[] = [];
+  const headerImports: HeaderImport[] = [];
+
+  const emit = (text: string, origin: LineOrigin) => {
+    out.push(text);
+    lines.push(origin);
+  };
+
+  function processFile(file: SourceFile): void {
+    files.push(file);
+    stack.push(file);
+    const raw = file.text.split(/\r?\n/);
+    const conds: Conditional[] = [];
+    const active = () => conds.length === 0 || conds[conds.length - 1]!.active;
+    let comment: Span | undefined; // where an open block comment began
+
+    for (let i = 0; i < raw.length; i++) {
+      const lineNo = i + 1;
+      const identity: LineOrigin = { file, line: lineNo, pieces: [{ out: 1, src: 1, fixed: false }] };
+      const startsInComment = comment !== undefined;
+      const first = raw[i]!.search(/\S/);
+      const lead = first < 0 ? "" : raw[i]![first]!;
+
+      // A `%` line is C for rpcgen's output; its text (and any `\` continuation) is opaque.
+      if (!startsInComment && lead === "%") {
+        if (active()) passThrough(raw[i]!, { file, line: lineNo, col: first + 1 });
+        emit("", identity);
+        while (raw[i]!.endsWith("\\") && i + 1 < raw.length) emit("", { ...identity, line: ++i + 1 });
+        continue;
+      }
+
+      const blanked = blankComments(raw[i]!, comment, file, lineNo);
+      comment = blanked.open;
+
+      if (!startsInComment && lead === "#") {
+        let text = blanked.text;
+        emit("", identity);
+        // Directives continue over backslash-newline.
+        while (text.endsWith("\\") && i + 1 < raw.length) {
+          i++;
+          const next = blankComments(raw[i]!, comment, file, i + 1);
+          comment = next.open;
+          text = text.slice(0, -1) + " " + next.text;
+          emit("", { ...identity, line: i + 1 });
+        }
+        directive(text.trim().slice(1).trim(), { file, line: lineNo, col: first + 1 }, conds, active());
+        continue;
+      }
+
+      if (!active()) {
+        emit("", identity);
+        continue;
+      }
+      const expanded = expandLine(blanked.text);
+      emit(expanded.text, { file, line: lineNo, pieces: expanded.pieces });
+    }
+
+    if (comment !== undefined) diagnostics.error(comment, "unterminated comment");
+    for (const c of conds) diagnostics.error(c.span, "unterminated conditional: missing #endif");
+    stack.pop();
+  }
+
+  function directive(body: string, span: Span, conds: Conditional[], isActive: boolean): void {
+    const m = /^([A-Za-z_]+)\s*(.*)$/s.exec(body);
+    if (body === "") return; // the null directive
+    if (m === null) {
+      // `# 12 "file"` line markers, as cpp writes them, carry nothing we need.
+      if (/^\d/.test(body)) return;
+      if (isActive) diagnostics.error(span, `malformed preprocessor directive '#${body}'`);
+      return;
+    }
+    const name = m[1]!;
+    const rest = m[2]!.trim();
+    const top = conds[conds.length - 1];
+    switch (name) {
+      case "ifdef":
+      case "ifndef": {
+        const id = /^[A-Za-z_]\w*$/.exec(rest)?.[0];
+        if (isActive && id === undefined) diagnostics.error(span, `#${name} needs one macro name`);
+        const on = isActive && id !== undefined && macros.has(id) === (name === "ifdef");
+        conds.push({ span, active: on, taken: on, seenElse: false, outerActive: isActive });
+        return;
+      }
+      case "if": {
+        const on = isActive && evaluate(rest, span, isActive) !== 0n;
+        conds.push({ span, active: on, taken: on, seenElse: false, outerActive: isActive });
+        return;
+      }
+      case "elif":
+      case "else": {
+        if (top === undefined) {
+          diagnostics.error(span, `#${name} without #if`);
+          return;
+        }
+        if (top.seenElse) {
+          diagnostics.error(span, `#${name} after #else`);
+          return;
+        }
+        if (name === "else") {
+          top.seenElse = true;
+          top.active = top.outerActive && !top.taken;
+        } else {
+          top.active = top.outerActive && !top.taken && evaluate(rest, span, top.outerActive) !== 0n;
+        }
+        top.taken ||= top.active;
+        return;
+      }
+      case "endif":
+        if (top === undefined) diagnostics.error(span, "#endif without #if");
+        else conds.pop();
+        return;
+    }
+    if (!isActive) return; // other directives in excluded regions are not even parsed
+    switch (name) {
+      case "define": {
+        const d = /^([A-Za-z_]\w*)(\()?\s*(.*)$/s.exec(rest);
+        if (d === null) diagnostics.error(span, "#define needs a macro name");
+        else if (d[2] !== undefined) diagnostics.error(span, `function-like macro '${d[1]}' is not supported`);
+        else macros.set(d[1]!, d[3]!.trim());
+        return;
+      }
+      case "undef":
+        if (!/^[A-Za-z_]\w*$/.test(rest)) diagnostics.error(span, "#undef needs one macro name");
+        else macros.delete(rest);
+        return;
+      case "include":
+        include(rest, span);
+        return;
+      case "error":
+        diagnostics.error(span, `#error ${rest}`.trim());
+        return;
+      case "warning":
+      case "pragma":
+      case "ident":
+      case "line":
+        return;
+      default:
+        diagnostics.error(span, `unknown preprocessor directive '#${name}'`);
+    }
+  }
+
+  /** Looks for `name` as cpp would: beside the includer for "quoted" names, then -I, then the system. */
+  function search(name: string, quoted: boolean, from: SourceFile): string | undefined {
+    const dirs = [...(quoted ? [dirname(from.path)] : []), ...includeDirs, systemIncludeDir];
+    return dirs.map((d) => join(d, name)).find((p) => existsSync(p));
+  }
+
+  /** Keeps what the IDL may depend on from a `%` line: a C macro or a generated header's source. */
+  function passThrough(line: string, span: Span): void {
+    const define = /^\s*%\s*#\s*define\s+([A-Za-z_]\w*)(?!\()\s*(.*?)\\?$/.exec(line);
+    if (define !== null) {
+      passThroughDefines.push({ name: define[1]!, text: define[2]!.trim(), span });
+      return;
+    }
+    const header = /^\s*%\s*#\s*include\s*(?:"([^"]+)\.h"|<([^>]+)\.h>)/.exec(line);
+    if (header === null) return;
+    const path = search(`${header[1] ?? header[2]}.x`, header[1] !== undefined, span.file);
+    if (path !== undefined && resolve(path) !== resolve(span.file.path)) headerImports.push({ path, span });
+  }
+
+  function include(rest: string, span: Span): void {
+    const m = /^(?:"([^"]+)"|<([^>]+)>)$/.exec(rest);
+    if (m === null) {
+      diagnostics.error(span, `#include expects "file" or <file>`);
+      return;
+    }
+    const name = m[1] ?? m[2]!;
+    const found = search(name, m[1] !== undefined, span.file);
+    if (found === undefined) {
+      diagnostics.error(span, `cannot find include file '${name}'`);
+      return;
+    }
+    const cycle = stack.findIndex((f) => resolve(f.path) === resolve(found));
+    if (cycle >= 0) {
+      const chain = [...stack.slice(cycle).map((f) => f.path), found].join(" -> ");
+      diagnostics.error(span, `include cycle: ${chain}`);
+      return;
+    }
+    if (stack.length >= maxIncludeDepth) {
+      diagnostics.error(span, `includes nested deeper than ${maxIncludeDepth}`);
+      return;
+    }
+    let text: string;
+    try {
+      text = readFileSync(found, "utf8");
+    } catch (e) {
+      diagnostics.error(span, `cannot read include file '${found}': ${(e as Error).message}`);
+      return;
+    }
+    processFile({ path: found, text });
+  }
+
+  /**
+   * Replaces object-like macros in a code line. Text from an expansion keeps the column of
+   * the macro's name, and the columns after it are shifted back, so positions stay exact.
+   */
+  function expandLine(text: string): { text: string; pieces: ColumnPiece[] } {
+    const pieces: ColumnPiece[] = [{ out: 1, src: 1, fixed: false }];
+    if (macros.size === 0) return { text, pieces };
+    let result = "";
+    let last = 0;
+    for (const m of text.matchAll(/[A-Za-z_]\w*/g)) {
+      const value = macros.get(m[0]);
+      if (value === undefined) continue;
+      const replacement = expandText(value, new Set([m[0]]), 0);
+      result += text.slice(last, m.index);
+      const useCol = m.index + 1;
+      pieces.push({ out: result.length + 1, src: useCol, fixed: true });
+      result += replacement;
+      last = m.index + m[0].length;
+      pieces.push({ out: result.length + 1, src: last + 1, fixed: false });
+    }
+    if (last === 0) return { text, pieces: [pieces[0]!] };
+    return { text: result + text.slice(last), pieces };
+  }
+
+  /** cpp's rescanning: a macro's value is expanded again, but never the macro itself. */
+  function expandText(text: string, active: Set<string>, depth: number): string {
+    if (depth > maxExpansionDepth) return text;
+    return text.replace(/[A-Za-z_]\w*/g, (id) => {
+      const value = macros.get(id);
+      if (value === undefined || active.has(id)) return id;
+      return expandText(value, new Set([...active, id]), depth + 1);
+    });
+  }
+
+  /** Evaluates a `#if` expression as cpp does: names that are not macros are 0. */
+  function evaluate(expr: string, span: Span, report: boolean): bigint {
+    const withDefined = expr.replace(
+      /\bdefined\s*(?:\(\s*([A-Za-z_]\w*)\s*\)|([A-Za-z_]\w*))/g,
+      (_, a?: string, b?: string) => (macros.has((a ?? b)!) ? "1" : "0"),
+    );
+    const expanded = expandText(withDefined, new Set(), 0);
+    try {
+      return evaluateExpression(expanded);
+    } catch (e) {
+      if (report) diagnostics.error(span, `bad #if expression '${expr}': ${(e as Error).message}`);
+      return 0n;
+    }
+  }
+
+  processFile(main);
+  return { text: out.join("\n"), lines, files, passThroughDefines, headerImports };
+}
+
+/**
+ * Blanks `/* … *\/` and `//` comments to spaces, so columns are kept. `open` is the span of a
+ * block comment still open at the end of the line.
+ */
+function blankComments(
+  line: string,
+  open: Span | undefined,
+  file: SourceFile,
+  lineNo: number,
+): { text: string; open: Span | undefined } {
+  let text = "";
+  let i = 0;
+  while (i < line.length) {
+    if (open !== undefined) {
+      const end = line.indexOf("*/", i);
+      if (end < 0) {
+        text += " ".repeat(line.length - i);
+        return { text, open };
+      }
+      text += " ".repeat(end + 2 - i);
+      i = end + 2;
+      open = undefined;
+      continue;
+    }
+    const block = line.indexOf("/*", i);
+    const slash = line.indexOf("//", i);
+    if (slash >= 0 && (block < 0 || slash < block)) {
+      return { text: text + line.slice(i, slash) + " ".repeat(line.length - slash), open };
+    }
+    if (block < 0) return { text: text + line.slice(i), open };
+    text += line.slice(i, block) + "  ";
+    open = { file, line: lineNo, col: block + 1 };
+    i = block + 2;
+  }
+  return { text, open };
+}
+
+/** A small recursive-descent evaluator for cpp's integer expressions. */
+export function evaluateExpression(src: string): bigint {
+  const tokens = src.match(/0[xX][0-9a-fA-F]+|\d+|[A-Za-z_]\w*|&&|\|\||==|!=|<=|>=|<<|>>|\S/g) ?? [];
+  let pos = 0;
+  const peek = () => tokens[pos];
+  const next = () => tokens[pos++];
+  const expect = (t: string) => {
+    if (next() !== t) throw new Error(`expected '${t}'`);
+  };
+
+  // Operator groups from the loosest binding to the tightest, as in C.
+  const levels = [["||"], ["&&"], ["|"], ["^"], ["&"], ["==", "!="], ["<", ">", "<=", ">="], ["<<", ">>"], ["+", "-"], ["*", "/", "%"]];
+  const apply = (op: string, a: bigint, b: bigint): bigint => {
+    const bool = (v: boolean) => (v ? 1n : 0n);
+    switch (op) {
+      case "||": return bool(a !== 0n || b !== 0n);
+      case "&&": return bool(a !== 0n && b !== 0n);
+      case "|": return a | b;
+      case "^": return a ^ b;
+      case "&": return a & b;
+      case "==": return bool(a === b);
+      case "!=": return bool(a !== b);
+      case "<": return bool(a < b);
+      case ">": return bool(a > b);
+      case "<=": return bool(a <= b);
+      case ">=": return bool(a >= b);
+      case "<<": return a << b;
+      case ">>": return a >> b;
+      case "+": return a + b;
+      case "-": return a - b;
+      case "*": return a * b;
+      default:
+        if (b === 0n) throw new Error("division by zero");
+        return op === "/" ? a / b : a % b;
+    }
+  };
+
+  const level = (n: number): bigint => {
+    if (n === levels.length) return unary();
+    let left = level(n + 1);
+    while (levels[n]!.includes(peek() ?? "")) {
+      const op = next()!;
+      left = apply(op, left, level(n + 1));
+    }
+    return left;
+  };
+  const unary = (): bigint => {
+    const t = next();
+    if (t === undefined) throw new Error("unexpected end of expression");
+    if (t === "!") return unary() === 0n ? 1n : 0n;
+    if (t === "-") return -unary();
+    if (t === "+") return unary();
+    if (t === "~") return ~unary();
+    if (t === "(") {
+      const v = level(0);
+      expect(")");
+      return v;
+    }
+    if (/^\d/.test(t)) return BigInt(/^0\d/.test(t) ? "0o" + t.slice(1) : t);
+    if (/^[A-Za-z_]/.test(t)) return 0n;
+    throw new Error(`unexpected '${t}'`);
+  };
+
+  const value = level(0);
+  if (pos < tokens.length) throw new Error(`unexpected '${tokens[pos]}'`);
+  return value;
+}

@@ -1,0 +1,5 @@
+export { XdrError, type XdrOp } from "./error.js";
+export { XdrWriter, type XdrWriterOptions } from "./writer.js";
+export { XdrReader, type XdrReaderOptions } from "./reader.js";
+export { padded } from "./pad.js";
+export { utf8Length } from "./utf8.js";

@@ -1,0 +1,279 @@
+import { sliceBytes, type CopyLayer, type CopyLedger } from "../ledger.js";
+import { XdrError } from "./error.js";
+import { padded } from "./pad.js";
+import { decodeUtf8 } from "./utf8.js";
+
+export interface XdrReaderOptions {
+  /** Where copied-out opaques are counted; none means nobody counts. */
+  ledger?: CopyLedger;
+  /** The layer those copies are charged to (default "stub"). */
+  layer?: CopyLayer;
+  /** Nesting limit for `enter()` (default 200). */
+  maxDepth?: number;
+}
+
+/**
+ * Decodes XDR (RFC 4506) from untrusted bytes. Every length is checked
+ * against its bound and against the bytes really left before anything is
+ * allocated, so no input can make it allocate more than it was given.
+ *
+ * Errors are XdrError("decode") at the offset where the bad item starts,
+ * counted from the `offset` given at construction or `reset`.
+ *
+ * Padding is not checked: RFC 4506 §3 says it is zero, but libtirpc does not
+ * verify it on decode and neither do we (accept what C peers accept).
+ */
+export class XdrReader {
+  buf: Uint8Array;
+  view: DataView;
+  pos: number;
+  end: number;
+  /** Where this message starts in `buf`. */
+  start: number;
+  ledger: CopyLedger | undefined;
+  layer: CopyLayer;
+  readonly maxDepth: number;
+  depth: number;
+  /** The array last given to reset, so reusing it costs no new DataView. */
+  private source: Uint8Array;
+
+  constructor(bytes: Uint8Array, offset = 0, end = bytes.length, options: XdrReaderOptions = {}) {
+    const buf = plain(bytes);
+    checkRange(bytes, offset, end);
+    this.buf = buf;
+    this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    this.pos = offset;
+    this.end = end;
+    this.start = offset;
+    this.ledger = options.ledger;
+    this.layer = options.layer ?? "stub";
+    this.maxDepth = options.maxDepth ?? 200;
+    this.depth = 0;
+    this.source = bytes;
+  }
+
+  /** Starts reading `bytes[offset, end)`; a new DataView is made only when the array changes. */
+  reset(bytes: Uint8Array, offset = 0, end = bytes.length): void {
+    checkRange(bytes, offset, end);
+    if (bytes !== this.source) {
+      const buf = plain(bytes);
+      this.buf = buf;
+      this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+      this.source = bytes;
+    }
+    this.pos = offset;
+    this.end = end;
+    this.start = offset;
+    this.depth = 0;
+  }
+
+  /** Checks that `n` bytes remain, advances past them and returns where they start. */
+  take(n: number): number {
+    const o = this.pos;
+    if (n > this.end - o) throw this.truncated(n);
+    this.pos = o + n;
+    return o;
+  }
+
+  /** Signed 32-bit integer (RFC 4506 §4.1). */
+  int(): number {
+    const o = this.pos;
+    if (this.end - o < 4) throw this.truncated(4);
+    this.pos = o + 4;
+    return this.view.getInt32(o);
+  }
+
+  /** Unsigned 32-bit integer (RFC 4506 §4.2). */
+  uint(): number {
+    const o = this.pos;
+    if (this.end - o < 4) throw this.truncated(4);
+    this.pos = o + 4;
+    return this.view.getUint32(o);
+  }
+
+  /** rpcgen's C aliases (char, short, u_char, …): a 4-byte integer that must fit the C type. */
+  intIn(min: number, max: number, cname: string): number {
+    const o = this.pos;
+    if (this.end - o < 4) throw this.truncated(4);
+    const v = min < 0 ? this.view.getInt32(o) : this.view.getUint32(o);
+    if (v < min || v > max) throw this.error(`value ${v} out of range for ${cname} [${min}, ${max}]`);
+    this.pos = o + 4;
+    return v;
+  }
+
+  /** An enum value (RFC 4506 §4.3) that must be one of `members`. */
+  enumValue(members: ReadonlySet<number>, name: string): number {
+    const o = this.pos;
+    if (this.end - o < 4) throw this.truncated(4);
+    const v = this.view.getInt32(o);
+    if (!members.has(v)) throw this.error(`value ${v} is not a member of enum ${name}`);
+    this.pos = o + 4;
+    return v;
+  }
+
+  /** Signed 64-bit "hyper" (RFC 4506 §4.5). */
+  hyper(): bigint {
+    const o = this.pos;
+    if (this.end - o < 8) throw this.truncated(8);
+    this.pos = o + 8;
+    return this.view.getBigInt64(o);
+  }
+
+  /** Unsigned 64-bit "unsigned hyper" (RFC 4506 §4.5). */
+  uhyper(): bigint {
+    const o = this.pos;
+    if (this.end - o < 8) throw this.truncated(8);
+    this.pos = o + 8;
+    return this.view.getBigUint64(o);
+  }
+
+  /** IEEE single precision (RFC 4506 §4.6). */
+  float(): number {
+    const o = this.pos;
+    if (this.end - o < 4) throw this.truncated(4);
+    this.pos = o + 4;
+    return this.view.getFloat32(o);
+  }
+
+  /** IEEE double precision (RFC 4506 §4.7). */
+  double(): number {
+    const o = this.pos;
+    if (this.end - o < 8) throw this.truncated(8);
+    this.pos = o + 8;
+    return this.view.getFloat64(o);
+  }
+
+  /** Boolean (RFC 4506 §4.4): only 0 and 1 are values of the enum. */
+  bool(): boolean {
+    return this.zeroOrOne("bool value");
+  }
+
+  /** The optional-data discriminant (RFC 4506 §4.19): true if a value follows. */
+  optional(): boolean {
+    return this.zeroOrOne("optional-data discriminant");
+  }
+
+  /**
+   * opaque[n] (RFC 4506 §4.9). `copy` (default) returns a fresh array, a
+   * counted copy; `copy: false` returns a view into the buffer, valid only as
+   * long as the buffer is not reused.
+   */
+  fixedOpaque(n: number, copy = true): Uint8Array {
+    const o = this.take(padded(n));
+    return copy ? sliceBytes(this.ledger, this.layer, this.buf, o, o + n) : this.buf.subarray(o, o + n);
+  }
+
+  /** opaque<max> (RFC 4506 §4.10); `copy` as for `fixedOpaque`. */
+  varOpaque(max: number, copy = true): Uint8Array {
+    const n = this.lengthPrefix(max, "opaque");
+    const o = this.pos;
+    this.pos = o + padded(n);
+    return copy ? sliceBytes(this.ledger, this.layer, this.buf, o, o + n) : this.buf.subarray(o, o + n);
+  }
+
+  /** string<max> (RFC 4506 §4.11) as UTF-8, the bound in bytes; invalid UTF-8 is an error. */
+  string(max: number): string {
+    const at = this.pos;
+    const n = this.lengthPrefix(max, "string");
+    const o = this.pos;
+    const s = decodeUtf8(this.buf, o, o + n);
+    if (s === null) throw this.error("invalid UTF-8 in string", at);
+    this.pos = o + padded(n);
+    return s;
+  }
+
+  /**
+   * The count of T<max> (RFC 4506 §4.13), checked against `max` and against
+   * the bytes left (each element takes at least `minElemSize`) before the
+   * caller allocates an array for it. With `minElemSize` 0 only `max` protects.
+   */
+  arrayLength(max: number, minElemSize: number): number {
+    const o = this.pos;
+    if (this.end - o < 4) throw this.truncated(4);
+    const n = this.view.getUint32(o);
+    if (n > max) throw this.error(`array of ${n} elements exceeds bound ${max}`);
+    const left = this.end - o - 4;
+    if (n * minElemSize > left) {
+      throw this.error(`truncated: array of ${n} elements needs at least ${n * minElemSize} bytes, ${left} left`);
+    }
+    this.pos = o + 4;
+    return n;
+  }
+
+  /** The same bytes-left check for T[n] (RFC 4506 §4.12), which has no count on the wire. */
+  checkFixedArray(n: number, minElemSize: number): void {
+    const left = this.end - this.pos;
+    if (n * minElemSize > left) {
+      throw this.error(`truncated: array of ${n} elements needs at least ${n * minElemSize} bytes, ${left} left`);
+    }
+  }
+
+  /**
+   * Counts one level of nesting for recursive types (optional-data lists);
+   * pair with `leave()`. A throw skips `leave()`; `reset` clears the count.
+   */
+  enter(): void {
+    if (++this.depth > this.maxDepth) {
+      this.depth--;
+      throw this.error(`nesting deeper than ${this.maxDepth}`);
+    }
+  }
+
+  leave(): void {
+    this.depth--;
+  }
+
+  /** Throws unless every byte was consumed: trailing bytes mean the peer and we disagree on the type. */
+  finish(): void {
+    if (this.pos !== this.end) throw this.error(`${this.end - this.pos} trailing bytes`);
+  }
+
+  /** A decode error at `at` (an index into `buf`, default `pos`), for checks made by generated code. */
+  error(detail: string, at: number = this.pos): XdrError {
+    return new XdrError("decode", at - this.start, detail);
+  }
+
+  private truncated(n: number): XdrError {
+    return this.error(`truncated: need ${n} bytes, ${this.end - this.pos} left`);
+  }
+
+  private zeroOrOne(what: string): boolean {
+    const o = this.pos;
+    if (this.end - o < 4) throw this.truncated(4);
+    const v = this.view.getInt32(o);
+    if (v !== 0 && v !== 1) throw this.error(`${what} ${v} is neither 0 nor 1`);
+    this.pos = o + 4;
+    return v === 1;
+  }
+
+  /**
+   * Reads the length of a counted item, checks it against `max` and then
+   * against the bytes left (padding included) before anyone allocates for it,
+   * and leaves `pos` at the first data byte. Lengths are unsigned (RFC 4506
+   * §4.10), so 0x80000000 and up are just very long, and fail the same checks.
+   */
+  private lengthPrefix(max: number, what: string): number {
+    const o = this.pos;
+    if (this.end - o < 4) throw this.truncated(4);
+    const n = this.view.getUint32(o);
+    if (n > max) throw this.error(`${what} of ${n} bytes exceeds bound ${max}`);
+    const left = this.end - o - 4;
+    if (padded(n) > left) throw this.error(`truncated: ${what} of ${n} bytes needs ${padded(n)} bytes, ${left} left`);
+    this.pos = o + 4;
+    return n;
+  }
+}
+
+/**
+ * A plain Uint8Array over the same memory. Subclasses such as Buffer would
+ * otherwise leak out through views and slices (and Buffer's slice() is a view).
+ */
+function plain(bytes: Uint8Array): Uint8Array {
+  return bytes.constructor === Uint8Array ? bytes : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+function checkRange(bytes: Uint8Array, offset: number, end: number): void {
+  if (!(Number.isInteger(offset) && Number.isInteger(end) && offset >= 0 && offset <= end && end <= bytes.length)) {
+    throw new RangeError(`XdrReader: range [${offset}, ${end}) outside ${bytes.length} bytes`);
+  }
+}
