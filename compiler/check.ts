@@ -70,6 +70,8 @@ class Checker {
   /** Types of imported modules, with the module each comes from. */
   private readonly importable = new Map<string, { type: NamedType; module: string }>();
   private readonly usedImports = new Map<string, Set<NamedType>>();
+  /** The constants being computed, outermost first: a cycle is reported with its path. */
+  private readonly evaluating: string[] = [];
 
   constructor(
     private readonly diagnostics: DiagnosticBag,
@@ -110,7 +112,7 @@ class Checker {
     this.checkProgramNumbers(programs);
 
     const layout = new Layout([...this.types.values(), ...this.usedBuiltins]);
-    for (const t of layout.infinite()) this.reportInfinite(t, layout);
+    this.reportInfinite(layout);
 
     const constants = new Map<string, Constant>();
     for (const [name, c] of this.constants) {
@@ -294,12 +296,16 @@ class Checker {
     if (c === undefined) return undefined;
     if (c.state === "done") return c.value;
     if (c.state === "busy") {
-      this.diagnostics.error(c.span, `${c.what} is defined in terms of itself`);
+      const chain = [...this.evaluating.slice(this.evaluating.indexOf(name)), name];
+      const through = chain.length > 2 ? ` (${chain.join(" -> ")})` : "";
+      this.diagnostics.error(c.span, `${c.what} is defined in terms of itself${through}`);
       c.state = "done";
       return undefined;
     }
     c.state = "busy";
+    this.evaluating.push(name);
     const value = c.compute();
+    this.evaluating.pop();
     if (c.state === "busy") {
       c.state = "done";
       c.value = value;
@@ -402,7 +408,7 @@ class Checker {
       this.diagnostics.error(spec.span, `'${spec.name}' is a constant, not a type`);
       return { kind: "error" };
     }
-    const candidates = [...this.types.keys(), ...aliasTypes.keys(), ...this.builtins.keys()];
+    const candidates = [...this.types.keys(), ...typeKeywords, ...aliasTypes.keys(), ...this.builtins.keys()];
     const kind = spec.tag ?? "type";
     this.diagnostics.error(spec.span, `undefined ${kind} '${spec.name}'${suggest(spec.name, candidates)}`);
     return { kind: "error" };
@@ -448,12 +454,18 @@ class Checker {
   private fillUnion(type: Mutable<UnionType>, def: ast.UnionDefinition): void {
     const where = `in union '${type.name}'`;
     const discriminant = def.discriminant;
-    if (discriminant.kind !== "plain") {
-      if (discriminant.kind === "void") this.diagnostics.error(discriminant.span, `the discriminant of union '${type.name}' cannot be void`);
-      else this.diagnostics.error(discriminant.name.span, `the discriminant of union '${type.name}' must be a single int, unsigned int, enum or bool`);
-      return;
+    const expected = `the discriminant of union '${type.name}' must be int, unsigned int, an enum or bool`;
+    let field: Field;
+    if (discriminant.kind === "void") {
+      this.diagnostics.error(discriminant.span, `the discriminant of union '${type.name}' cannot be void`);
+      field = { name: "", type: { kind: "error" }, span: discriminant.span };
+    } else if (discriminant.kind !== "plain") {
+      // Still check the arms: an error here should not hide theirs.
+      this.diagnostics.error(discriminant.type.span, `${expected}, not ${describeShape(discriminant)}`);
+      field = { name: discriminant.name.name, type: { kind: "error" }, span: discriminant.name.span };
+    } else {
+      field = this.field(discriminant, where)!;
     }
-    const field = this.field(discriminant, where)!;
     type.discriminant = field;
     const resolved = resolveAlias(field.type);
     const ok =
@@ -462,7 +474,7 @@ class Checker {
       resolved.kind === "error" ||
       (resolved.kind === "named" && resolved.target.kind === "enum");
     if (!ok) {
-      this.diagnostics.error(discriminant.type.span, `the discriminant of union '${type.name}' must be int, unsigned int, an enum or bool, not ${describeType(field.type)}`);
+      this.diagnostics.error(discriminant.span, `${expected}, not ${describeType(field.type)}`);
     }
     const labelsOk = ok && resolved.kind !== "error";
     const seenValues = new Map<number, Span>();
@@ -540,15 +552,25 @@ class Checker {
     return undefined;
   }
 
-  private reportInfinite(t: NamedType, layout: Layout): void {
-    if (t.span === undefined) return;
-    const fields = t.kind === "struct" ? t.fields : t.kind === "union" ? t.arms.flatMap((a) => (a.field ? [a.field] : [])) : [];
-    const culprit = fields.find((f) => layout.min(f.type) === Infinity);
-    const through = culprit ? ` through '${culprit.name}'` : "";
-    this.diagnostics.error(
-      culprit?.span ?? t.span,
-      `'${t.name}' contains itself${through} with no way to end: recursion must go through optional data ('T *x') or a variable-length array ('T x<>')`,
-    );
+  /**
+   * Reports each cycle of types that have no finite encoding once, at its first field, with
+   * the path around it. A type that only contains such a cycle is a follow-on and is not named.
+   */
+  private reportInfinite(layout: Layout): void {
+    const infinite = new Set(layout.infinite());
+    const reported = new Set<NamedType>();
+    for (const t of this.types.values()) {
+      // In declaration order: the first type of a cycle names it.
+      if (!infinite.has(t) || reported.has(t)) continue;
+      const cycle = findCycle(t, layout);
+      if (cycle === undefined) continue;
+      for (const step of cycle) reported.add(step.type);
+      const path = [...cycle.map((s) => (s.field ? `${s.type.name}.${s.field.name}` : s.type.name)), t.name].join(" -> ");
+      this.diagnostics.error(
+        cycle[0]!.field?.span ?? t.span,
+        `'${t.name}' contains itself with no way to end (${path}): recursion must go through optional data ('T *x') or a variable-length array ('T x<>')`,
+      );
+    }
   }
 
   // ---- programs --------------------------------------------------------------------------
@@ -621,12 +643,16 @@ class Checker {
     for (const p of programs) {
       const first = seen.get(p.number);
       if (first !== undefined) {
-        this.diagnostics.error(p.span, `duplicate program number ${p.number}: '${first.name}' has it${at(first.span)}`);
+        const hex = `0x${p.number.toString(16).padStart(8, "0")}`;
+        this.diagnostics.error(p.span, `duplicate program number ${hex} (${p.number}): '${first.name}' has it${at(first.span)}`);
       }
       seen.set(p.number, p);
     }
   }
 }
+
+/** Keywords that begin a type, so that a misspelt one gets a hint (`strng` → `string`). */
+const typeKeywords = ["int", "unsigned", "hyper", "float", "double", "bool", "string", "opaque", "char", "short", "long"];
 
 function at(span: Span | undefined): string {
   return span === undefined ? "" : ` (first at ${span.file.path}:${span.line}:${span.col})`;
@@ -643,6 +669,56 @@ function describeType(t: Type): string {
     default:
       return t.kind;
   }
+}
+
+/** One step around a cycle of types: the type, and the field (none for a typedef) that leads on. */
+interface CycleStep {
+  readonly type: NamedType;
+  readonly field: Field | undefined;
+}
+
+/** A path from `start` back to itself through types it contains in full, each with no finite encoding. */
+function findCycle(start: NamedType, layout: Layout): CycleStep[] | undefined {
+  // A field leads on to the named types it holds in full: itself, or a fixed array's element.
+  const next = (type: Type): NamedType[] => {
+    if (layout.min(type) !== Infinity) return [];
+    if (type.kind === "named") return [type.target];
+    return type.kind === "fixedArray" ? next(type.element) : [];
+  };
+  const edges = (t: NamedType): { field: Field | undefined; to: NamedType[] }[] => {
+    switch (t.kind) {
+      case "typedef":
+        return [{ field: undefined, to: next(t.type) }];
+      case "struct":
+        return t.fields.map((f) => ({ field: f, to: next(f.type) }));
+      case "union":
+        return [...t.arms, ...(t.defaultArm ? [t.defaultArm] : [])].flatMap((a) => (a.field ? [{ field: a.field, to: next(a.field.type) }] : []));
+      case "enum":
+        return [];
+    }
+  };
+  const visited = new Set<NamedType>([start]);
+  const walk = (t: NamedType, path: CycleStep[]): CycleStep[] | undefined => {
+    for (const { field, to } of edges(t)) {
+      for (const u of to) {
+        const steps = [...path, { type: t, field }];
+        if (u === start) return steps;
+        if (visited.has(u)) continue;
+        visited.add(u);
+        const found = walk(u, steps);
+        if (found !== undefined) return found;
+      }
+    }
+    return undefined;
+  };
+  return walk(start, []);
+}
+
+/** What a declaration that is not a single value declares, for messages. */
+function describeShape(d: { readonly kind: ast.Declaration["kind"]; readonly type: ast.TypeSpec }): string {
+  if (d.type.kind === "base" && d.type.name === "string") return "a string";
+  if (d.type.kind === "base" && d.type.name === "opaque") return "opaque data";
+  return d.kind === "optional" ? "optional data" : "an array";
 }
 
 /** " (did you mean 'x'?)" for the closest name within a small edit distance. */

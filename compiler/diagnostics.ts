@@ -26,6 +26,12 @@ export class DiagnosticBag {
   readonly items: Diagnostic[] = [];
   /** The checker stops collecting past this many, so a garbage file cannot flood the terminal. */
   static readonly limit = 100;
+  /**
+   * Where a position falls in the text as read, `#include`d files spliced in; set by the
+   * preprocessor so that errors across files sort in reading order. Undefined for a file it
+   * did not read: those keep the order they were reported in.
+   */
+  readingOrder: (span: Span) => number | undefined = () => undefined;
 
   error(span: Span | undefined, message: string): void {
     if (this.items.length < DiagnosticBag.limit) this.items.push({ span, message });
@@ -40,24 +46,27 @@ export class DiagnosticBag {
     if (this.hasErrors) throw new CompileError(this.sorted());
   }
 
+  /** Diagnostics without a position first, then in reading order. */
   sorted(): Diagnostic[] {
-    return [...this.items].sort(compareDiagnostics);
+    const rank = (d: Diagnostic) => (d.span === undefined ? -1 : (this.readingOrder(d.span) ?? Infinity));
+    return [...this.items].sort((a, b) => {
+      const ra = rank(a);
+      const rb = rank(b);
+      if (ra !== rb) return ra < rb ? -1 : 1;
+      // Same line as read, or both unplaced: columns decide within one file.
+      return a.span !== undefined && b.span !== undefined && a.span.file === b.span.file ? a.span.line - b.span.line || a.span.col - b.span.col : 0;
+    });
   }
-}
-
-function compareDiagnostics(a: Diagnostic, b: Diagnostic): number {
-  if (a.span === undefined || b.span === undefined) return a.span ? 1 : b.span ? -1 : 0;
-  if (a.span.file !== b.span.file) return 0; // keep report order across files
-  return a.span.line - b.span.line || a.span.col - b.span.col;
 }
 
 /** Source lines longer than this are shown as a window around the column. */
 const maxShownLine = 120;
 
 export function formatDiagnostic(d: Diagnostic): string {
-  if (d.span === undefined) return `rpcgen: error: ${d.message}`;
+  if (d.span === undefined) return `rpcgen: error: ${printable(d.message)}`;
   const { file, line, col } = d.span;
-  const head = `${file.path}:${line}:${col}: error: ${d.message}`;
+  // A message may quote the source (an #error line, a #if expression): keep it printable too.
+  const head = `${file.path}:${line}:${col}: error: ${printable(d.message)}`;
   let text = lineText(file, line);
   let caretCol = col;
   if (text.length > maxShownLine) {
@@ -73,10 +82,10 @@ export function formatDiagnostic(d: Diagnostic): string {
   return `${head}\n${shown}\n${indent}^`;
 }
 
-/** Control characters (other than tab) would garble the terminal; show them as '?'. */
+/** Control characters (other than tab; C1 ones included) would garble the terminal; show them as '?'. */
 function printable(text: string): string {
   // eslint-disable-next-line no-control-regex
-  return text.replace(/[\x00-\x08\x0a-\x1f\x7f]/g, "?");
+  return text.replace(/[\x00-\x08\x0a-\x1f\x7f-\x9f]/g, "?");
 }
 
 /** Shows a character as it can be read in a message: 'x', or its code point when invisible. */

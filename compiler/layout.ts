@@ -1,4 +1,4 @@
-import type { NamedType, Procedure, Type } from "./model.js";
+import type { EnumType, NamedType, Procedure, Type, UnionType } from "./model.js";
 
 /**
  * Static layout: the smallest and largest XDR encoding of every type, in bytes. The runtime
@@ -25,6 +25,7 @@ export class Layout {
   private readonly minimum = new Map<NamedType, number>();
   private readonly maximum = new Map<NamedType, number | undefined>();
   private readonly visiting = new Set<NamedType>();
+  private recursiveTypes: Set<NamedType> | undefined;
 
   /**
    * @param types every named type the sizes may reach. Minimum sizes are found as a fixed
@@ -44,6 +45,17 @@ export class Layout {
         }
       }
     }
+  }
+
+  /** Whether `t` can contain itself (through optional data or a variable-length array). */
+  isRecursive(t: NamedType): boolean {
+    if (this.recursiveTypes === undefined) {
+      this.recursiveTypes = new Set();
+      for (const u of this.minimum.keys()) {
+        if (reachable(children(u)).includes(u)) this.recursiveTypes.add(u);
+      }
+    }
+    return this.recursiveTypes.has(t);
   }
 
   /** Named types that have no finite encoding. */
@@ -118,6 +130,28 @@ export class Layout {
     }
   }
 
+  /** The plan of a value of `type` (a named type's plan expands its own definition). */
+  planOf(type: Type): Plan {
+    const b = new PlanBuilder(this);
+    const shape = b.visit(type, [], false);
+    return b.finish(type, shape, this.sizeOf(type));
+  }
+
+  /** The plan of a named type's own codec: its definition, never a call to itself. */
+  planOfNamed(t: NamedType): Plan {
+    const b = new PlanBuilder(this);
+    const shape = t.kind === "typedef" ? b.visit(t.type, [], false) : b.visit({ kind: "named", target: t }, [], true);
+    return b.finish({ kind: "named", target: t }, shape, this.sizeOfNamed(t));
+  }
+
+  /** A procedure's arguments: one after the other, as a tuple (no tuple for a single argument). */
+  planOfArguments(types: readonly Type[]): Plan {
+    if (types.length === 1) return this.planOf(types[0]!);
+    const b = new PlanBuilder(this);
+    const items = types.map((t, i) => b.visit(t, [{ access: `[${i}]`, label: `arg${i + 1}` }]));
+    return b.finish(undefined, { kind: "tuple", items }, this.sum(types.map((t) => this.sizeOf(t))));
+  }
+
   private minOfNamed(t: NamedType): number {
     switch (t.kind) {
       case "enum":
@@ -129,7 +163,8 @@ export class Layout {
       case "union": {
         const arms = t.arms.map((a) => (a.field ? this.min(a.field.type) : 0));
         if (t.defaultArm) arms.push(t.defaultArm.field ? this.min(t.defaultArm.field.type) : 0);
-        return 4 + Math.min(...arms);
+        // No arms only after an error (the grammar needs one): the discriminant alone.
+        return 4 + (arms.length === 0 ? 0 : Math.min(...arms));
       }
     }
   }
@@ -153,7 +188,7 @@ export class Layout {
       case "union": {
         const arms = t.arms.map((a) => (a.field ? this.max(a.field.type) : 0));
         if (t.defaultArm) arms.push(t.defaultArm.field ? this.max(t.defaultArm.field.type) : 0);
-        max = arms.includes(undefined) ? undefined : cap(4 + Math.max(...(arms as number[])));
+        max = arms.includes(undefined) ? undefined : cap(4 + Math.max(0, ...(arms as number[])));
         break;
       }
     }
@@ -173,24 +208,230 @@ export class Layout {
   }
 }
 
+/** The named types a named type's definition mentions directly. */
+function children(t: NamedType): NamedType[] {
+  const out: NamedType[] = [];
+  const visit = (type: Type): void => {
+    if (type.kind === "named") out.push(type.target);
+    else if (type.kind === "fixedArray" || type.kind === "varArray" || type.kind === "optional") visit(type.element);
+  };
+  if (t.kind === "typedef") visit(t.type);
+  else if (t.kind === "struct") t.fields.forEach((f) => visit(f.type));
+  else if (t.kind === "union") {
+    visit(t.discriminant.type);
+    for (const a of t.arms) if (a.field) visit(a.field.type);
+    if (t.defaultArm?.field) visit(t.defaultArm.field.type);
+  }
+  return out;
+}
+
 /** The named types `roots` reach, themselves included (imported modules' types among them). */
 function reachable(roots: Iterable<NamedType>): NamedType[] {
   const seen = new Set<NamedType>();
-  const visitType = (t: Type): void => {
-    if (t.kind === "named") visitNamed(t.target);
-    else if (t.kind === "fixedArray" || t.kind === "varArray" || t.kind === "optional") visitType(t.element);
-  };
-  const visitNamed = (t: NamedType): void => {
-    if (seen.has(t)) return;
+  const stack = [...roots];
+  while (stack.length > 0) {
+    const t = stack.pop()!;
+    if (seen.has(t)) continue;
     seen.add(t);
-    if (t.kind === "typedef") visitType(t.type);
-    else if (t.kind === "struct") t.fields.forEach((f) => visitType(f.type));
-    else if (t.kind === "union") {
-      visitType(t.discriminant.type);
-      for (const a of t.arms) if (a.field) visitType(a.field.type);
-      if (t.defaultArm?.field) visitType(t.defaultArm.field.type);
-    }
-  };
-  for (const t of roots) visitNamed(t);
+    stack.push(...children(t));
+  }
   return [...seen];
+}
+
+// ---- plans -------------------------------------------------------------------------------
+
+/**
+ * A plan is how a value is marshaled, as a short list of steps: fixed-size runs of scalars
+ * at precomputed offsets, byte strings, arrays, optional data, unions, and calls to another
+ * type's codec. Fixed-size nested structs are inlined into the runs; everything else named
+ * is a call. `emit/codec.ts` is the only code that walks plans; the marshaling strategy
+ * decides only where the bytes go.
+ */
+
+/** One step from a value to a part of it: how to reach it in JavaScript and how to name it in errors. */
+export interface Segment {
+  readonly access: string;
+  readonly label: string;
+}
+
+export type Path = readonly Segment[];
+
+export type Scalar =
+  | { readonly kind: "int"; readonly cname: string; readonly min: number; readonly max: number }
+  | { readonly kind: "enum"; readonly type: EnumType }
+  | { readonly kind: "bool" }
+  | { readonly kind: "float" }
+  | { readonly kind: "double" }
+  | { readonly kind: "hyper"; readonly signed: boolean };
+
+export function scalarSize(s: Scalar): number {
+  return s.kind === "double" || s.kind === "hyper" ? 8 : 4;
+}
+
+export interface RunItem {
+  /** Bytes from the start of the run. */
+  readonly offset: number;
+  readonly path: Path;
+  readonly scalar: Scalar;
+}
+
+export interface ArmPlan {
+  readonly values: readonly number[];
+  /** The arm's field name; undefined for a `void` arm. */
+  readonly field: string | undefined;
+  readonly plan: Plan | undefined;
+}
+
+export type Step =
+  | { readonly kind: "run"; readonly size: number; readonly items: readonly RunItem[] }
+  | {
+      readonly kind: "bytes";
+      readonly path: Path;
+      readonly type: "fixedOpaque" | "varOpaque" | "string";
+      /** The fixed size, or the bound (2^32-1 when unbounded). */
+      readonly bound: number;
+    }
+  | {
+      readonly kind: "array";
+      readonly path: Path;
+      readonly fixed: boolean;
+      readonly bound: number;
+      readonly element: Plan;
+    }
+  | { readonly kind: "optional"; readonly path: Path; readonly element: Plan }
+  | {
+      readonly kind: "union";
+      readonly path: Path;
+      readonly type: UnionType;
+      readonly discriminant: Scalar;
+      readonly arms: readonly ArmPlan[];
+      readonly defaultArm: ArmPlan | undefined;
+    }
+  | { readonly kind: "call"; readonly path: Path; readonly type: NamedType; readonly recursive: boolean };
+
+/** How a decoded value is put back together from the values the steps produce. */
+export type Shape =
+  | { readonly kind: "leaf"; readonly path: Path }
+  | { readonly kind: "object"; readonly fields: readonly { readonly name: string; readonly shape: Shape }[] }
+  | { readonly kind: "tuple"; readonly items: readonly Shape[] }
+  | { readonly kind: "void" };
+
+export interface Plan {
+  /** The type marshaled; undefined for a procedure's argument tuple. */
+  readonly type: Type | undefined;
+  readonly steps: readonly Step[];
+  readonly shape: Shape;
+  /** Paths of inlined structs (the root first, if it is one): encode checks they are objects. */
+  readonly objects: readonly Path[];
+  readonly size: Size;
+}
+
+const maxLengthBound = 0xffffffff;
+
+class PlanBuilder {
+  readonly steps: Step[] = [];
+  readonly objects: Path[] = [];
+  private run: RunItem[] = [];
+  private runSize = 0;
+
+  constructor(private readonly layout: Layout) {}
+
+  finish(type: Type | undefined, shape: Shape, size: Size): Plan {
+    this.flush();
+    return { type, steps: this.steps, shape, objects: this.objects, size };
+  }
+
+  /** Adds what encodes `type` found at `path`; returns how to rebuild it. */
+  visit(type: Type, path: Path, root = false): Shape {
+    switch (type.kind) {
+      case "int":
+        return this.scalar({ kind: "int", cname: type.cname, min: type.min, max: type.max }, path);
+      case "hyper":
+        return this.scalar({ kind: "hyper", signed: type.signed }, path);
+      case "float":
+      case "double":
+      case "bool":
+        return this.scalar({ kind: type.kind }, path);
+      case "void":
+      case "error":
+        return { kind: "void" };
+      case "string":
+      case "varOpaque":
+        return this.push({ kind: "bytes", path, type: type.kind, bound: type.max ?? maxLengthBound });
+      case "fixedOpaque":
+        return this.push({ kind: "bytes", path, type: "fixedOpaque", bound: type.size });
+      case "fixedArray":
+      case "varArray":
+        return this.push({
+          kind: "array",
+          path,
+          fixed: type.kind === "fixedArray",
+          bound: type.kind === "fixedArray" ? type.size : (type.max ?? maxLengthBound),
+          element: this.layout.planOf(type.element),
+        });
+      case "optional":
+        return this.push({ kind: "optional", path, element: this.layout.planOf(type.element) });
+      case "named":
+        return this.named(type.target, path, root);
+    }
+  }
+
+  private named(t: NamedType, path: Path, root: boolean): Shape {
+    const recursive = this.layout.isRecursive(t);
+    switch (t.kind) {
+      case "enum":
+        return this.scalar({ kind: "enum", type: t }, path);
+      case "typedef":
+        if (recursive) return this.push({ kind: "call", path, type: t, recursive });
+        return this.visit(t.type, path, root);
+      case "struct":
+        if (root || (!recursive && isFixed(this.layout.sizeOfNamed(t)))) {
+          this.objects.push(path);
+          const fields = t.fields.map((f) => ({
+            name: f.name,
+            shape: this.visit(f.type, [...path, { access: `.${f.name}`, label: f.name }]),
+          }));
+          return { kind: "object", fields };
+        }
+        return this.push({ kind: "call", path, type: t, recursive });
+      case "union": {
+        if (!root) return this.push({ kind: "call", path, type: t, recursive });
+        const arm = (values: number[], field: { name: string; type: Type } | undefined): ArmPlan => ({
+          values,
+          field: field?.name,
+          plan: field === undefined ? undefined : this.layout.planOf(field.type),
+        });
+        const discriminant = this.layout.planOf(t.discriminant.type);
+        const only = discriminant.steps[0];
+        if (only?.kind !== "run" || only.items.length !== 1) throw new Error(`union ${t.name}: bad discriminant`);
+        return this.push({
+          kind: "union",
+          path,
+          type: t,
+          discriminant: only.items[0]!.scalar,
+          arms: t.arms.map((a) => arm(a.labels.map((l) => l.value), a.field)),
+          defaultArm: t.defaultArm === undefined ? undefined : arm([], t.defaultArm.field),
+        });
+      }
+    }
+  }
+
+  private scalar(scalar: Scalar, path: Path): Shape {
+    this.run.push({ offset: this.runSize, path, scalar });
+    this.runSize += scalarSize(scalar);
+    return { kind: "leaf", path };
+  }
+
+  private push(step: Step): Shape {
+    this.flush();
+    this.steps.push(step);
+    return { kind: "leaf", path: step.kind === "run" ? [] : step.path };
+  }
+
+  private flush(): void {
+    if (this.run.length === 0) return;
+    this.steps.push({ kind: "run", size: this.runSize, items: this.run });
+    this.run = [];
+    this.runSize = 0;
+  }
 }

@@ -1,7 +1,9 @@
 import {
   EmbeddedActionsParser,
   EOF,
+  MismatchedTokenException,
   type IParserErrorMessageProvider,
+  type IRecognitionException,
   type IToken,
   type TokenType,
 } from "chevrotain";
@@ -47,11 +49,15 @@ const ruleDescriptions: Record<string, string> = {
   unionBody: "'case' or 'default'",
 };
 
+const keywords: ReadonlySet<TokenType> = new Set(Object.values(Kw));
+
 function describe(token: IToken): string {
   if (token.tokenType === EOF) return "end of file";
   if (token.tokenType === Identifier) return `identifier '${token.image}'`;
   if (token.tokenType === NumberLiteral) return `number ${token.image}`;
   if (token.tokenType === StringLiteral) return `string ${token.image}`;
+  // Says why a word that looks like a name is refused: `string program<>;`.
+  if (keywords.has(token.tokenType)) return `keyword '${token.image}'`;
   return `'${token.image}'`;
 }
 
@@ -60,10 +66,15 @@ function labelOf(t: TokenType): string {
 }
 
 const errorMessages: IParserErrorMessageProvider = {
-  buildMismatchTokenMessage: ({ expected, actual }) => `expected ${labelOf(expected)} but found ${describe(actual)}`,
+  buildMismatchTokenMessage: ({ expected, actual, previous }) => {
+    const message = `expected ${labelOf(expected)} but found ${describe(actual)}`;
+    // `enum e { A, B, };`: C allows the comma, rpcgen does not.
+    const trailingComma = previous?.tokenType === P.comma && actual.tokenType === P.rcurly;
+    return trailingComma ? `${message}: the last member may not be followed by ','` : message;
+  },
   buildNotAllInputParsedMessage: ({ firstRedundant }) => `unexpected ${describe(firstRedundant)}`,
-  buildNoViableAltMessage: ({ actual, ruleName }) =>
-    `expected ${ruleDescriptions[ruleName] ?? ruleName} but found ${describe(actual[0]!)}`,
+  buildNoViableAltMessage: ({ actual, ruleName, customUserDescription }) =>
+    `expected ${customUserDescription ?? ruleDescriptions[ruleName] ?? ruleName} but found ${describe(actual[0]!)}`,
   buildEarlyExitMessage: ({ actual, ruleName }) =>
     `expected ${ruleDescriptions[ruleName] ?? ruleName} but found ${describe(actual[0]!)}`,
 };
@@ -301,39 +312,42 @@ class RpcParser extends EmbeddedActionsParser {
       {
         ALT: () => {
           const type = this.SUBRULE(this.typeSpecifier);
-          return this.OR2([
-            {
-              ALT: () => {
-                this.CONSUME(P.star);
-                const name = this.SUBRULE(this.identifier);
-                return { kind: "optional" as const, type, name, span: type.span };
+          return this.OR2({
+            ERR_MSG: "a name",
+            DEF: [
+              {
+                ALT: () => {
+                  this.CONSUME(P.star);
+                  const name = this.SUBRULE(this.identifier);
+                  return { kind: "optional" as const, type, name, span: type.span };
+                },
               },
-            },
-            {
-              ALT: () => {
-                const name = this.SUBRULE2(this.identifier);
-                return this.OR3([
-                  {
-                    ALT: () => {
-                      this.CONSUME(P.lsquare);
-                      const bound = this.SUBRULE(this.value);
-                      this.CONSUME(P.rsquare);
-                      return { kind: "fixed" as const, type, name, bound, span: type.span };
+              {
+                ALT: () => {
+                  const name = this.SUBRULE2(this.identifier);
+                  return this.OR3([
+                    {
+                      ALT: () => {
+                        this.CONSUME(P.lsquare);
+                        const bound = this.SUBRULE(this.value);
+                        this.CONSUME(P.rsquare);
+                        return { kind: "fixed" as const, type, name, bound, span: type.span };
+                      },
                     },
-                  },
-                  {
-                    ALT: () => {
-                      const { bound } = this.SUBRULE(this.angleBound);
-                      return bound === undefined
-                        ? { kind: "variable" as const, type, name, span: type.span }
-                        : { kind: "variable" as const, type, name, bound, span: type.span };
+                    {
+                      ALT: () => {
+                        const { bound } = this.SUBRULE(this.angleBound);
+                        return bound === undefined
+                          ? { kind: "variable" as const, type, name, span: type.span }
+                          : { kind: "variable" as const, type, name, bound, span: type.span };
+                      },
                     },
-                  },
-                  { ALT: () => ({ kind: "plain" as const, type, name, span: type.span }) },
-                ]);
+                    { ALT: () => ({ kind: "plain" as const, type, name, span: type.span }) },
+                  ]);
+                },
               },
-            },
-          ]);
+            ],
+          });
         },
       },
     ]),
@@ -452,6 +466,15 @@ class RpcParser extends EmbeddedActionsParser {
   }
 }
 
+/** A `;` missing at the end of a line: the token found instead starts a later line. */
+function missingSemicolon(e: IRecognitionException): e is MismatchedTokenException {
+  return (
+    e instanceof MismatchedTokenException &&
+    e.message.startsWith(`expected ${labelOf(P.semi)} `) &&
+    e.previousToken.endLine! < e.token.startLine!
+  );
+}
+
 let parser: RpcParser | undefined;
 
 /** Lexes and parses preprocessed text. Syntax errors are fatal for the file: undefined is returned. */
@@ -474,6 +497,10 @@ export function parse(pp: Preprocessed, diagnostics: DiagnosticBag): Specificati
     if (e.token.tokenType === EOF || Number.isNaN(e.token.startOffset)) {
       const span = last ? originOf(pp, last.endLine!, last.endColumn! + 1) : originOf(pp, 1, 1);
       diagnostics.error(span, `unexpected end of file: ${e.message.replace(/ but found end of file$/, "")}`);
+    } else if (missingSemicolon(e)) {
+      // A terminator belongs to what it ends: point just after it, not at the next line's first token.
+      const p = e.previousToken;
+      diagnostics.error(originOf(pp, p.endLine!, p.endColumn! + 1), `expected ';' after ${describe(p)}`);
     } else {
       diagnostics.error(parser.spanOf(e.token), e.message);
     }

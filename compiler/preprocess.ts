@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import type { DiagnosticBag } from "./diagnostics.js";
+import { showChar, type DiagnosticBag } from "./diagnostics.js";
 import type { SourceFile, Span } from "./source.js";
 
 /**
@@ -177,7 +177,8 @@ export function preprocess(
     if (m === null) {
       // `# 12 "file"` line markers, as cpp writes them, carry nothing we need.
       if (/^\d/.test(body)) return;
-      if (isActive) diagnostics.error(span, `malformed preprocessor directive '#${body}'`);
+      // Name the first character only: the rest of a malformed line may be anything, even binary.
+      if (isActive) diagnostics.error(span, `malformed preprocessor directive: expected a name after '#' but found ${showChar(body[0]!)}`);
       return;
     }
     const name = m[1]!;
@@ -260,7 +261,9 @@ export function preprocess(
   function passThrough(line: string, span: Span): void {
     const define = /^\s*%\s*#\s*define\s+([A-Za-z_]\w*)(?!\()\s*(.*?)\\?$/.exec(line);
     if (define !== null) {
-      passThroughDefines.push({ name: define[1]!, text: define[2]!.trim(), span });
+      // The C compiler will not see the comments (`%#define FSHIFT 8 /* bits */`, rstat.x).
+      const text = blankComments(define[2]!, undefined, span.file, span.line).text.trim();
+      passThroughDefines.push({ name: define[1]!, text, span });
       return;
     }
     const header = /^\s*%\s*#\s*include\s*(?:"([^"]+)\.h"|<([^>]+)\.h>)/.exec(line);
@@ -351,6 +354,14 @@ export function preprocess(
   }
 
   processFile(main);
+  // The first output line of each source line: the order in which a reader meets it.
+  const readAt = new Map<SourceFile, Map<number, number>>();
+  lines.forEach((o, i) => {
+    let byLine = readAt.get(o.file);
+    if (byLine === undefined) readAt.set(o.file, (byLine = new Map()));
+    if (!byLine.has(o.line)) byLine.set(o.line, i);
+  });
+  diagnostics.readingOrder = (span) => readAt.get(span.file)?.get(span.line);
   return { text: out.join("\n"), lines, files, passThroughDefines, headerImports };
 }
 
@@ -393,7 +404,8 @@ function blankComments(
 
 /** A small recursive-descent evaluator for cpp's integer expressions. */
 export function evaluateExpression(src: string): bigint {
-  const tokens = src.match(/0[xX][0-9a-fA-F]+|\d+|[A-Za-z_]\w*|&&|\|\||==|!=|<=|>=|<<|>>|\S/g) ?? [];
+  // A number may carry C's suffixes (`2L`, `0x10u`); they do not change a #if's arithmetic.
+  const tokens = src.match(/(?:0[xX][0-9a-fA-F]+|\d+)[uUlL]*|[A-Za-z_]\w*|&&|\|\||==|!=|<=|>=|<<|>>|\S/g) ?? [];
   let pos = 0;
   const peek = () => tokens[pos];
   const next = () => tokens[pos++];
@@ -449,7 +461,12 @@ export function evaluateExpression(src: string): bigint {
       expect(")");
       return v;
     }
-    if (/^\d/.test(t)) return BigInt(/^0\d/.test(t) ? "0o" + t.slice(1) : t);
+    if (/^\d/.test(t)) {
+      const digits = t.replace(/[uUlL]+$/, "");
+      if (!/^0\d/.test(digits)) return BigInt(digits);
+      if (/[89]/.test(digits)) throw new Error(`invalid octal number ${digits}`);
+      return BigInt("0o" + digits.slice(1));
+    }
     if (/^[A-Za-z_]/.test(t)) return 0n;
     throw new Error(`unexpected '${t}'`);
   };

@@ -42,6 +42,7 @@ export function encodeUtf8Into(s: string, buf: Uint8Array, offset: number): numb
     }
     if (i === n) return n;
   }
+  // encodeInto writes from the start of its target, hence the view (not a copy).
   return encoder.encodeInto(s, buf.subarray(offset)).written;
 }
 

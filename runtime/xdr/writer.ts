@@ -16,6 +16,7 @@ export interface XdrWriterOptions {
   maxDepth?: number;
 }
 
+// For error messages; the range checks themselves use BigInt.asIntN/asUintN (fastest on V8).
 const MIN_I64 = -(2n ** 63n);
 const MAX_I64 = 2n ** 63n - 1n;
 const MAX_U64 = 2n ** 64n - 1n;
@@ -130,7 +131,7 @@ export class XdrWriter {
 
   /** Signed 64-bit "hyper" (RFC 4506 §4.5). */
   hyper(v: bigint): void {
-    if (typeof v !== "bigint" || v < MIN_I64 || v > MAX_I64) throw this.badBigInt(v, "hyper", MIN_I64, MAX_I64);
+    if (typeof v !== "bigint" || BigInt.asIntN(64, v) !== v) throw this.badBigInt(v, "hyper", MIN_I64, MAX_I64);
     const o = this.pos;
     if (o + 8 > this.buf.length) this.grow(8);
     this.view.setBigInt64(o, v);
@@ -139,7 +140,7 @@ export class XdrWriter {
 
   /** Unsigned 64-bit "unsigned hyper" (RFC 4506 §4.5). */
   uhyper(v: bigint): void {
-    if (typeof v !== "bigint" || v < 0n || v > MAX_U64) throw this.badBigInt(v, "unsigned hyper", 0n, MAX_U64);
+    if (typeof v !== "bigint" || BigInt.asUintN(64, v) !== v) throw this.badBigInt(v, "unsigned hyper", 0n, MAX_U64);
     const o = this.pos;
     if (o + 8 > this.buf.length) this.grow(8);
     this.view.setBigUint64(o, v);

@@ -1,11 +1,15 @@
 /**
  * A C XDR peer for byte-compatibility tests.
  *
- * What it does: `startCXdrPeer(xFile, typeNames)` compiles `xFile` with the
- * SYSTEM's Sun rpcgen (rpcsvc-proto: `rpcgen -h` for the header, `rpcgen -c`
- * for the xdr_T routines), generates a `main.c` that dispatches on a type
- * index, links everything against libtirpc with gcc, and starts the result as
- * ONE long-lived child process. For every request the child
+ * What it does: `startCXdrPeer(xFile, typeNames)` copies `xFile` into a build
+ * dir under its own base name (rpcgen derives `#include "<base>.h"` and the
+ * include guard from it), runs the SYSTEM's Sun rpcgen there (rpcsvc-proto:
+ * `rpcgen -h` for the header, `rpcgen -c` for the xdr_T routines), generates
+ * `rpcgents_main.c` that dispatches on a type index (the shape of each
+ * `xdr_T (XDR *, T*)` prototype in the header tells how to call it: fixed
+ * array typedefs take `T`, not `T *`), compiles everything with
+ * `gcc -I/usr/include/tirpc -include rpc/rpc.h ... -ltirpc`, and starts the
+ * result as ONE long-lived child process. For every request the child
  *
  *   1. zero-allocates a `T` (calloc: rpcgen's routines allocate into NULL
  *      pointers on decode),
@@ -45,7 +49,9 @@
  * when it succeeds, so concurrent test workers may race safely; a failed build
  * directory is left behind and named in the error (with rpcgen's or gcc's
  * stderr). Files the .x `#include`s are found through CPATH = the .x file's
- * directory; their content is NOT part of the cache key.
+ * directory; their content is NOT part of the cache key. `listRpcgenTypes`
+ * lists the types rpcgen generates routines for; `CORPUS_CPP_DEFINES` holds
+ * the defines two system corpus files need (rpcb_prot.x, crypt.x).
  *
  * Known behaviour of rpcgen + libtirpc that matters when comparing bytes (the
  * C side normalises rather than rejects): a `bool` (and an optional-data
@@ -60,16 +66,18 @@
 import { spawn, spawnSync } from "node:child_process";
 import type { ChildProcessWithoutNullStreams } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { accessSync, constants as fsConstants, existsSync, readFileSync } from "node:fs";
-import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { accessSync, constants as fsConstants, existsSync } from "node:fs";
+import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { delimiter, dirname, join, resolve } from "node:path";
+import { basename, delimiter, dirname, join, resolve } from "node:path";
 
 export interface CXdrPeer {
   /** Decodes `bytes` as type `typeName` with the C xdr_<typeName> routine and re-encodes it. Rejects with an Error carrying the C side's complaint if decoding fails or bytes are left over. */
   roundTrip(typeName: string, bytes: Uint8Array): Promise<Uint8Array>;
   close(): Promise<void>;
-  /** The directory holding spec.x, spec.h, spec_xdr.c, main.c and the `peer` binary (for debugging). */
+  /** The child's process id (for tests of the harness itself). */
+  readonly pid: number;
+  /** The directory holding <base>.x, rpcgen's <base>.h and <base>_xdr.c, rpcgents_main.c, build.log and the `peer` binary. */
   readonly buildDir: string;
 }
 
@@ -86,11 +94,21 @@ export class CXdrError extends Error {
   }
 }
 
+/**
+ * cpp defines that make system corpus files build (pass as `cppDefines`):
+ * rpcb_prot.x uses libtirpc's C typedefs rpcprog_t/rpcvers_t/rpcproc_t, for
+ * which libtirpc exports no xdr_ routine; crypt.x calls FreeBSD's __FBSDID.
+ */
+export const CORPUS_CPP_DEFINES: Readonly<Record<string, readonly string[]>> = {
+  "rpcb_prot.x": ["xdr_rpcprog_t=xdr_u_int32_t", "xdr_rpcvers_t=xdr_u_int32_t", "xdr_rpcproc_t=xdr_u_int32_t"],
+  "crypt.x": ["__FBSDID(s)="],
+};
+
 /** Largest request (and response) payload, in bytes. */
 export const C_XDR_MAX_MESSAGE = 16 * 1024 * 1024;
 
 /** Bump when main.c or the build recipe changes, to invalidate cached builds. */
-const HARNESS_VERSION = 3;
+const HARNESS_VERSION = 4;
 const HELLO_MAGIC = 0x58445250;
 const PROTOCOL_VERSION = 1;
 const TIRPC_INCLUDE = "/usr/include/tirpc";
@@ -178,13 +196,18 @@ async function runStep(step: string, cmd: string, args: readonly string[], build
 /** How rpcgen declared xdr_T: taking `T *` (everything but arrays) or `T` (a fixed-array typedef, which decays to a pointer). */
 type ProtoShape = "pointer" | "array";
 
-/** Parses the ANSI prototypes `extern  bool_t xdr_T (XDR *, T*);` of an `rpcgen -h` header. */
+/**
+ * Parses the ANSI prototypes `extern  bool_t xdr_T (XDR *, T*);` that
+ * `rpcgen -h` writes for every type T of the .x file. Hand-written
+ * pass-through declarations (`%extern bool_t xdr_netbuf(XDR *, struct netbuf *);`
+ * in rpcb_prot.x) do not name their own type and are skipped.
+ */
 export function parseXdrPrototypes(header: string): Map<string, ProtoShape> {
   const result = new Map<string, ProtoShape>();
-  const re = /^\s*extern\s+bool_t\s+xdr_([A-Za-z_]\w*)\s*\(\s*XDR\s*\*\s*,\s*([A-Za-z_][\w\s]*?)\s*(\*?)\s*\)\s*;/gm;
+  const re = /^\s*extern\s+bool_t\s+xdr_([A-Za-z_]\w*)\s*\(\s*XDR\s*\*\s*,\s*([A-Za-z_]\w*)\s*(\*?)\s*\)\s*;/gm;
   for (const m of header.matchAll(re)) {
     const name = m[1];
-    if (name === undefined) continue;
+    if (name === undefined || m[2] !== name) continue;
     result.set(name, m[3] === "*" ? "pointer" : "array");
   }
   return result;
@@ -195,7 +218,7 @@ function cString(s: string): string {
 }
 
 /** The C main for the peer. `types` are in request-index order. */
-function generateMainC(types: ReadonlyArray<{ name: string; shape: ProtoShape }>): string {
+function generateMainC(header: string, types: ReadonlyArray<{ name: string; shape: ProtoShape }>): string {
   const wrappers = types
     .map(({ name, shape }, i) =>
       shape === "pointer"
@@ -213,7 +236,7 @@ function generateMainC(types: ReadonlyArray<{ name: string; shape: ProtoShape }>
 #include <string.h>
 #include <unistd.h>
 #include <sys/resource.h>
-#include "spec.h"
+#include "${header}"
 
 #define RPCGENTS_MAX_MSG ${C_XDR_MAX_MESSAGE}u
 #define RPCGENTS_MAX_OUT (64u * 1024u * 1024u)
@@ -398,6 +421,19 @@ int main(void) {
 `;
 }
 
+/**
+ * The name the .x is copied under in the build dir. rpcgen derives the header
+ * name (`#include "<base>.h"`) and include guard (`_<BASE>_H_RPCGEN`) from it,
+ * so it keeps the original base name: for the tirpc corpus file rpcb_prot.x
+ * the guard then matches the one of <rpc/rpcb_prot.h> (which <rpc/rpc.h>
+ * already includes), and the types come from libtirpc's copy of the same
+ * rpcgen output instead of being declared twice.
+ */
+function specBaseName(xFile: string): string {
+  const raw = basename(xFile).replace(/\.x$/, "").replace(/[^A-Za-z0-9_]/g, "_");
+  return /^[A-Za-z_]/.test(raw) ? raw : `x_${raw}`;
+}
+
 function cacheRoot(): string {
   return process.env["RPCGEN_TS_C_XDR_CACHE"] ?? join(tmpdir(), "rpcgen-ts-c-xdr");
 }
@@ -409,8 +445,9 @@ function isIdentifier(s: string): boolean {
 /** Builds (or finds in the cache) the peer binary; returns its build directory. */
 async function buildPeer(xFile: string, typeNames: readonly string[], cppDefines: readonly string[]): Promise<string> {
   const xSource = await readFile(xFile, "utf8");
+  const base = specBaseName(xFile);
   const hash = createHash("sha256")
-    .update(JSON.stringify({ v: HARNESS_VERSION, x: xSource, types: typeNames, defines: cppDefines }))
+    .update(JSON.stringify({ v: HARNESS_VERSION, base, x: xSource, types: typeNames, defines: cppDefines }))
     .digest("hex")
     .slice(0, 24);
   const root = cacheRoot();
@@ -427,10 +464,10 @@ async function buildPeer(xFile: string, typeNames: readonly string[], cppDefines
   const defineArgs = cppDefines.map((d) => `-D${d}`);
   const log: string[] = [];
   try {
-    await writeFile(join(buildDir, "spec.x"), xSource);
-    await runStep("rpcgen -h", rpcgen, [...defineArgs, "-h", "-o", "spec.h", "spec.x"], buildDir, env, log);
-    await runStep("rpcgen -c", rpcgen, [...defineArgs, "-c", "-o", "spec_xdr.c", "spec.x"], buildDir, env, log);
-    const protos = parseXdrPrototypes(await readFile(join(buildDir, "spec.h"), "utf8"));
+    await writeFile(join(buildDir, `${base}.x`), xSource);
+    await runStep("rpcgen -h", rpcgen, [...defineArgs, "-h", "-o", `${base}.h`, `${base}.x`], buildDir, env, log);
+    await runStep("rpcgen -c", rpcgen, [...defineArgs, "-c", "-o", `${base}_xdr.c`, `${base}.x`], buildDir, env, log);
+    const protos = parseXdrPrototypes(await readFile(join(buildDir, `${base}.h`), "utf8"));
     const types = typeNames.map((name) => {
       const shape = protos.get(name);
       if (shape === undefined) {
@@ -440,11 +477,11 @@ async function buildPeer(xFile: string, typeNames: readonly string[], cppDefines
       }
       return { name, shape };
     });
-    await writeFile(join(buildDir, "main.c"), generateMainC(types));
+    await writeFile(join(buildDir, "rpcgents_main.c"), generateMainC(`${base}.h`, types));
     await runStep(
       "gcc",
       gcc,
-      ["-O1", "-g", "-std=gnu11", `-I${TIRPC_INCLUDE}`, ...defineArgs, "-o", "peer", "main.c", "spec_xdr.c", "-ltirpc"],
+      ["-O1", "-g", "-std=gnu11", `-I${TIRPC_INCLUDE}`, "-include", "rpc/rpc.h", ...defineArgs, "-o", "peer", "rpcgents_main.c", `${base}_xdr.c`, "-ltirpc"],
       buildDir,
       env,
       log,
@@ -483,16 +520,20 @@ class Peer implements CXdrPeer {
   private stderrText = "";
   private helloSeen = false;
   private deathError: Error | null = null;
+  private closing = false;
   private readonly exited: Promise<void>;
   private readonly helloPromise: Promise<void>;
   private helloResolve: () => void = () => undefined;
   private helloReject: (e: Error) => void = () => undefined;
+
+  readonly pid: number;
 
   constructor(
     private readonly child: ChildProcessWithoutNullStreams,
     readonly buildDir: string,
     private readonly typeNames: readonly string[],
   ) {
+    this.pid = child.pid ?? -1;
     this.indexOf = new Map(typeNames.map((n, i) => [n, i]));
     this.helloPromise = new Promise<void>((res, rej) => {
       this.helloResolve = res;
@@ -596,6 +637,7 @@ class Peer implements CXdrPeer {
 
   roundTrip(typeName: string, bytes: Uint8Array): Promise<Uint8Array> {
     if (this.deathError !== null) return Promise.reject(this.deathError);
+    if (this.closing) return Promise.reject(new CXdrError("bad-request", "C XDR peer: roundTrip called after close()"));
     const index = this.indexOf.get(typeName);
     if (index === undefined) {
       return Promise.reject(
@@ -618,9 +660,19 @@ class Peer implements CXdrPeer {
   }
 
   async close(): Promise<void> {
-    if (this.deathError === null) this.child.stdin.end();
+    if (this.deathError === null && !this.closing) this.child.stdin.end();
+    this.closing = true;
     await this.exited;
   }
+}
+
+function checkDefines(cppDefines: readonly string[]): readonly string[] {
+  for (const d of cppDefines) {
+    if (!/^[A-Za-z_]\w*(\([\w\s,.]*\))?(=.*)?$/s.test(d)) {
+      throw new Error(`C XDR peer: bad cpp define ${JSON.stringify(d)} (want NAME, NAME=value or NAME(args)=body)`);
+    }
+  }
+  return cppDefines;
 }
 
 /**
@@ -638,10 +690,7 @@ export async function startCXdrPeer(xFile: string, typeNames: string[], options?
     if (seen.has(n)) throw new Error(`startCXdrPeer: type ${n} is listed twice`);
     seen.add(n);
   }
-  const cppDefines = options?.cppDefines ?? [];
-  for (const d of cppDefines) {
-    if (!/^[A-Za-z_]\w*(=.*)?$/s.test(d)) throw new Error(`startCXdrPeer: bad cpp define ${JSON.stringify(d)} (want NAME or NAME=value)`);
-  }
+  const cppDefines = checkDefines(options?.cppDefines ?? []);
   const buildDir = await buildPeer(xFile, typeNames, cppDefines);
   const child = spawn(join(buildDir, "peer"), [], { cwd: buildDir, stdio: ["pipe", "pipe", "pipe"] });
   const peer = new Peer(child, buildDir, [...typeNames]);
@@ -649,7 +698,27 @@ export async function startCXdrPeer(xFile: string, typeNames: string[], options?
   return peer;
 }
 
-/** Synchronous helper for tests that want to show what rpcgen made of a file. */
-export function readBuildFile(peer: CXdrPeer, name: "spec.h" | "spec_xdr.c" | "main.c" | "build.log"): string {
-  return readFileSync(join(peer.buildDir, name), "utf8");
+/**
+ * The names of the types the system rpcgen generates xdr_ routines for in
+ * `xFile` (in header order): handy for building a peer for a whole file.
+ */
+export async function listRpcgenTypes(xFile: string, options?: { cppDefines?: string[] }): Promise<string[]> {
+  const problem = cToolchainProblem();
+  if (problem !== null) throw new Error(problem);
+  const cppDefines = checkDefines(options?.cppDefines ?? []);
+  await mkdir(cacheRoot(), { recursive: true });
+  const dir = await mkdtemp(join(cacheRoot(), "list-"));
+  const base = specBaseName(xFile);
+  const log: string[] = [];
+  try {
+    await writeFile(join(dir, `${base}.x`), await readFile(xFile, "utf8"));
+    const env: NodeJS.ProcessEnv = { ...process.env, LC_ALL: "C", CPATH: dirname(resolve(xFile)) };
+    await runStep("rpcgen -h", findOnPath("rpcgen") ?? "rpcgen", [...cppDefines.map((d) => `-D${d}`), "-h", "-o", `${base}.h`, `${base}.x`], dir, env, log);
+    const names = [...parseXdrPrototypes(await readFile(join(dir, `${base}.h`), "utf8")).keys()];
+    await rm(dir, { recursive: true, force: true });
+    return names;
+  } catch (e) {
+    await writeFile(join(dir, "build.log"), log.join("\n")).catch(() => undefined);
+    throw e;
+  }
 }

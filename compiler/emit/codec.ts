@@ -1,0 +1,459 @@
+import type { Layout, Path, Plan, Scalar, Shape, Step } from "../layout.js";
+import type { NamedType } from "../model.js";
+import type { RunValue, Strategy } from "./strategy.js";
+import { tsType, type TypeScope } from "./types.js";
+
+/**
+ * The one walker of plans. It validates every value (encode) and every datum (decode),
+ * reports errors with the path inside the value, and asks the strategy only where the
+ * bytes of a run go. The same walk serves named types and procedure arguments/results.
+ */
+
+/** Per-function code generation state: fresh local names. */
+class Fn {
+  private readonly used = new Map<string, number>();
+
+  fresh = (base: string): string => {
+    const clean = base.replace(/[^A-Za-z0-9_$]/g, "_");
+    const n = (this.used.get(clean) ?? 0) + 1;
+    this.used.set(clean, n);
+    return n === 1 ? clean : `${clean}${n}`;
+  };
+}
+
+const pathKey = (p: Path) => p.map((s) => s.access).join("");
+const pathLabel = (p: Path) => p.map((s) => s.label).join(".");
+const access = (root: string, p: Path) => root + p.map((s) => s.access).join("");
+const localFor = (fn: Fn, p: Path) => fn.fresh(p.length === 0 ? "$v" : `$${p.map((s) => s.label).join("_")}`);
+
+/** The location a step's runtime errors need prepended: empty for runs (they sit at the plan's root). */
+const locationOf = (s: Step | undefined): string[] => (s === undefined || s.kind === "run" ? [] : s.path.map((seg) => seg.label));
+
+export class CodecWriter {
+  /** Enums whose values need a set for membership checks, by enum name. */
+  private readonly enumSets = new Map<string, { name: string; values: number[] }>();
+
+  constructor(
+    private readonly strategy: Strategy,
+    private readonly layout: Layout,
+    private readonly scope: TypeScope,
+    private readonly runtime: string,
+  ) {}
+
+  private rt(name: string, typeOnly = false): string {
+    return this.scope.printer.import(name, this.runtime, typeOnly);
+  }
+
+  /** The object literal of a codec for values of TypeScript type `ts` marshaled by `plan`. */
+  codecObject(name: string, plan: Plan, ts: string): string {
+    const s = this.strategy;
+    const sinkType = this.rt(s.sinkType, true);
+    const reader = this.rt("XdrReader", true);
+    const encodeBody = this.encodeFunction(plan, ts);
+    const decodeBody = this.decodeFunction(plan, ts);
+    const max = plan.size.max === undefined ? "undefined" : String(plan.size.max);
+    const encode =
+      s.encodeMethod === "encode"
+        ? `encode(w: ${sinkType}, v: ${ts}): void {\n${encodeBody}\n}`
+        : `encode: ${this.rt("describedEncode")},\ndescribe(d: ${sinkType}, v: ${ts}): void {\n${encodeBody}\n}`;
+    return (
+      `{\nname: ${JSON.stringify(name)},\nmin: ${plan.size.min},\nmax: ${max},\n${encode},\n` +
+      `decode(r: ${reader}): ${ts} {\n${decodeBody}\n},\n}`
+    );
+  }
+
+  /** Module-level statements the codecs of this module need (enum value sets). */
+  support(): string[] {
+    return [...this.enumSets.entries()].map(
+      ([enumName, e]) =>
+        `/** The values of enum ${enumName}, for membership checks. */\n` +
+        `const ${e.name}: ReadonlySet<number> = new Set([${e.values.join(", ")}]);`,
+    );
+  }
+
+  // ---- encode --------------------------------------------------------------------------
+
+  private encodeFunction(plan: Plan, ts: string): string {
+    const fn = new Fn();
+    fn.fresh("v");
+    fn.fresh("w");
+    fn.fresh("d");
+    return this.encodePlan(plan, "v", ts, fn).join("\n");
+  }
+
+  private encodePlan(plan: Plan, value: string, ts: string, fn: Fn): string[] {
+    const s = this.strategy;
+    const code: string[] = [];
+    for (const p of plan.objects) {
+      const x = access(value, p);
+      const what = p.length === 0 ? `a ${ts}` : "an object";
+      code.push(
+        `if (typeof ${x} !== "object" || ${x} === null) throw ${this.rt("invalidValue")}(${s.encodeAt}, ${JSON.stringify(pathLabel(p))}, ${JSON.stringify(what)}, ${x});`,
+      );
+    }
+    const steps = plan.steps.map((step) => this.encodeStep(step, value, fn));
+    return [...code, ...this.locate(plan.steps, steps, fn)];
+  }
+
+  private encodeStep(step: Step, value: string, fn: Fn): string[] {
+    const s = this.strategy;
+    const sink = s.sink;
+    switch (step.kind) {
+      case "run": {
+        const values: RunValue[] = [];
+        const code: string[] = [];
+        for (const item of step.items) {
+          const local = localFor(fn, item.path);
+          code.push(`const ${local} = ${access(value, item.path)};`);
+          const at = item.offset === 0 ? s.encodeAt : `${s.encodeAt} + ${item.offset}`;
+          code.push(...this.checkScalar(item.scalar, local, at, pathLabel(item.path)));
+          values.push({ offset: item.offset, local, scalar: item.scalar });
+        }
+        return [...code, ...s.encodeRun(values, step.size, fn.fresh)];
+      }
+      case "bytes":
+        return [`${sink}.${step.type}(${access(value, step.path)}, ${step.bound});`];
+      case "array": {
+        const a = fn.fresh(`$${step.path.at(-1)?.label ?? "a"}`);
+        const n = fn.fresh("n");
+        const i = fn.fresh("i");
+        const e = fn.fresh("e");
+        const elementTs = this.ts(step.element);
+        return [
+          `const ${a} = ${access(value, step.path)};`,
+          `if (!Array.isArray(${a})) throw ${this.rt("invalidValue")}(${s.encodeAt}, "", "an array", ${a});`,
+          `const ${n} = ${a}.length;`,
+          step.fixed ? `${sink}.checkFixedArray(${n}, ${step.bound});` : `${sink}.arrayLength(${n}, ${step.bound});`,
+          `let ${i} = 0;`,
+          `try {`,
+          `for (; ${i} < ${n}; ${i}++) {`,
+          `const ${e} = ${a}[${i}] as ${elementTs};`,
+          ...this.encodeElement(step.element, e, elementTs, fn),
+          `}`,
+          `} catch (err) {`,
+          `throw ${this.rt("atIndex")}(err, ${i});`,
+          `}`,
+        ];
+      }
+      case "optional": {
+        const x = fn.fresh(`$${step.path.at(-1)?.label ?? "p"}`);
+        const elementTs = this.ts(step.element);
+        return [
+          `const ${x} = ${access(value, step.path)};`,
+          `if (${x} === null) {`,
+          `${sink}.optional(false);`,
+          `} else {`,
+          `if (${x} === undefined) throw ${this.rt("invalidValue")}(${s.encodeAt}, "", "optional data (a value or null)", ${x});`,
+          `${sink}.optional(true);`,
+          ...this.encodeElement(step.element, x, elementTs, fn),
+          `}`,
+        ];
+      }
+      case "union":
+        return this.encodeUnion(step, value, fn);
+      case "call":
+        return this.encodeCall(step.type, access(value, step.path), step.recursive);
+    }
+  }
+
+  /** An array element or optional datum: inline code, or a call when the plan is one. */
+  private encodeElement(plan: Plan, value: string, ts: string, fn: Fn): string[] {
+    const only = plan.steps[0];
+    if (plan.steps.length === 1 && only?.kind === "call" && plan.objects.length === 0) {
+      return this.encodeCall(only.type, value, only.recursive);
+    }
+    return this.encodePlan(plan, value, ts, fn);
+  }
+
+  private encodeCall(type: NamedType, value: string, recursive: boolean): string[] {
+    const s = this.strategy;
+    const codec = this.scope.nameOf(type, "Codec", false);
+    const call = s.encodeMethod === "encode" ? `${codec}.encode(w, ${value});` : `${codec}.describe!(d, ${value});`;
+    return recursive ? [`${s.sink}.enter();`, call, `${s.sink}.leave();`] : [call];
+  }
+
+  private encodeUnion(step: Extract<Step, { kind: "union" }>, value: string, fn: Fn): string[] {
+    const s = this.strategy;
+    const u = step.type;
+    const d = fn.fresh(`$${u.discriminant.name}`);
+    const discAccess = `${access(value, step.path)}.${u.discriminant.name}`;
+    const code = [
+      `const ${d} = ${discAccess};`,
+      ...this.checkScalar(step.discriminant, d, s.encodeAt, u.discriminant.name),
+      ...s.encodeRun([{ offset: 0, local: d, scalar: step.discriminant }], 4, fn.fresh),
+      `switch (${d}) {`,
+    ];
+    const isBool = step.discriminant.kind === "bool";
+    const arm = (a: (typeof step.arms)[number]): string[] => {
+      if (a.plan === undefined || a.field === undefined) return [];
+      const ts = this.ts(a.plan);
+      const x = fn.fresh(`$${a.field}`);
+      const body = this.encodeElement(a.plan, x, ts, fn);
+      return [`const ${x} = (${access(value, step.path)} as { ${a.field}: ${ts} }).${a.field};`, ...this.within([a.field], body)];
+    };
+    for (const a of step.arms) {
+      code.push(...a.values.map((v) => `case ${isBool ? String(v === 1) : v}:`), `{`, ...arm(a), `break;`, `}`);
+    }
+    code.push(`default:`);
+    if (step.defaultArm !== undefined) code.push(`{`, ...arm(step.defaultArm), `}`);
+    else {
+      code.push(
+        `throw ${this.rt("invalidValue")}(${s.encodeAt} - 4, ${JSON.stringify(u.discriminant.name)}, ${JSON.stringify(`a case of union ${u.name}`)}, ${d});`,
+      );
+    }
+    code.push(`}`);
+    return code;
+  }
+
+  /** Encode-side validation of a scalar held in `local`. */
+  private checkScalar(s: Scalar, local: string, at: string, label: string): string[] {
+    let bad: string;
+    let expected: string;
+    switch (s.kind) {
+      case "int":
+        if (s.min === -0x80000000 && s.max === 0x7fffffff) bad = `${local} !== (${local} | 0)`;
+        else if (s.min === 0 && s.max === 0xffffffff) bad = `${local} !== ${local} >>> 0`;
+        else bad = `!((${local} | 0) === ${local} && ${local} >= ${s.min} && ${local} <= ${s.max})`;
+        expected = s.cname === "int" || s.cname === "unsigned int" ? s.cname : `${s.cname} in [${s.min}, ${s.max}]`;
+        break;
+      case "enum":
+        bad = `!(${this.isMember(s.type.name, s.type.members.map((m) => m.value), local, true)})`;
+        expected = `a value of enum ${s.type.name}`;
+        break;
+      case "bool":
+        bad = `${local} !== true && ${local} !== false`;
+        expected = "a boolean";
+        break;
+      case "float":
+      case "double":
+        bad = `typeof ${local} !== "number"`;
+        expected = "a number";
+        break;
+      case "hyper":
+        bad = `typeof ${local} !== "bigint" || BigInt.${s.signed ? "asIntN" : "asUintN"}(64, ${local}) !== ${local}`;
+        expected = s.signed ? "a hyper (bigint in [-2^63, 2^63-1])" : "an unsigned hyper (bigint in [0, 2^64-1])";
+        break;
+    }
+    return [`if (${bad}) throw ${this.rt("invalidValue")}(${at}, ${JSON.stringify(label)}, ${JSON.stringify(expected)}, ${local});`];
+  }
+
+  /** A membership test for an enum's values: a range when they are contiguous, else a set. */
+  private isMember(name: string, values: number[], x: string, encoding: boolean): string {
+    const sorted = [...new Set(values)].sort((a, b) => a - b);
+    const lo = sorted[0];
+    const hi = sorted[sorted.length - 1];
+    if (lo === undefined || hi === undefined) return "false";
+    if (hi - lo + 1 === sorted.length) {
+      const range = lo === hi ? `${x} === ${lo}` : `${x} >= ${lo} && ${x} <= ${hi}`;
+      return encoding && lo !== hi ? `(${x} | 0) === ${x} && ${range}` : range;
+    }
+    const set = `${name}$values`;
+    this.enumSets.set(name, { name: set, values: sorted });
+    return `${set}.has(${x})`;
+  }
+
+  // ---- decode --------------------------------------------------------------------------
+
+  private decodeFunction(plan: Plan, ts: string): string {
+    const fn = new Fn();
+    fn.fresh("r");
+    return this.decodePlan(plan, ts, fn, (expr) => `return ${expr};`).join("\n");
+  }
+
+  /** Statements decoding `plan`, ending with `finish(expression of the value)`. */
+  private decodePlan(plan: Plan, ts: string, fn: Fn, finish: (expr: string) => string): string[] {
+    const locals = new Map<string, string>();
+    const steps = plan.steps.map((step) => this.decodeStep(step, fn, locals));
+    steps.push([finish(this.shapeExpr(plan.shape, locals, ts))]);
+    return this.locate([...plan.steps, undefined], steps, fn);
+  }
+
+  private decodeStep(step: Step, fn: Fn, locals: Map<string, string>): string[] {
+    const s = this.strategy;
+    switch (step.kind) {
+      case "run": {
+        const values = step.items.map((item) => {
+          const local = localFor(fn, item.path);
+          locals.set(pathKey(item.path), this.datumValue(item.scalar, local));
+          return { offset: item.offset, local, scalar: item.scalar };
+        });
+        const { code, at } = s.decodeRun(values, step.size, fn.fresh);
+        for (const v of values) {
+          const label = pathLabel(step.items.find((i) => i.offset === v.offset)!.path);
+          code.push(...this.checkDatum(v.scalar, v.local, at(v.offset), label));
+        }
+        return code;
+      }
+      case "bytes": {
+        const x = localFor(fn, step.path);
+        locals.set(pathKey(step.path), x);
+        const views = s.opaqueViews ? ", false" : "";
+        const read = step.type === "string" ? `r.string(${step.bound})` : `r.${step.type}(${step.bound}${views})`;
+        return [`const ${x} = ${read};`];
+      }
+      case "array": {
+        const x = localFor(fn, step.path);
+        locals.set(pathKey(step.path), x);
+        const n = fn.fresh("n");
+        const i = fn.fresh("i");
+        const elementTs = this.ts(step.element);
+        const min = step.element.size.min;
+        const count = step.fixed
+          ? [`r.checkFixedArray(${step.bound}, ${min});`, `const ${n} = ${step.bound};`]
+          : [`const ${n} = r.arrayLength(${step.bound}, ${min});`];
+        return [
+          ...count,
+          `const ${x} = new Array<${elementTs}>(${n});`,
+          `let ${i} = 0;`,
+          `try {`,
+          `for (; ${i} < ${n}; ${i}++) {`,
+          ...this.decodeElement(step.element, elementTs, fn, (expr) => `${x}[${i}] = ${expr};`),
+          `}`,
+          `} catch (err) {`,
+          `throw ${this.rt("atIndex")}(err, ${i});`,
+          `}`,
+        ];
+      }
+      case "optional": {
+        const x = localFor(fn, step.path);
+        locals.set(pathKey(step.path), x);
+        const elementTs = this.ts(step.element);
+        return [
+          `let ${x}: ${elementTs} | null = null;`,
+          `if (r.optional()) {`,
+          ...this.decodeElement(step.element, elementTs, fn, (expr) => `${x} = ${expr};`),
+          `}`,
+        ];
+      }
+      case "union":
+        return this.decodeUnion(step, fn, locals);
+      case "call": {
+        const x = localFor(fn, step.path);
+        locals.set(pathKey(step.path), x);
+        return this.decodeCall(step.type, step.recursive, (expr) => `const ${x} = ${expr};`);
+      }
+    }
+  }
+
+  private decodeElement(plan: Plan, ts: string, fn: Fn, finish: (expr: string) => string): string[] {
+    const only = plan.steps[0];
+    if (plan.steps.length === 1 && only?.kind === "call") return this.decodeCall(only.type, only.recursive, finish);
+    return this.decodePlan(plan, ts, fn, finish);
+  }
+
+  private decodeCall(type: NamedType, recursive: boolean, finish: (expr: string) => string): string[] {
+    const codec = this.scope.nameOf(type, "Codec", false);
+    const call = finish(`${codec}.decode(r)`);
+    return recursive ? [`r.enter();`, call, `r.leave();`] : [call];
+  }
+
+  private decodeUnion(step: Extract<Step, { kind: "union" }>, fn: Fn, locals: Map<string, string>): string[] {
+    const s = this.strategy;
+    const u = step.type;
+    const ts = this.scope.nameOf(u);
+    const x = localFor(fn, step.path);
+    locals.set(pathKey(step.path), x);
+    const d = fn.fresh(`$${u.discriminant.name}`);
+    const { code, at } = s.decodeRun([{ offset: 0, local: d, scalar: step.discriminant }], 4, fn.fresh);
+    code.push(...this.checkDatum(step.discriminant, d, at(0), u.discriminant.name));
+    const discValue = step.discriminant.kind === "bool" ? `${d} === 1` : d;
+    code.push(`let ${x}: ${ts};`, `switch (${d}) {`);
+    const arm = (a: (typeof step.arms)[number]): string[] => {
+      const disc = `${u.discriminant.name}: ${discValue}`;
+      if (a.plan === undefined || a.field === undefined) return [`${x} = { ${disc} } as ${ts};`];
+      const armTs = this.ts(a.plan);
+      const body = this.decodeElement(a.plan, armTs, fn, (expr) => `${x} = { ${disc}, ${a.field}: ${expr} } as ${ts};`);
+      return this.within([a.field], body);
+    };
+    for (const a of step.arms) code.push(...a.values.map((v) => `case ${v}:`), `{`, ...arm(a), `break;`, `}`);
+    code.push(`default:`);
+    if (step.defaultArm !== undefined) code.push(`{`, ...arm(step.defaultArm), `}`);
+    else {
+      code.push(
+        `throw ${this.rt("invalidData")}(${at(0)}, ${JSON.stringify(u.discriminant.name)}, \`no arm of union ${u.name} for discriminant \${${d}}\`);`,
+      );
+    }
+    code.push(`}`);
+    return code;
+  }
+
+  /** Decode-side validation of a scalar read into `local`. */
+  private checkDatum(s: Scalar, local: string, at: string, label: string): string[] {
+    let bad: string;
+    let detail: string;
+    switch (s.kind) {
+      case "int":
+        if ((s.min === -0x80000000 && s.max === 0x7fffffff) || (s.min === 0 && s.max === 0xffffffff)) return [];
+        bad = `${local} < ${s.min} || ${local} > ${s.max}`;
+        detail = `\`value \${${local}} out of range for ${s.cname} [${s.min}, ${s.max}]\``;
+        break;
+      case "enum":
+        bad = `!(${this.isMember(s.type.name, s.type.members.map((m) => m.value), local, false)})`;
+        detail = `\`value \${${local}} is not a member of enum ${s.type.name}\``;
+        break;
+      case "bool":
+        bad = `${local} !== 0 && ${local} !== 1`;
+        detail = `\`bool value \${${local}} is neither 0 nor 1\``;
+        break;
+      default:
+        return [];
+    }
+    return [`if (${bad}) throw ${this.rt("invalidData")}(${at}, ${JSON.stringify(label)}, ${detail});`];
+  }
+
+  /** The expression rebuilding a decoded value from the steps' locals. */
+  private shapeExpr(shape: Shape, locals: Map<string, string>, ts: string): string {
+    switch (shape.kind) {
+      case "void":
+        return "undefined";
+      case "leaf":
+        return locals.get(pathKey(shape.path))!;
+      case "object":
+        return `{ ${shape.fields.map((f) => `${f.name}: ${this.shapeExpr(f.shape, locals, "")}`).join(", ")} }`;
+      case "tuple":
+        return `[${shape.items.map((i) => this.shapeExpr(i, locals, "")).join(", ")}]${ts === "" ? "" : ` as ${ts}`}`;
+    }
+  }
+
+  /** A decoded scalar as its TypeScript value: bools are read as words, enums as plain numbers. */
+  private datumValue(s: Scalar, local: string): string {
+    if (s.kind === "bool") return `${local} === 1`;
+    if (s.kind === "enum") return `(${local} as ${this.scope.nameOf(s.type)})`;
+    return local;
+  }
+
+  // ---- shared ----------------------------------------------------------------------------
+
+  /** The TypeScript type of the values a plan marshals. */
+  private ts(plan: Plan): string {
+    return plan.type === undefined ? "never" : tsType(plan.type, this.scope);
+  }
+
+  /**
+   * Wraps a plan level's statements so that an error thrown by a step below gets the step's
+   * location prepended. Levels without such steps need no wrapper.
+   */
+  private locate(steps: readonly (Step | undefined)[], code: string[][], fn: Fn): string[] {
+    const paths = steps.map(locationOf);
+    if (paths.every((p) => p.length === 0)) return code.flat();
+    const marker = fn.fresh("$at");
+    const body: string[] = [];
+    code.forEach((c, k) => {
+      if (k > 0 && JSON.stringify(paths[k]) !== JSON.stringify(paths[k - 1])) body.push(`${marker} = ${k};`);
+      body.push(...c);
+    });
+    return [
+      `let ${marker} = 0;`,
+      `try {`,
+      ...body,
+      `} catch (err) {`,
+      `throw ${this.rt("within")}(err, ${JSON.stringify(paths)}[${marker}]!);`,
+      `}`,
+    ];
+  }
+
+  /** Prepends a fixed location (a union arm's name) to errors thrown by `code`. */
+  private within(path: string[], code: string[]): string[] {
+    return [`try {`, ...code, `} catch (err) {`, `throw ${this.rt("within")}(err, ${JSON.stringify(path)});`, `}`];
+  }
+}

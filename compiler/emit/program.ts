@@ -1,0 +1,146 @@
+import { StructureKind, VariableDeclarationKind } from "ts-morph";
+import type { Layout } from "../layout.js";
+import type { Procedure, Program, Type, Version } from "../model.js";
+import type { CodecWriter } from "./codec.js";
+import type { Mode } from "./module.js";
+import { camelCase, pascalCase, safeName } from "./names.js";
+import type { Statement } from "./printer.js";
+import { constStatement, origin, tsType, type TypeScope } from "./types.js";
+
+/**
+ * A program's constants (its, its versions' and its procedures' numbers, as rpcgen's header
+ * #defines them) and, per version, the codecs of each procedure's arguments and result and
+ * the service description that clients and servers are built on.
+ */
+
+export interface ProgramContext {
+  readonly layout: Layout;
+  readonly scope: TypeScope;
+  readonly codecs: CodecWriter;
+  readonly runtime: string;
+  readonly mode: Mode;
+}
+
+export function programStatements(p: Program, alreadyDeclared: Set<string>, ctx: ProgramContext): Statement[] {
+  const statements: Statement[] = [];
+  const constant = (name: string, value: number, what: string) => {
+    if (alreadyDeclared.has(name)) return; // a procedure keeps its name (and number) across versions
+    alreadyDeclared.add(name);
+    const statement = constStatement({ name, value: BigInt(value), span: undefined });
+    if (typeof statement !== "string" && statement.kind === StructureKind.VariableStatement) statement.docs = [what];
+    statements.push(statement);
+  };
+  constant(p.name, p.number, origin(`program ${p.name}`, p.span));
+  for (const v of p.versions) {
+    constant(v.name, v.number, origin(`version ${v.name} of program ${p.name}`, v.span));
+    for (const proc of v.procedures) {
+      constant(proc.name, proc.number, origin(`procedure ${proc.name} of ${v.name}`, proc.span));
+    }
+  }
+  const procedureCodecs = new ProcedureCodecs(ctx);
+  for (const v of p.versions) statements.push(...procedureCodecs.forVersion(v), serviceDescription(p, v, procedureCodecs, ctx));
+  return statements;
+}
+
+function serviceDescription(p: Program, v: Version, codecs: ProcedureCodecs, ctx: ProgramContext): Statement {
+  const procedures = v.procedures
+    .map((proc) => {
+      const { args, result } = codecs.of(v, proc);
+      return `${camelCase(proc.name)}: { number: ${proc.number}, name: ${JSON.stringify(proc.name)}, args: ${args}, result: ${result} }`;
+    })
+    .join(",\n");
+  return {
+    kind: StructureKind.VariableStatement,
+    docs: [origin(`program ${p.name} version ${v.name}: the service description`, v.span)],
+    isExported: true,
+    declarationKind: VariableDeclarationKind.Const,
+    declarations: [
+      {
+        name: safeName(pascalCase(v.name)),
+        initializer:
+          `{\nprogram: ${p.number},\nversion: ${v.number},\nname: ${JSON.stringify(v.name)},\n` +
+          `mode: ${JSON.stringify(ctx.mode)},\nprocedures: {\n${procedures}\n},\n} as const`,
+      },
+    ],
+  };
+}
+
+/**
+ * The argument and result codecs of procedures. A single argument (or result) of a named
+ * type uses that type's codec, `void` the runtime's; anything else gets a codec of its own,
+ * shared by every procedure with the same signature.
+ */
+class ProcedureCodecs {
+  private readonly byKey = new Map<string, string>();
+  private readonly assigned = new Map<string, { args: string; result: string }>();
+
+  constructor(private readonly ctx: ProgramContext) {}
+
+  of(v: Version, proc: Procedure): { args: string; result: string } {
+    return this.assigned.get(`${v.name}.${proc.name}`)!;
+  }
+
+  forVersion(v: Version): Statement[] {
+    const statements: Statement[] = [];
+    const base = `${safeName(pascalCase(v.name))}$`;
+    for (const proc of v.procedures) {
+      const args = this.codec(proc.args, `${base}${camelCase(proc.name)}$args`, `the arguments of ${proc.name}`, statements);
+      const result = this.codec([proc.result], `${base}${camelCase(proc.name)}$result`, `the result of ${proc.name}`, statements);
+      this.assigned.set(`${v.name}.${proc.name}`, { args, result });
+    }
+    return statements;
+  }
+
+  private codec(types: readonly Type[], name: string, what: string, out: Statement[]): string {
+    const { layout, scope, codecs, runtime } = this.ctx;
+    const values = types.filter((t) => t.kind !== "void");
+    if (values.length === 0) return scope.printer.import("voidCodec", runtime);
+    const only = values[0]!;
+    if (values.length === 1 && only.kind === "named") return scope.nameOf(only.target, "Codec", false);
+    const key = values.map(typeKey).join(", ");
+    const existing = this.byKey.get(key);
+    if (existing !== undefined) return existing;
+    this.byKey.set(key, name);
+    const ts = values.length === 1 ? tsType(only, scope) : `[${values.map((t) => tsType(t, scope)).join(", ")}]`;
+    const codecType = scope.printer.import("XdrCodec", runtime, true);
+    out.push({
+      kind: StructureKind.VariableStatement,
+      docs: [`XDR codec for ${what}: (${key}).`],
+      declarationKind: VariableDeclarationKind.Const,
+      declarations: [
+        {
+          name,
+          type: `${codecType}<${ts}>`,
+          initializer: codecs.codecObject(`(${key})`, layout.planOfArguments(values), ts),
+        },
+      ],
+    });
+    return name;
+  }
+}
+
+/** The IDL spelling of a type, as a key for sharing codecs and for doc comments. */
+function typeKey(t: Type): string {
+  switch (t.kind) {
+    case "int":
+      return t.cname;
+    case "hyper":
+      return t.signed ? "hyper" : "unsigned hyper";
+    case "string":
+      return `string<${t.max ?? ""}>`;
+    case "fixedOpaque":
+      return `opaque[${t.size}]`;
+    case "varOpaque":
+      return `opaque<${t.max ?? ""}>`;
+    case "fixedArray":
+      return `${typeKey(t.element)}[${t.size}]`;
+    case "varArray":
+      return `${typeKey(t.element)}<${t.max ?? ""}>`;
+    case "optional":
+      return `${typeKey(t.element)} *`;
+    case "named":
+      return t.target.name;
+    default:
+      return t.kind;
+  }
+}

@@ -1,0 +1,64 @@
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { join } from "node:path";
+import { frontEnd, moduleNameOf } from "../compiler/compile.js";
+import { emitModule, modes, type Mode } from "../compiler/emit/module.js";
+import type { Layout } from "../compiler/layout.js";
+import type { Model } from "../compiler/model.js";
+import type { XdrCodec } from "../runtime/index.js";
+import { repoRoot } from "./support.js";
+
+/**
+ * Compiles `.x` files the way users do and loads the generated modules into the test, in
+ * every mode. Modules are written below the repository (`.tmp/gen`, ignored by git) so the
+ * test runner can load them; their `rpcgen-ts/runtime` import resolves to this checkout.
+ */
+
+export interface Compiled {
+  readonly file: string;
+  readonly model: Model;
+  readonly layout: Layout;
+}
+
+export function compile(file: string): Compiled {
+  const result = frontEnd({ path: file, text: readFileSync(file, "utf8") });
+  if (result.model === undefined || result.layout === undefined) {
+    throw new Error(`${file} does not compile:\n${result.diagnostics.map((d) => d.message).join("\n")}`);
+  }
+  return { file, model: result.model, layout: result.layout };
+}
+
+/** A generated module, as loaded: its exports by name. */
+export type GeneratedModule = Record<string, unknown>;
+
+/** Writes the modules of `files` (which may import each other) for `mode` and loads them. */
+export async function generate(files: string[], mode: Mode): Promise<Map<string, GeneratedModule>> {
+  const key = createHash("sha256").update(files.join("\n")).digest("hex").slice(0, 12);
+  const dir = join(repoRoot, ".tmp/gen", key, mode);
+  mkdirSync(dir, { recursive: true });
+  const names: string[] = [];
+  for (const file of files) {
+    const c = compile(file);
+    const text = await emitModule(c.model, c.layout, { mode, sourcePath: file, command: "test" });
+    const name = moduleNameOf(file);
+    writeFileSync(join(dir, `${name}.ts`), text);
+    names.push(name);
+  }
+  const loaded = new Map<string, GeneratedModule>();
+  for (const name of names) loaded.set(name, (await import(join(dir, `${name}.ts`))) as GeneratedModule);
+  return loaded;
+}
+
+/** The same files generated in every mode. */
+export async function generateAllModes(files: string[]): Promise<Record<Mode, Map<string, GeneratedModule>>> {
+  const out = {} as Record<Mode, Map<string, GeneratedModule>>;
+  for (const mode of modes) out[mode] = await generate(files, mode);
+  return out;
+}
+
+/** The codec a module exports for type `name`. */
+export function codecOf(module: GeneratedModule, name: string): XdrCodec<unknown> {
+  const codec = module[`${name}Codec`];
+  if (codec === undefined) throw new Error(`no codec for ${name}`);
+  return codec as XdrCodec<unknown>;
+}
