@@ -41,6 +41,12 @@ import type { Span } from "./source.js";
 /** Rule names as a person would say them, for "expected …" messages. */
 const ruleDescriptions: Record<string, string> = {
   definition: "a definition (const, enum, struct, union, typedef or program)",
+  constDefinition: "a number, a constant name or a string",
+  enumDefinition: "an enum member",
+  structDefinition: "a field declaration",
+  programDefinition: "'version'",
+  versionDefinition: "a procedure",
+  procedureDefinition: "an argument type or 'void'",
   typeSpecifier: "a type",
   declaration: "a declaration",
   value: "a number or a constant name",

@@ -5,3 +5,10 @@
 export * from "./xdr/index.js";
 export { CopyLedger, copyBytes, sliceBytes, type CopyCounts, type CopyLayer } from "./ledger.js";
 export { Marshaler, type Mode } from "./marshal.js";
+export { RpcChannel, RpcClient, type CallOptions, type Channel, type ChannelOptions, type ClientOptions } from "./client.js";
+export { createServer, Server, type AuthCheck, type CallContext, type ListenAddress, type ListenOptions, type ServerOptions } from "./server.js";
+export type { ArgumentsOf, HandlersOf, ProcedureDescription, ResultOf, ServiceDescription } from "./service.js";
+export { RpcError, type RpcStatus } from "./rpc/errors.js";
+export { AcceptStat, AuthFlavor, AuthStat, AUTH_NONE, type AuthSysParams, type OpaqueAuth } from "./rpc/message.js";
+export { callChannel, serveChannel, type CallHook, type CallRecord, type Phases, type TransportKind } from "./timing.js";
+export { connect, type ConnectOptions } from "./connect.js";

@@ -7,47 +7,36 @@ import { XdrWriter } from "./xdr/writer.js";
 
 /**
  * The one path by which arguments and results reach the runtime's send buffer and leave its
- * receive buffer, in each marshaling mode (DESIGN §4). Transports hand the message on from
- * here; the copy ledger sees every pass:
+ * receive buffer, in each marshaling mode (DESIGN §4). The copy ledger sees every pass:
  *
- * | mode        | send                                                        | copies          |
- * |-------------|-------------------------------------------------------------|-----------------|
- * | classic     | stub marshals into its own buffer; runtime copies it behind the header | stub + runtime |
- * | synthesized | the installed encoder marshals straight into the send buffer | runtime        |
- * | descriptor  | the stub describes; the runtime gathers into the send buffer | runtime        |
+ * | mode        | send                                                                    | copies         |
+ * |-------------|-------------------------------------------------------------------------|----------------|
+ * | classic     | the stub marshals into its own buffer; the runtime copies it behind the header | stub + runtime |
+ * | synthesized | the installed encoder marshals straight into the send buffer           | runtime        |
+ * | descriptor  | the stub describes; the runtime gathers into the send buffer            | runtime        |
  *
  * A copy here is a pass that moves a message's bytes from one place to another, counted once
  * with the bytes it wrote (the seeds' "three copies" are three such passes). Receiving
  * mirrors sending: classic copies the body out into the stub's buffer and decodes there;
  * the other modes decode straight from the receive buffer, and descriptor-mode codecs hand
- * out opaque data as views into it — valid until the runtime reuses that buffer, which it
- * does not while the caller holds a result (each message gets its own receive buffer).
+ * out opaque data as views into it. Receive buffers are never reused by the runtime, so
+ * such views stay valid for as long as the caller holds them.
  */
 
 export type Mode = "classic" | "synthesized" | "descriptor";
 
 export class Marshaler {
-  /** The runtime's send buffer; the header goes in its first `headerRoom` bytes. */
-  private readonly send: XdrWriter;
   /** The classic stub's own message buffer. */
   private readonly stub = new XdrWriter(1024);
   private readonly descriptor = new Descriptor();
   private readonly reader = new XdrReader(new Uint8Array(0));
-  private readonly stubReader = new XdrReader(new Uint8Array(0));
   private stubIn = new Uint8Array(1024);
 
-  /** @param headerRoom bytes reserved before the body, for the transport's and RPC's headers */
-  constructor(readonly headerRoom: number, initialCapacity = 4096) {
-    this.send = new XdrWriter(Math.max(initialCapacity, headerRoom), { offset: headerRoom });
-  }
-
   /**
-   * Marshals `value` behind the header room and returns the send buffer from byte 0 to the
-   * end of the body (a view, valid until the next call). `name` roots error paths.
+   * Appends `value`'s encoding to the send buffer `w` (after the headers already there).
+   * `name` roots error paths (the procedure's name).
    */
-  marshal<T>(mode: Mode, codec: XdrCodec<T>, value: T, ledger: CopyLedger | undefined, name = codec.name): Uint8Array {
-    const w = this.send;
-    w.reset(undefined, this.headerRoom);
+  encode<T>(mode: Mode, codec: XdrCodec<T>, value: T, w: XdrWriter, ledger: CopyLedger | undefined, name = codec.name): void {
     try {
       switch (mode) {
         case "classic": {
@@ -58,34 +47,35 @@ export class Marshaler {
           ledger?.record("stub", body.length);
           const o = w.reserve(body.length);
           copyBytes(ledger, "runtime", w.buf, o, body);
-          break;
+          return;
         }
-        case "synthesized":
+        case "synthesized": {
+          const start = w.pos;
           codec.encode(w, value);
-          ledger?.record("runtime", w.pos - this.headerRoom);
-          break;
+          ledger?.record("runtime", w.pos - start);
+          return;
+        }
         case "descriptor": {
           const d = this.descriptor;
           d.reset();
           codec.describe!(d, value);
           const o = w.reserve(d.length);
-          const n = d.gatherInto(w.buf, o);
+          const n = d.gatherInto(w.buf, o); // not inside `ledger?.…(…)`: it must run uncounted too
           ledger?.record("runtime", n);
-          break;
+          return;
         }
       }
     } catch (e) {
       this.descriptor.reset();
       throw rooted(e, name);
     }
-    return w.buf.subarray(0, w.pos);
   }
 
   /**
    * Decodes exactly one value from `message[offset, end)` (the body behind the headers). In
    * descriptor mode, opaque data in the result are views into `message`.
    */
-  unmarshal<T>(
+  decode<T>(
     mode: Mode,
     codec: XdrCodec<T>,
     message: Uint8Array,
@@ -99,7 +89,7 @@ export class Marshaler {
         const n = end - offset;
         if (this.stubIn.length < n) this.stubIn = new Uint8Array(Math.max(n, this.stubIn.length * 2));
         copyBytes(ledger, "runtime", this.stubIn, 0, message.subarray(offset, end));
-        const r = this.stubReader;
+        const r = this.reader;
         r.reset(this.stubIn, 0, n);
         const value = codec.decode(r);
         r.finish();

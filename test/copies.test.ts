@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { modes, type Mode } from "../compiler/emit/module.js";
-import { CopyLedger, Marshaler, type XdrCodec } from "../runtime/index.js";
+import { CopyLedger, Marshaler, XdrWriter, type XdrCodec } from "../runtime/index.js";
 import { generateAllModes, type GeneratedModule } from "./generated.js";
 import { repoRoot } from "./support.js";
 
@@ -30,10 +30,11 @@ function payload(n: number): Uint8Array {
 
 /** Marshals a payload of `n` bytes once and returns what the ledger saw. */
 function send(mode: Mode, n: number) {
-  const m = new Marshaler(28);
+  const m = new Marshaler();
   const ledger = new CopyLedger();
-  const message = m.marshal(mode, maxArg(mode).args, payload(n), ledger);
-  return { ledger: ledger.snapshot(), message: message.slice() };
+  const w = new XdrWriter(new Uint8Array(2048), { offset: 28 });
+  m.encode(mode, maxArg(mode).args, payload(n), w, ledger);
+  return { ledger: ledger.snapshot(), message: w.buf.slice(0, w.pos) };
 }
 
 describe("copies on the send path", () => {

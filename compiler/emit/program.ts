@@ -38,15 +38,103 @@ export function programStatements(p: Program, alreadyDeclared: Set<string>, ctx:
     }
   }
   const procedureCodecs = new ProcedureCodecs(ctx);
-  for (const v of p.versions) statements.push(...procedureCodecs.forVersion(v), serviceDescription(p, v, procedureCodecs, ctx));
+  for (const v of p.versions) {
+    statements.push(
+      ...procedureCodecs.forVersion(v),
+      serviceDescription(p, v, procedureCodecs, ctx),
+      handlersInterface(v, ctx),
+      clientClass(p, v, ctx),
+    );
+  }
   return statements;
 }
+
+/** `ADD(int, int) returns int`: a procedure's signature as the IDL has it. */
+function signature(proc: Procedure): string {
+  const args = proc.args.length === 0 ? "void" : proc.args.map(typeKey).join(", ");
+  return `${proc.name}(${args}) returns ${typeKey(proc.result)}`;
+}
+
+/** The parameters of a procedure's method: one per argument, named by position. */
+function parameters(proc: Procedure, scope: TypeScope): { name: string; type: string }[] {
+  return proc.args.map((t, i) => ({ name: argumentName(proc, i), type: tsType(t, scope) }));
+}
+
+function argumentName(proc: Procedure, i: number): string {
+  return proc.args.length === 1 ? "arg" : `arg${i + 1}`;
+}
+
+function resultType(proc: Procedure, scope: TypeScope): string {
+  return proc.result.kind === "void" ? "void" : tsType(proc.result, scope);
+}
+
+function handlersInterface(v: Version, ctx: ProgramContext): Statement {
+  const { scope, runtime } = ctx;
+  const context = scope.printer.import("CallContext", runtime, true);
+  return {
+    kind: StructureKind.Interface,
+    docs: [`What a server implements for version ${v.name}: one handler per procedure (procedure 0 is answered by the runtime).`],
+    isExported: true,
+    name: `${safeName(pascalCase(v.name))}Handlers`,
+    methods: v.procedures
+      .filter((proc) => proc.number !== 0)
+      .map((proc) => {
+        const result = resultType(proc, scope);
+        return {
+          docs: [signature(proc)],
+          name: camelCase(proc.name),
+          parameters: [...parameters(proc, scope), { name: "call", type: context }],
+          returnType: `${result} | Promise<${result}>`,
+        };
+      }),
+  };
+}
+
+function clientClass(p: Program, v: Version, ctx: ProgramContext): Statement {
+  const { scope, runtime } = ctx;
+  const base = scope.printer.import("RpcClient", runtime);
+  const channel = scope.printer.import("Channel", runtime, true);
+  const clientOptions = scope.printer.import("ClientOptions", runtime, true);
+  const callOptions = scope.printer.import("CallOptions", runtime, true);
+  const service = safeName(pascalCase(v.name));
+  return {
+    kind: StructureKind.Class,
+    docs: [`A client of program ${p.name} version ${v.name}.`],
+    isExported: true,
+    name: `${service}Client`,
+    extends: base,
+    ctors: [
+      {
+        parameters: [
+          { name: "channel", type: channel },
+          { name: "options", type: clientOptions, hasQuestionToken: true },
+        ],
+        statements: [`super(channel, ${service}, options);`],
+      },
+    ],
+    methods: v.procedures.map((proc) => {
+      const names = proc.args.map((_, i) => argumentName(proc, i));
+      const args = names.length === 0 ? "undefined" : names.length === 1 ? names[0] : `[${names.join(", ")}]`;
+      return {
+        docs: [signature(proc)],
+        name: camelCase(proc.name),
+        parameters: [...parameters(proc, scope), { name: "options", type: callOptions, hasQuestionToken: true }],
+        returnType: `Promise<${resultType(proc, scope)}>`,
+        statements: [`return this.rpcCall(${service}.procedures.${camelCase(proc.name)}, ${args}, options);`],
+      };
+    }),
+  };
+}
+
 
 function serviceDescription(p: Program, v: Version, codecs: ProcedureCodecs, ctx: ProgramContext): Statement {
   const procedures = v.procedures
     .map((proc) => {
       const { args, result } = codecs.of(v, proc);
-      return `${camelCase(proc.name)}: { number: ${proc.number}, name: ${JSON.stringify(proc.name)}, args: ${args}, result: ${result} }`;
+      return (
+        `${camelCase(proc.name)}: { number: ${proc.number}, name: ${JSON.stringify(proc.name)}, ` +
+        `arity: ${proc.args.length}, args: ${args}, result: ${result} }`
+      );
     })
     .join(",\n");
   return {
@@ -59,7 +147,8 @@ function serviceDescription(p: Program, v: Version, codecs: ProcedureCodecs, ctx
         name: safeName(pascalCase(v.name)),
         initializer:
           `{\nprogram: ${p.number},\nversion: ${v.number},\nname: ${JSON.stringify(v.name)},\n` +
-          `mode: ${JSON.stringify(ctx.mode)},\nprocedures: {\n${procedures}\n},\n} as const`,
+          `mode: ${JSON.stringify(ctx.mode)},\nprocedures: {\n${procedures}\n},\n} as const satisfies ` +
+          ctx.scope.printer.import("ServiceDescription", ctx.runtime, true),
       },
     ],
   };

@@ -1,0 +1,346 @@
+import { BufferPool } from "./buffers.js";
+import { CopyLedger } from "./ledger.js";
+import { Marshaler } from "./marshal.js";
+import { releaseFor } from "./server.js";
+import { RpcError } from "./rpc/errors.js";
+import {
+  AcceptStat,
+  AUTH_NONE,
+  authSys,
+  readReplyHeader,
+  writeCallHeader,
+  type AuthSysParams,
+  type OpaqueAuth,
+  type ReplyHeader,
+} from "./rpc/message.js";
+import type { ProcedureDescription, ServiceDescription } from "./service.js";
+import { callChannel, now, type CallHook, type Phases, type TransportKind } from "./timing.js";
+import type { ClientTransport } from "./transport/types.js";
+import { XdrError } from "./xdr/error.js";
+import { XdrReader } from "./xdr/reader.js";
+import { XdrWriter } from "./xdr/writer.js";
+
+/**
+ * The client side of the runtime: a channel sends calls over one transport and matches
+ * replies to them by xid, so many calls can be outstanding at once. Generated client classes
+ * (`CalcV1Client`) are thin: each method hands its procedure's description and arguments to
+ * `Channel.call`.
+ */
+
+export interface CallOptions {
+  /** Give up after this long (default: the client's, else 30 s). */
+  readonly timeoutMs?: number;
+  readonly signal?: AbortSignal;
+}
+
+export interface ClientOptions extends CallOptions {
+  /** Credentials sent with every call: AUTH_NONE (default), AUTH_SYS parameters, or any opaque_auth. */
+  readonly auth?: OpaqueAuth | AuthSysParams;
+}
+
+export interface ChannelOptions {
+  /** Called with every finished call's record (as published on `rpcgen-ts:call`). */
+  readonly onCall?: CallHook;
+  /** Datagram transports: the first retransmission timeout; it doubles up to `maxRetransmitMs`. */
+  readonly retransmitMs?: number;
+  readonly maxRetransmitMs?: number;
+  /** Largest reply accepted, in bytes (a bigger one fails the call with CANNOT_DECODE). */
+  readonly maxMessageBytes?: number;
+}
+
+export interface Channel {
+  readonly transport: TransportKind;
+  call<A, R>(
+    service: ServiceDescription,
+    procedure: ProcedureDescription<A, R>,
+    args: A,
+    client: ClientOptions | undefined,
+    options: CallOptions | undefined,
+  ): Promise<R>;
+  close(): Promise<void>;
+}
+
+const defaultTimeoutMs = 30_000;
+
+/** One outstanding call. Plain fields, reused shape: one object per call besides the promise. */
+class Pending {
+  resolve!: (value: unknown) => void;
+  reject!: (error: unknown) => void;
+  promise!: Promise<unknown>;
+  deadline = 0;
+  /** Datagram transports: when to send again, and the current interval. */
+  retransmitAt = 0;
+  interval = 0;
+  ledger: CopyLedger | undefined;
+  phases: Phases | undefined;
+  sentAt = 0;
+  abort: (() => void) | undefined;
+
+  constructor(
+    readonly xid: number,
+    readonly service: ServiceDescription,
+    readonly procedure: ProcedureDescription,
+    readonly args: unknown,
+    readonly cred: OpaqueAuth,
+    readonly signal: AbortSignal | undefined,
+  ) {}
+}
+
+// A module-level executor: no closure is created per call to capture resolve and reject.
+let capturing: Pending | undefined;
+function capture(resolve: (value: unknown) => void, reject: (error: unknown) => void): void {
+  capturing!.resolve = resolve;
+  capturing!.reject = reject;
+}
+
+export class RpcChannel implements Channel {
+  readonly transport: TransportKind;
+  private readonly pending = new Map<number, Pending>();
+  private readonly marshaler = new Marshaler();
+  private readonly writer = new XdrWriter(0);
+  private readonly reader = new XdrReader(new Uint8Array(0));
+  private readonly pool: BufferPool;
+  private readonly release: (b: Uint8Array) => void;
+  private readonly credentials = new WeakMap<object, OpaqueAuth>();
+  private xid: number;
+  private timer: NodeJS.Timeout | undefined;
+  private timerAt = Infinity;
+  private closed: Error | undefined;
+
+  constructor(
+    private readonly link: ClientTransport,
+    private readonly options: ChannelOptions = {},
+  ) {
+    this.transport = link.kind;
+    this.pool = new BufferPool(8192);
+    this.release = (b) => this.pool.give(b);
+    // Random start: a restarted client must not reuse the xids a server's cache remembers.
+    this.xid = (Math.random() * 0x100000000) >>> 0;
+    link.onMessage = (message, reassembled) => this.receive(message, reassembled);
+    link.onClose = (error) => this.fail(error);
+  }
+
+  call<A, R>(
+    service: ServiceDescription,
+    procedure: ProcedureDescription<A, R>,
+    args: A,
+    client: ClientOptions | undefined,
+    options: CallOptions | undefined,
+  ): Promise<R> {
+    const observed = callChannel.hasSubscribers || this.options.onCall !== undefined;
+    const start = observed ? now() : 0;
+    if (this.closed !== undefined) return Promise.reject(new RpcError("CLOSED", `channel is closed: ${this.closed.message}`));
+    const signal = options?.signal ?? client?.signal;
+    if (signal?.aborted) return Promise.reject(new RpcError("ABORTED", `${procedure.name} was aborted before it was sent`, { cause: signal.reason }));
+
+    this.xid = (this.xid + 1) >>> 0;
+    const p = new Pending(this.xid, service, procedure as ProcedureDescription, args, this.credentialsOf(client), signal);
+    capturing = p;
+    p.promise = new Promise(capture);
+    capturing = undefined;
+    if (observed) {
+      p.ledger = new CopyLedger();
+      p.phases = {};
+    }
+    const timeout = options?.timeoutMs ?? client?.timeoutMs ?? defaultTimeoutMs;
+    p.deadline = Date.now() + timeout;
+    if (this.link.datagram) {
+      p.interval = this.options.retransmitMs ?? 500;
+      p.retransmitAt = Date.now() + p.interval;
+    }
+    this.pending.set(p.xid, p);
+    try {
+      this.transmit(p, start);
+    } catch (e) {
+      this.settle(p, e instanceof XdrError ? new RpcError("CANNOT_ENCODE", e.message, { cause: e }) : e);
+      return p.promise as Promise<R>;
+    }
+    this.schedule(this.link.datagram ? Math.min(p.deadline, p.retransmitAt) : p.deadline);
+    if (signal !== undefined) {
+      p.abort = () => this.settle(p, new RpcError("ABORTED", `${procedure.name} was aborted`, { cause: signal.reason }));
+      signal.addEventListener("abort", p.abort, { once: true });
+    }
+    return p.promise as Promise<R>;
+  }
+
+  close(): Promise<void> {
+    if (this.closed === undefined) this.fail(new Error("closed by the client"));
+    return this.link.close();
+  }
+
+  /** Marshals the call into a pooled buffer and hands it to the transport (`start` 0: a retransmission). */
+  private transmit(p: Pending, start: number): void {
+    const link = this.link;
+    const w = this.writer;
+    w.reset(this.pool.take(), link.headerRoom);
+    writeCallHeader(w, p.xid, p.service.program, p.service.version, p.procedure.number, p.cred, AUTH_NONE);
+    this.marshaler.encode(p.service.mode, p.procedure.args, p.args, w, p.ledger, p.procedure.name);
+    if (p.phases !== undefined && start !== 0) {
+      const marshaled = now();
+      p.phases.call = marshaled - start;
+      link.send(w.buf, w.pos, p.ledger, releaseFor(p.service.mode, link.receiveCopies, this.release));
+      p.sentAt = now();
+      p.phases.send = p.sentAt - marshaled;
+    } else {
+      link.send(w.buf, w.pos, p.ledger, releaseFor(p.service.mode, link.receiveCopies, this.release));
+    }
+  }
+
+  private receive(message: Uint8Array, reassembled: boolean): void {
+    const arrived = this.options.onCall !== undefined || callChannel.hasSubscribers ? now() : 0;
+    const r = this.reader;
+    r.reset(message);
+    let header: ReplyHeader;
+    try {
+      header = readReplyHeader(r);
+    } catch {
+      return; // not a reply we can read: drop it, as libtirpc does; the call will time out
+    }
+    const p = this.pending.get(header.xid);
+    if (p === undefined) return; // a late or duplicate reply
+    if (p.phases !== undefined) {
+      p.phases.transit = arrived - p.sentAt;
+      if (this.link.receiveCopies) p.ledger!.record("wire", message.length);
+      if (reassembled) p.ledger!.record("runtime", message.length);
+    }
+    if (header.kind !== "accepted" || header.stat !== AcceptStat.SUCCESS) {
+      this.settle(p, replyError(header, p));
+      return;
+    }
+    let result: unknown;
+    try {
+      result = this.marshaler.decode(p.service.mode, p.procedure.result, message, r.pos, message.length, p.ledger, p.procedure.name);
+    } catch (e) {
+      this.settle(p, new RpcError("CANNOT_DECODE", e instanceof Error ? e.message : String(e), { cause: e }));
+      return;
+    }
+    if (p.phases !== undefined) p.phases.resume = now() - arrived;
+    this.settle(p, undefined, result);
+  }
+
+  /** Completes a call exactly once: removes it, resolves or rejects, publishes its record. */
+  private settle(p: Pending, error: unknown, result?: unknown): void {
+    if (this.pending.get(p.xid) !== p) return;
+    this.pending.delete(p.xid);
+    if (p.abort !== undefined) p.signal!.removeEventListener("abort", p.abort);
+    this.finish(p, error === undefined);
+    if (error === undefined) p.resolve(result);
+    else p.reject(error);
+  }
+
+  private finish(p: Pending, ok: boolean): void {
+    if (p.phases === undefined) return;
+    const record = {
+      xid: p.xid,
+      program: p.service.program,
+      version: p.service.version,
+      procedure: p.procedure.number,
+      mode: p.service.mode,
+      transport: this.transport,
+      ok,
+      ...p.ledger!.snapshot(),
+      phases: p.phases,
+    };
+    if (callChannel.hasSubscribers) callChannel.publish(record);
+    this.options.onCall?.(record);
+  }
+
+  private credentialsOf(client: ClientOptions | undefined): OpaqueAuth {
+    const auth = client?.auth;
+    if (auth === undefined) return AUTH_NONE;
+    if ("flavor" in auth) return auth;
+    let cred = this.credentials.get(auth);
+    if (cred === undefined) {
+      cred = authSys(auth, new XdrWriter(512));
+      this.credentials.set(auth, cred);
+    }
+    return cred;
+  }
+
+  /** One timer for every deadline and retransmission: no timer per call. */
+  private schedule(at: number): void {
+    if (at >= this.timerAt) return;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(() => this.sweep(), Math.max(0, at - Date.now()));
+    this.timer.unref?.();
+  }
+
+  private sweep(): void {
+    this.timer = undefined;
+    this.timerAt = Infinity;
+    const t = Date.now();
+    let next = Infinity;
+    for (const p of this.pending.values()) {
+      if (p.deadline <= t) {
+        this.settle(p, new RpcError("TIMEOUT", `no reply to ${p.procedure.name} (xid ${p.xid}) within the timeout`));
+        continue;
+      }
+      if (this.link.datagram && p.retransmitAt <= t) {
+        // No client-side buffering (the seeds' lean transport): marshal again from the arguments.
+        try {
+          this.transmit(p, 0);
+        } catch (e) {
+          this.settle(p, e);
+          continue;
+        }
+        p.interval = Math.min(p.interval * 2, this.options.maxRetransmitMs ?? 8000);
+        p.retransmitAt = t + p.interval;
+      }
+      next = Math.min(next, p.deadline, this.link.datagram ? p.retransmitAt : Infinity);
+    }
+    if (next !== Infinity) this.schedule(next);
+  }
+
+  /** The connection is gone: every waiter is released. */
+  private fail(error: Error | undefined): void {
+    this.closed ??= error ?? new Error("connection closed");
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    for (const p of [...this.pending.values()]) {
+      this.settle(p, new RpcError("CLOSED", `connection closed before ${p.procedure.name} was answered: ${this.closed.message}`, { cause: error }));
+    }
+  }
+}
+
+function replyError(h: ReplyHeader, p: Pending): RpcError {
+  const what = `${p.procedure.name} (program ${p.service.program} version ${p.service.version} procedure ${p.procedure.number})`;
+  switch (h.kind) {
+    case "rpc-mismatch":
+      return new RpcError("RPC_MISMATCH", `the server speaks RPC versions ${h.low} to ${h.high}`, { low: h.low, high: h.high });
+    case "auth-error":
+      return new RpcError("AUTH_ERROR", `the server rejected the credentials of ${what} (auth_stat ${h.stat})`, { authStat: h.stat });
+    case "accepted":
+      switch (h.stat) {
+        case AcceptStat.PROG_UNAVAIL:
+          return new RpcError("PROG_UNAVAIL", `the server does not export program ${p.service.program}`);
+        case AcceptStat.PROG_MISMATCH:
+          return new RpcError("PROG_MISMATCH", `the server supports versions ${h.low} to ${h.high} of program ${p.service.program}`, {
+            low: h.low,
+            high: h.high,
+          });
+        case AcceptStat.PROC_UNAVAIL:
+          return new RpcError("PROC_UNAVAIL", `the server does not implement ${what}`);
+        case AcceptStat.GARBAGE_ARGS:
+          return new RpcError("GARBAGE_ARGS", `the server could not decode the arguments of ${what}`);
+        default:
+          return new RpcError("SYSTEM_ERR", `the server failed while executing ${what}`);
+      }
+  }
+}
+
+/**
+ * The base of generated client classes: binds a channel, a service and the client's
+ * options; each generated method calls `call` with its procedure.
+ */
+export class RpcClient {
+  // Names a generated method (a procedure's name in lowerCamelCase) is unlikely to take.
+  constructor(
+    readonly rpcChannel: Channel,
+    readonly rpcService: ServiceDescription,
+    readonly rpcOptions: ClientOptions = {},
+  ) {}
+
+  protected rpcCall<A, R>(procedure: ProcedureDescription<A, R>, args: A, options?: CallOptions): Promise<R> {
+    return this.rpcChannel.call(this.rpcService, procedure, args, this.rpcOptions, options);
+  }
+}

@@ -1,0 +1,352 @@
+import { BufferPool } from "./buffers.js";
+import { CopyLedger } from "./ledger.js";
+import { Marshaler, type Mode } from "./marshal.js";
+import {
+  AcceptStat,
+  AUTH_NONE,
+  AuthFlavor,
+  AuthStat,
+  readAuthSys,
+  readCallHeader,
+  RPC_VERSION,
+  writeAcceptedReply,
+  writeRejectedReply,
+  type AuthSysParams,
+  type CallHeader,
+  type OpaqueAuth,
+} from "./rpc/message.js";
+import type { HandlersOf, ProcedureDescription, ServiceDescription } from "./service.js";
+import { now, serveChannel, type CallHook, type Phases, type TransportKind } from "./timing.js";
+import type { ReplySink } from "./transport/types.js";
+import { XdrReader } from "./xdr/reader.js";
+import { XdrWriter } from "./xdr/writer.js";
+
+/**
+ * The server side of the runtime: programs and versions registered with their handlers, and
+ * one dispatch routine every transport hands calls to. It answers as RFC 5531 §9 says —
+ * PROG_UNAVAIL, PROG_MISMATCH with the versions it has, PROC_UNAVAIL, GARBAGE_ARGS,
+ * SYSTEM_ERR when a handler throws (and keeps serving), RPC_MISMATCH, AUTH_ERROR — and
+ * answers procedure 0 of every registered version itself, as rpcgen's servers do.
+ */
+
+/** What a handler learns about the call it serves. */
+export interface CallContext {
+  readonly xid: number;
+  readonly program: number;
+  readonly version: number;
+  readonly procedure: number;
+  readonly cred: OpaqueAuth;
+  readonly verf: OpaqueAuth;
+  /** The AUTH_SYS credentials, when the call carries them. */
+  readonly authSys: AuthSysParams | undefined;
+  readonly transport: TransportKind;
+  readonly peer: string;
+}
+
+/** Decides whether a call may proceed: return an auth_stat other than AUTH_OK to refuse it. */
+export type AuthCheck = (call: CallContext) => AuthStat | undefined | void;
+
+export interface ServerOptions {
+  readonly authenticate?: AuthCheck;
+  /** Called with each served call's record (as published on `rpcgen-ts:serve`). */
+  readonly onServe?: CallHook;
+  /** Told about handler failures answered with SYSTEM_ERR (default: nothing is logged). */
+  readonly onError?: (error: unknown, call: CallContext) => void;
+}
+
+/** What transports need from a server: somewhere to hand each call. */
+export interface Dispatcher {
+  dispatch(message: Uint8Array, sink: ReplySink): void;
+}
+
+export interface ListenOptions {
+  readonly transport: "tcp" | "unix" | "udp";
+  readonly host?: string;
+  readonly port?: number;
+  readonly path?: string;
+  /** Register every program version with the local rpcbind, and unregister on close. */
+  readonly rpcbind?: boolean;
+}
+
+export interface ListenAddress {
+  readonly host: string;
+  readonly port: number;
+  readonly path?: string;
+}
+
+/** A transport's listening endpoint, as the server keeps it. */
+export interface Listener {
+  readonly address: ListenAddress;
+  close(): Promise<void>;
+}
+
+type Handler = (...args: unknown[]) => unknown;
+
+interface Registered {
+  readonly service: ServiceDescription;
+  /** Procedures by number, with their handlers. */
+  readonly procedures: Map<number, { readonly description: ProcedureDescription; readonly handler: Handler }>;
+}
+
+export class Server implements Dispatcher {
+  /** program → version → registration. */
+  private readonly programs = new Map<number, Map<number, Registered>>();
+  private readonly marshaler = new Marshaler();
+  private readonly reader = new XdrReader(new Uint8Array(0));
+  private readonly authReader = new XdrReader(new Uint8Array(0));
+  private readonly writer = new XdrWriter(0);
+  private readonly pool = new BufferPool(8192);
+  private readonly release = (b: Uint8Array) => this.pool.give(b);
+  private readonly listeners: Listener[] = [];
+  private readonly closers: (() => Promise<void>)[] = [];
+
+  constructor(readonly options: ServerOptions = {}) {}
+
+  /**
+   * Serves `service` with `handlers` (one per procedure except procedure 0). A procedure
+   * without a handler is answered PROC_UNAVAIL.
+   */
+  register<S extends ServiceDescription>(service: S, handlers: HandlersOf<S>): this {
+    let versions = this.programs.get(service.program);
+    if (versions === undefined) this.programs.set(service.program, (versions = new Map()));
+    const procedures = new Map<number, { description: ProcedureDescription; handler: Handler }>();
+    const table = handlers as unknown as Record<string, Handler | undefined>;
+    for (const [key, description] of Object.entries(service.procedures)) {
+      if (description.number === 0) continue;
+      const handler = table[key];
+      if (typeof handler !== "function") continue;
+      procedures.set(description.number, { description, handler: handler.bind(handlers) as Handler });
+    }
+    versions.set(service.version, { service, procedures });
+    return this;
+  }
+
+  /** The registered (program, version) pairs, for rpcbind. */
+  get services(): ServiceDescription[] {
+    return [...this.programs.values()].flatMap((v) => [...v.values()].map((r) => r.service));
+  }
+
+  async listen(options: ListenOptions): Promise<ListenAddress> {
+    let listener: Listener;
+    if (options.transport === "udp") {
+      const { listenUdp } = await import("./transport/udp.js");
+      listener = await listenUdp(this, options);
+    } else {
+      const { listenStream } = await import("./transport/stream.js");
+      listener = await listenStream(this, options);
+    }
+    this.listeners.push(listener);
+    if (options.rpcbind === true) {
+      const { registerWithRpcbind } = await import("./binding/rpcbind.js");
+      this.closers.push(await registerWithRpcbind(this.services, options.transport, listener.address));
+    }
+    return listener.address;
+  }
+
+  async close(): Promise<void> {
+    const closers = this.closers.splice(0);
+    const listeners = this.listeners.splice(0);
+    await Promise.allSettled(closers.map((c) => c()));
+    await Promise.all(listeners.map((l) => l.close()));
+  }
+
+  dispatch(message: Uint8Array, sink: ReplySink): void {
+    const observed = serveChannel.hasSubscribers || this.options.onServe !== undefined;
+    const arrived = observed ? now() : 0;
+    const r = this.reader;
+    r.reset(message);
+    let header: CallHeader;
+    try {
+      header = readCallHeader(r);
+    } catch {
+      return; // not a call: nothing to answer (RFC 5531 gives no reply for it); drop it
+    }
+    const ledger = observed ? new CopyLedger() : undefined;
+    const phases: Phases | undefined = observed ? {} : undefined;
+    if (ledger !== undefined && sink.receiveCopies) ledger.record("wire", message.length);
+    let parsed = 0;
+    if (phases !== undefined) {
+      parsed = now();
+      phases.receive = parsed - arrived;
+    }
+    const call = new Call(header, sink, ledger, phases, parsed, this);
+    if (header.rpcvers !== RPC_VERSION) return call.reject({ kind: "rpc-mismatch", low: RPC_VERSION, high: RPC_VERSION });
+
+    const authSys = header.cred.flavor === AuthFlavor.AUTH_SYS ? this.decodeAuthSys(header.cred.body) : undefined;
+    if (header.cred.flavor === AuthFlavor.AUTH_SYS && authSys === undefined) {
+      return call.reject({ kind: "auth-error", stat: AuthStat.AUTH_BADCRED });
+    }
+    const context: CallContext = {
+      xid: header.xid,
+      program: header.prog,
+      version: header.vers,
+      procedure: header.proc,
+      cred: header.cred,
+      verf: header.verf,
+      authSys,
+      transport: sink.kind,
+      peer: sink.peer,
+    };
+    call.context = context;
+    const refused = this.options.authenticate?.(context);
+    if (refused !== undefined && refused !== AuthStat.AUTH_OK) return call.reject({ kind: "auth-error", stat: refused });
+
+    const versions = this.programs.get(header.prog);
+    if (versions === undefined) return call.accept(AcceptStat.PROG_UNAVAIL);
+    const registered = versions.get(header.vers);
+    call.mode = (registered ?? versions.values().next().value)?.service.mode ?? call.mode;
+    if (registered === undefined) {
+      const numbers = [...versions.keys()];
+      return call.accept(AcceptStat.PROG_MISMATCH, { low: Math.min(...numbers), high: Math.max(...numbers) });
+    }
+    if (header.proc === 0) return call.succeed(undefined, undefined, registered.service);
+    const procedure = registered.procedures.get(header.proc);
+    if (procedure === undefined) return call.accept(AcceptStat.PROC_UNAVAIL);
+
+    const { service } = registered;
+    const { description, handler } = procedure;
+    let args: unknown;
+    try {
+      args = this.marshaler.decode(service.mode, description.args, message, r.pos, message.length, ledger, description.name);
+    } catch {
+      return call.accept(AcceptStat.GARBAGE_ARGS);
+    }
+    let started = 0;
+    if (phases !== undefined) {
+      started = now();
+      phases.dispatch = started - parsed;
+    }
+    let result: unknown;
+    try {
+      switch (description.arity) {
+        case 0:
+          result = handler(context);
+          break;
+        case 1:
+          result = handler(args, context);
+          break;
+        default:
+          result = handler(...(args as unknown[]), context);
+      }
+    } catch (e) {
+      this.options.onError?.(e, context);
+      return call.accept(AcceptStat.SYSTEM_ERR);
+    }
+    if (result instanceof Promise) {
+      result.then(
+        (value: unknown) => call.succeed(description, value, service, started),
+        (e: unknown) => {
+          this.options.onError?.(e, context);
+          call.accept(AcceptStat.SYSTEM_ERR);
+        },
+      );
+    } else {
+      call.succeed(description, result, service, started);
+    }
+  }
+
+  private decodeAuthSys(body: Uint8Array): AuthSysParams | undefined {
+    try {
+      return readAuthSys(body, this.authReader);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** @internal Marshals a reply header and (on success) the results into a pooled buffer and sends it. */
+  reply(call: Call, write: (w: XdrWriter) => void): void {
+    const w = this.writer;
+    w.reset(this.pool.take(), call.sink.headerRoom);
+    write(w);
+    call.sink.send(w.buf, w.pos, call.ledger, this.release);
+  }
+
+  /** @internal */
+  marshal(call: Call, service: ServiceDescription, description: ProcedureDescription | undefined, value: unknown): void {
+    const w = this.writer;
+    w.reset(this.pool.take(), call.sink.headerRoom);
+    writeAcceptedReply(w, call.header.xid, AUTH_NONE, AcceptStat.SUCCESS);
+    if (description !== undefined) {
+      this.marshaler.encode(service.mode, description.result, value, w, call.ledger, description.name);
+    }
+    call.sink.send(w.buf, w.pos, call.ledger, releaseFor(service.mode, call.sink.receiveCopies, this.release));
+  }
+
+  /** @internal */
+  published(call: Call, ok: boolean, mode: ServiceDescription["mode"]): void {
+    if (call.phases === undefined) return;
+    const record = {
+      xid: call.header.xid,
+      program: call.header.prog,
+      version: call.header.vers,
+      procedure: call.header.proc,
+      mode,
+      transport: call.sink.kind,
+      ok,
+      ...call.ledger!.snapshot(),
+      phases: call.phases,
+    };
+    if (serveChannel.hasSubscribers) serveChannel.publish(record);
+    this.options.onServe?.(record);
+  }
+}
+
+/** One call being served: where its reply goes and what is measured of it. */
+class Call {
+  context: CallContext | undefined;
+  /** The mode of the service that serves the call, once known (for its record). */
+  mode: Mode = "synthesized";
+
+  constructor(
+    readonly header: CallHeader,
+    readonly sink: ReplySink,
+    readonly ledger: CopyLedger | undefined,
+    readonly phases: Phases | undefined,
+    private readonly parsed: number,
+    private readonly server: Server,
+  ) {}
+
+  /** An accepted reply without results (every status but SUCCESS). */
+  accept(stat: AcceptStat, mismatch?: { low: number; high: number }): void {
+    this.server.reply(this, (w) => writeAcceptedReply(w, this.header.xid, AUTH_NONE, stat, mismatch));
+    this.server.published(this, false, this.mode);
+  }
+
+  reject(reason: Parameters<typeof writeRejectedReply>[2]): void {
+    this.server.reply(this, (w) => writeRejectedReply(w, this.header.xid, reason));
+    this.server.published(this, false, this.mode);
+  }
+
+  succeed(description: ProcedureDescription | undefined, value: unknown, service: ServiceDescription, started = 0): void {
+    const executed = this.phases !== undefined ? now() : 0;
+    if (this.phases !== undefined && started !== 0) this.phases.execute = executed - started;
+    try {
+      this.server.marshal(this, service, description, value);
+    } catch (e) {
+      // The handler returned something its result type cannot encode: the server's fault.
+      if (this.context !== undefined) this.server.options.onError?.(e, this.context);
+      this.accept(AcceptStat.SYSTEM_ERR);
+      return;
+    }
+    if (this.phases !== undefined) {
+      this.phases.reply = now() - executed;
+      if (started === 0) this.phases.dispatch = executed - this.parsed;
+    }
+    this.server.published(this, true, service.mode);
+  }
+}
+
+/**
+ * How a sent buffer comes back to its pool. Over a same-process transport the receiver
+ * decodes straight out of the sender's buffer, and in descriptor mode keeps views into it:
+ * then the buffer is never reused (it belongs to the receiver's results from then on).
+ */
+export function releaseFor(mode: Mode, receiverCopies: boolean, release: (b: Uint8Array) => void): (b: Uint8Array) => void {
+  return mode === "descriptor" && !receiverCopies ? keep : release;
+}
+
+function keep(): void {}
+
+export function createServer(options: ServerOptions = {}): Server {
+  return new Server(options);
+}

@@ -1,0 +1,45 @@
+import type { CopyLedger } from "../ledger.js";
+import type { TransportKind } from "../timing.js";
+
+/**
+ * The contract between the RPC runtime and a transport (Firefly's bind-time choice of
+ * transport). A message travels as `buffer[0, end)`: the first `headerRoom` bytes are the
+ * transport's own (TCP's record mark), the rest is the RPC message. The buffer is lent:
+ * the transport calls `release(buffer)` once it needs it no more.
+ */
+
+/** Hands a message on; counts the transport's copy (onto the wire) in `ledger`. */
+export type SendMessage = (
+  buffer: Uint8Array,
+  end: number,
+  ledger: CopyLedger | undefined,
+  release: (buffer: Uint8Array) => void,
+) => void;
+
+export interface ClientTransport {
+  readonly kind: TransportKind;
+  readonly headerRoom: number;
+  /** Messages may be lost (UDP): the channel retransmits, the server keeps a duplicate-request cache. */
+  readonly datagram: boolean;
+  /** Receiving a message copies it from the wire (sockets do; same-process transports don't). */
+  readonly receiveCopies: boolean;
+  readonly send: SendMessage;
+  /**
+   * Set by the channel: a whole RPC message arrived. `reassembled` when the transport had to
+   * copy fragments together (a counted runtime copy).
+   */
+  onMessage: (message: Uint8Array, reassembled: boolean) => void;
+  /** Set by the channel: the connection is gone; every waiter must be released. */
+  onClose: (error: Error | undefined) => void;
+  close(): Promise<void>;
+}
+
+/** Where a server sends a call's reply, given by the transport that received the call. */
+export interface ReplySink {
+  readonly kind: TransportKind;
+  readonly headerRoom: number;
+  readonly receiveCopies: boolean;
+  readonly send: SendMessage;
+  /** The caller's address, for auth hooks and the duplicate-request cache ("127.0.0.1:51234"). */
+  readonly peer: string;
+}
