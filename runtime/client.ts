@@ -1,7 +1,7 @@
 import { BufferPool } from "./buffers.js";
 import { CopyLedger } from "./ledger.js";
 import { Marshaler } from "./marshal.js";
-import { releaseFor } from "./server.js";
+import { keep, releaseFor } from "./server.js";
 import { RpcError } from "./rpc/errors.js";
 import {
   AcceptStat,

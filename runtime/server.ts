@@ -256,20 +256,23 @@ export class Server implements Dispatcher {
   /** @internal Marshals a reply header and (on success) the results into a pooled buffer and sends it. */
   reply(call: Call, write: (w: XdrWriter) => void): void {
     const w = this.writer;
-    w.reset(this.pool.take(), call.sink.headerRoom);
+    const acquired = call.sink.acquire?.(call.mode);
+    w.reset(acquired ?? this.pool.take(), call.sink.headerRoom);
     write(w);
-    call.sink.send(w.buf, w.pos, call.ledger, this.release);
+    call.sink.send(w.buf, w.pos, call.ledger, acquired !== undefined ? keep : this.release);
   }
 
   /** @internal */
   marshal(call: Call, service: ServiceDescription, description: ProcedureDescription | undefined, value: unknown): void {
     const w = this.writer;
-    w.reset(this.pool.take(), call.sink.headerRoom);
+    const acquired = call.sink.acquire?.(service.mode);
+    w.reset(acquired ?? this.pool.take(), call.sink.headerRoom);
     writeAcceptedReply(w, call.header.xid, AUTH_NONE, AcceptStat.SUCCESS);
     if (description !== undefined) {
       this.marshaler.encode(service.mode, description.result, value, w, call.ledger, description.name);
     }
-    call.sink.send(w.buf, w.pos, call.ledger, releaseFor(service.mode, call.sink.receiveCopies, this.release));
+    const release = acquired !== undefined ? keep : releaseFor(service.mode, call.sink.receiveCopies, this.release);
+    call.sink.send(w.buf, w.pos, call.ledger, release);
   }
 
   /** @internal */
@@ -345,7 +348,8 @@ export function releaseFor(mode: Mode, receiverCopies: boolean, release: (b: Uin
   return mode === "descriptor" && !receiverCopies ? keep : release;
 }
 
-function keep(): void {}
+/** The release of a buffer that is not the runtime's to reuse. */
+export function keep(): void {}
 
 export function createServer(options: ServerOptions = {}): Server {
   return new Server(options);

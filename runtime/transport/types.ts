@@ -1,4 +1,5 @@
 import type { CopyLedger } from "../ledger.js";
+import type { Mode } from "../marshal.js";
 import type { TransportKind } from "../timing.js";
 
 /**
@@ -16,9 +17,19 @@ export type SendMessage = (
   release: (buffer: Uint8Array) => void,
 ) => void;
 
+/**
+ * Optional, for transports whose wire is memory the runtime can write (shared-memory slots,
+ * LRPC's A-stacks): the buffer to marshal the next message straight into, or undefined to
+ * use an ordinary buffer (which `send` must then carry itself). `mode` lets a transport keep
+ * classic's separate kernel-buffer stage. A message that outgrows the buffer is moved to an
+ * ordinary one by the writer, and `send` gets that instead.
+ */
+export type AcquireBuffer = (mode: Mode) => Uint8Array | undefined;
+
 export interface ClientTransport {
   readonly kind: TransportKind;
   readonly headerRoom: number;
+  readonly acquire?: AcquireBuffer;
   /** Messages may be lost (UDP): the channel retransmits, the server keeps a duplicate-request cache. */
   readonly datagram: boolean;
   /** Receiving a message copies it from the wire (sockets do; same-process transports don't). */
@@ -38,6 +49,7 @@ export interface ClientTransport {
 export interface ReplySink {
   readonly kind: TransportKind;
   readonly headerRoom: number;
+  readonly acquire?: AcquireBuffer;
   readonly receiveCopies: boolean;
   readonly send: SendMessage;
   /** The caller's address, for auth hooks and the duplicate-request cache ("127.0.0.1:51234"). */
