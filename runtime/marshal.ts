@@ -50,8 +50,14 @@ export class Marshaler {
           return;
         }
         case "synthesized": {
-          const start = w.pos;
-          codec.encode(w, value);
+          // Error offsets count from the body, as in the other modes.
+          const messageStart = w.start;
+          const start = (w.start = w.pos);
+          try {
+            codec.encode(w, value);
+          } finally {
+            w.start = messageStart;
+          }
           ledger?.record("runtime", w.pos - start);
           return;
         }

@@ -66,7 +66,9 @@ export async function typeCheck(dir: string, files: string[]): Promise<void> {
       strict: true,
       noEmit: true,
       skipLibCheck: true,
-      types: [],
+      // The runtime is checked from source here, and it uses Node's own modules.
+      types: ["node"],
+      typeRoots: [join(repoRoot, "node_modules/@types")],
       paths: { "rpcgen-ts/runtime": [join(repoRoot, "runtime/index.ts")] },
     },
     files,

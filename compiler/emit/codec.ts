@@ -356,9 +356,11 @@ export class CodecWriter {
     const d = fn.fresh(`$${u.discriminant.name}`);
     const { code, at } = s.decodeRun([{ offset: 0, local: d, scalar: step.discriminant }], 4, fn.fresh);
     code.push(...this.checkDatum(step.discriminant, d, at(0), u.discriminant.name));
-    const discValue = step.discriminant.kind === "bool" ? `${d} === 1` : d;
     code.push(`let ${x}: ${ts};`, `switch (${d}) {`);
     const arm = (a: (typeof step.arms)[number]): string[] => {
+      // Inside a one-label case the discriminant is narrowed to that label: a bool's value is a literal there.
+      const only = a.values.length === 1 ? a.values[0] : undefined;
+      const discValue = step.discriminant.kind !== "bool" ? d : only !== undefined ? String(only === 1) : `${d} === 1`;
       const disc = `${u.discriminant.name}: ${discValue}`;
       if (a.plan === undefined || a.field === undefined) return [`${x} = { ${disc} } as ${ts};`];
       const armTs = this.ts(a.plan);

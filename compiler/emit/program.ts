@@ -21,7 +21,11 @@ export interface ProgramContext {
   readonly mode: Mode;
 }
 
-export function programStatements(p: Program, alreadyDeclared: Set<string>, ctx: ProgramContext): Statement[] {
+export function programStatements(
+  p: Program,
+  alreadyDeclared: Set<string>,
+  ctx: ProgramContext,
+): { constants: Statement[]; stubs: Statement[] } {
   const statements: Statement[] = [];
   const constant = (name: string, value: number, what: string) => {
     if (alreadyDeclared.has(name)) return; // a procedure keeps its name (and number) across versions
@@ -38,15 +42,16 @@ export function programStatements(p: Program, alreadyDeclared: Set<string>, ctx:
     }
   }
   const procedureCodecs = new ProcedureCodecs(ctx);
+  const stubs: Statement[] = [];
   for (const v of p.versions) {
-    statements.push(
+    stubs.push(
       ...procedureCodecs.forVersion(v),
       serviceDescription(p, v, procedureCodecs, ctx),
       handlersInterface(v, ctx),
       clientClass(p, v, ctx),
     );
   }
-  return statements;
+  return { constants: statements, stubs };
 }
 
 /** `ADD(int, int) returns int`: a procedure's signature as the IDL has it. */

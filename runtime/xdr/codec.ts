@@ -19,7 +19,7 @@ export interface XdrCodec<T> {
   encode(w: XdrWriter, value: T): void;
   decode(r: XdrReader): T;
   /** Descriptor mode: describes `value` as entries over its own bytes. */
-  readonly describe?: (d: Descriptor, value: T) => void;
+  describe?(d: Descriptor, value: T): void;
 }
 
 /** Encodes `value` to a fresh array. */
