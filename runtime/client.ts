@@ -44,6 +44,11 @@ export interface ChannelOptions {
   /** Datagram transports: the first retransmission timeout; it doubles up to `maxRetransmitMs`. */
   readonly retransmitMs?: number;
   readonly maxRetransmitMs?: number;
+  /**
+   * Datagram transports: send a call at most this many times, the first included; after the
+   * last, the call waits for a reply until its timeout. Default: no bound but the timeout.
+   */
+  readonly maxTries?: number;
   /** Largest reply accepted, in bytes (a bigger one fails the call with CANNOT_DECODE). */
   readonly maxMessageBytes?: number;
 }
@@ -71,6 +76,7 @@ class Pending {
   /** Datagram transports: when to send again, and the current interval. */
   retransmitAt = 0;
   interval = 0;
+  tries = 0;
   ledger: CopyLedger | undefined;
   phases: Phases | undefined;
   sentAt = 0;
@@ -116,7 +122,7 @@ export class RpcChannel implements Channel {
     this.release = (b) => this.pool.give(b);
     // Random start: a restarted client must not reuse the xids a server's cache remembers.
     this.xid = (Math.random() * 0x100000000) >>> 0;
-    link.onMessage = (message, reassembled) => this.receive(message, reassembled);
+    link.onMessage = (message, reassembled, copiedOut) => this.receive(message, reassembled, copiedOut === true);
     link.onClose = (error) => this.fail(error);
   }
 
@@ -150,6 +156,7 @@ export class RpcChannel implements Channel {
     }
     this.pending.set(p.xid, p);
     try {
+      p.tries = 1;
       this.transmit(p, start);
     } catch (e) {
       this.settle(p, e instanceof XdrError ? new RpcError("CANNOT_ENCODE", e.message, { cause: e }) : e);
@@ -172,21 +179,24 @@ export class RpcChannel implements Channel {
   private transmit(p: Pending, start: number): void {
     const link = this.link;
     const w = this.writer;
-    w.reset(this.pool.take(), link.headerRoom);
+    // A transport whose wire is writable memory (shm's slots) may lend it: marshal straight in.
+    const acquired = link.acquire?.(p.service.mode);
+    w.reset(acquired ?? this.pool.take(), link.headerRoom);
     writeCallHeader(w, p.xid, p.service.program, p.service.version, p.procedure.number, p.cred, AUTH_NONE);
     this.marshaler.encode(p.service.mode, p.procedure.args, p.args, w, p.ledger, p.procedure.name);
+    const release = acquired !== undefined ? keep : releaseFor(p.service.mode, link.receiveCopies, this.release);
     if (p.phases !== undefined && start !== 0) {
       const marshaled = now();
       p.phases.call = marshaled - start;
-      link.send(w.buf, w.pos, p.ledger, releaseFor(p.service.mode, link.receiveCopies, this.release));
+      link.send(w.buf, w.pos, p.ledger, release);
       p.sentAt = now();
       p.phases.send = p.sentAt - marshaled;
     } else {
-      link.send(w.buf, w.pos, p.ledger, releaseFor(p.service.mode, link.receiveCopies, this.release));
+      link.send(w.buf, w.pos, p.ledger, release);
     }
   }
 
-  private receive(message: Uint8Array, reassembled: boolean): void {
+  private receive(message: Uint8Array, reassembled: boolean, copiedOut: boolean): void {
     const arrived = this.options.onCall !== undefined || callChannel.hasSubscribers ? now() : 0;
     const r = this.reader;
     r.reset(message);
@@ -201,7 +211,7 @@ export class RpcChannel implements Channel {
     if (p.phases !== undefined) {
       p.phases.transit = arrived - p.sentAt;
       if (this.link.receiveCopies) p.ledger!.record("wire", message.length);
-      if (reassembled) p.ledger!.record("runtime", message.length);
+      if (reassembled || copiedOut) p.ledger!.record("runtime", message.length);
     }
     if (header.kind !== "accepted" || header.stat !== AcceptStat.SUCCESS) {
       this.settle(p, replyError(header, p));
@@ -209,7 +219,9 @@ export class RpcChannel implements Channel {
     }
     let result: unknown;
     try {
-      result = this.marshaler.decode(p.service.mode, p.procedure.result, message, r.pos, message.length, p.ledger, p.procedure.name);
+      // A descriptor decode of a message the transport copied out only takes views: counted above.
+      const ledger = copiedOut && p.service.mode === "descriptor" ? undefined : p.ledger;
+      result = this.marshaler.decode(p.service.mode, p.procedure.result, message, r.pos, message.length, ledger, p.procedure.name);
     } catch (e) {
       this.settle(p, new RpcError("CANNOT_DECODE", e instanceof Error ? e.message : String(e), { cause: e }));
       return;
@@ -277,15 +289,20 @@ export class RpcChannel implements Channel {
         continue;
       }
       if (this.link.datagram && p.retransmitAt <= t) {
-        // No client-side buffering (the seeds' lean transport): marshal again from the arguments.
-        try {
-          this.transmit(p, 0);
-        } catch (e) {
-          this.settle(p, e);
-          continue;
+        if (p.tries >= (this.options.maxTries ?? Infinity)) {
+          p.retransmitAt = Infinity; // tried enough: wait for a reply until the deadline
+        } else {
+          // No client-side buffering (the seeds' lean transport): marshal again from the arguments.
+          try {
+            p.tries++;
+            this.transmit(p, 0);
+          } catch (e) {
+            this.settle(p, e);
+            continue;
+          }
+          p.interval = Math.min(p.interval * 2, this.options.maxRetransmitMs ?? 8000);
+          p.retransmitAt = t + p.interval;
         }
-        p.interval = Math.min(p.interval * 2, this.options.maxRetransmitMs ?? 8000);
-        p.retransmitAt = t + p.interval;
       }
       next = Math.min(next, p.deadline, this.link.datagram ? p.retransmitAt : Infinity);
     }

@@ -1,3 +1,4 @@
+import type { Worker } from "node:worker_threads";
 import { RpcChannel, type Channel, type ChannelOptions } from "./client.js";
 import type { Dispatcher } from "./server.js";
 import type { ServiceDescription } from "./service.js";
@@ -23,6 +24,8 @@ export interface ShmConnectOptions {
   readonly slotBytes?: number;
   /** The services the worker serves: they size the slots from their static layout. */
   readonly services?: readonly ServiceDescription[];
+  /** Called with the worker thread once its module has registered its handlers (for monitoring). */
+  readonly onWorker?: (worker: Worker) => void;
 }
 
 export type ConnectOptions = ChannelOptions &

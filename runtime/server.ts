@@ -164,6 +164,7 @@ export class Server implements Dispatcher {
     const ledger = observed ? new CopyLedger() : undefined;
     const phases: Phases | undefined = observed ? {} : undefined;
     if (ledger !== undefined && sink.receiveCopies) ledger.record("wire", message.length);
+    if (ledger !== undefined && sink.copiedOut === true) ledger.record("runtime", message.length);
     let parsed = 0;
     if (phases !== undefined) {
       parsed = now();
@@ -207,7 +208,9 @@ export class Server implements Dispatcher {
     const { description, handler } = procedure;
     let args: unknown;
     try {
-      args = this.marshaler.decode(service.mode, description.args, message, r.pos, message.length, ledger, description.name);
+      // A descriptor decode of a call the transport copied out only takes views: counted above.
+      const decodeLedger = sink.copiedOut === true && service.mode === "descriptor" ? undefined : ledger;
+      args = this.marshaler.decode(service.mode, description.args, message, r.pos, message.length, decodeLedger, description.name);
     } catch {
       return call.accept(AcceptStat.GARBAGE_ARGS);
     }

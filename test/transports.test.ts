@@ -11,7 +11,7 @@ import { removeDir, tempDir } from "./support.js";
  */
 
 type Kind = "inproc" | "tcp" | "unix" | "udp";
-const kinds: Kind[] = ["inproc", "tcp", "unix"];
+const kinds: Kind[] = ["inproc", "tcp", "unix", "udp"];
 
 const sockets = tempDir("sockets");
 afterAll(() => removeDir(sockets));

@@ -37,9 +37,12 @@ export interface ClientTransport {
   readonly send: SendMessage;
   /**
    * Set by the channel: a whole RPC message arrived. `reassembled` when the transport had to
-   * copy fragments together (a counted runtime copy).
+   * copy fragments together (a counted runtime copy). `copiedOut` when the transport copied
+   * the message out of memory it reuses (a shared-memory slot) into a buffer of its own: the
+   * runtime counts that copy as its receive pass, and a descriptor-mode decode, which only
+   * takes views into it, is not counted again.
    */
-  onMessage: (message: Uint8Array, reassembled: boolean) => void;
+  onMessage: (message: Uint8Array, reassembled: boolean, copiedOut?: boolean) => void;
   /** Set by the channel: the connection is gone; every waiter must be released. */
   onClose: (error: Error | undefined) => void;
   close(): Promise<void>;
@@ -51,6 +54,8 @@ export interface ReplySink {
   readonly headerRoom: number;
   readonly acquire?: AcquireBuffer;
   readonly receiveCopies: boolean;
+  /** The call was copied out of memory the transport reuses, as `ClientTransport.onMessage`'s `copiedOut`. */
+  readonly copiedOut?: boolean;
   readonly send: SendMessage;
   /** The caller's address, for auth hooks and the duplicate-request cache ("127.0.0.1:51234"). */
   readonly peer: string;

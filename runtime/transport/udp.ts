@@ -1,9 +1,264 @@
-// Placeholder replaced by the UDP transport work in progress.
-import type { Dispatcher, ListenOptions, Listener } from "../server.js";
-import type { ClientTransport } from "./types.js";
-export function connectUdp(_options: { host: string; port: number; maxMessageBytes?: number | undefined }): Promise<ClientTransport> {
-  return Promise.reject(new Error("udp: not yet"));
+import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
+import { isIPv6 } from "node:net";
+import type { CopyLedger } from "../ledger.js";
+import { RpcError } from "../rpc/errors.js";
+import type { Dispatcher, ListenAddress, Listener } from "../server.js";
+import { DROP, DuplicateRequestCache, type CacheEntry, type DuplicateCacheOptions } from "./drc.js";
+import type { ClientTransport, ReplySink } from "./types.js";
+
+/**
+ * ONC RPC over UDP: one datagram per message, no record mark, no low-level acknowledgements
+ * (the reply is the call's acknowledgement, the next call the reply's). Lean protocol
+ * processing as in the seeds:
+ *   - the client keeps no copy of a call: its buffer goes back to the pool as soon as the
+ *     datagram is out, and the channel retransmits by marshaling the arguments again
+ *     (`datagram: true`: RpcChannel retransmits with backoff until the call's timeout or its
+ *     `maxTries`);
+ *   - the server keeps a duplicate-request cache (./drc.ts) so a retransmitted call is
+ *     answered, never executed twice; the reply's own buffer is the entry, written in the send
+ *     callback, so the buffering overlaps the reply's transmission.
+ * The kernel's copy of a datagram is the wire copy; nothing else is copied.
+ */
+
+/** The largest UDP payload over IPv4 (65535 − 8 bytes UDP header − 20 bytes IP header). */
+export const maxDatagramBytes = 65_507;
+
+export interface UdpConnectOptions {
+  readonly host: string;
+  readonly port: number;
+  /** Largest reply accepted (default and at most 65507); a longer datagram is dropped, and its call times out. */
+  readonly maxMessageBytes?: number | undefined;
 }
-export function listenUdp(_server: Dispatcher, _options: ListenOptions): Promise<Listener> {
-  return Promise.reject(new Error("udp: not yet"));
+
+function limit(maxMessageBytes: number | undefined): number {
+  return maxMessageBytes === undefined ? maxDatagramBytes : Math.min(maxMessageBytes, maxDatagramBytes);
+}
+
+/** A connected datagram socket (udp6 for an IPv6 address): the kernel drops datagrams from anyone but the server. */
+export function connectUdp(options: UdpConnectOptions): Promise<ClientTransport> {
+  const socket = createSocket(isIPv6(options.host) ? "udp6" : "udp4");
+  return new Promise((resolve, reject) => {
+    const onError = (e: Error) => {
+      socket.close();
+      reject(e);
+    };
+    socket.once("error", onError);
+    socket.connect(options.port, options.host, (error?: Error | null) => {
+      socket.off("error", onError);
+      if (error) {
+        socket.close();
+        reject(error);
+      } else {
+        resolve(udpTransport(socket, limit(options.maxMessageBytes)));
+      }
+    });
+  });
+}
+
+function udpTransport(socket: Socket, maxMessageBytes: number): ClientTransport {
+  let closed = false;
+  let lastError: Error | undefined;
+  const transport: ClientTransport = {
+    kind: "udp",
+    headerRoom: 0,
+    datagram: true,
+    receiveCopies: true,
+    send(buffer, end, ledger, release) {
+      if (closed) {
+        release(buffer);
+        return;
+      }
+      if (end > maxDatagramBytes) {
+        release(buffer);
+        throw new RpcError("TRANSPORT", `a call of ${end} bytes does not fit in one UDP datagram (${maxDatagramBytes} bytes at most)`);
+      }
+      // The send system call copies the datagram into the kernel: the wire copy, and the only
+      // one. The buffer is the pool's again once Node lets go of it; the call is not kept for
+      // retransmission (the channel marshals it again).
+      socket.send(buffer.subarray(0, end), (error) => {
+        if (error) lastError = error; // e.g. ECONNREFUSED: the call times out or is retransmitted
+        release(buffer);
+      });
+      ledger?.record("wire", end);
+    },
+    onMessage: () => {},
+    onClose: () => {},
+    close: () =>
+      new Promise<void>((resolve) => {
+        if (closed) return resolve();
+        closed = true;
+        socket.close(() => resolve());
+      }),
+  };
+  socket.on("message", (message: Buffer) => {
+    // Each datagram is its own buffer, already copied out of the kernel: nothing to reassemble.
+    if (message.length <= maxMessageBytes) transport.onMessage(message, false);
+  });
+  // A connected UDP socket reports an ICMP port unreachable as ECONNREFUSED on its next
+  // receive. No error of a datagram socket ends the channel: a lost call is retransmitted
+  // and, if it never gets through, times out. Only closing the socket releases the waiters.
+  socket.on("error", (e) => {
+    lastError = e;
+  });
+  socket.on("close", () => {
+    closed = true;
+    transport.onClose(lastError === undefined ? new Error("the UDP socket was closed") : new Error(`the UDP socket was closed (last error: ${lastError.message})`));
+  });
+  return transport;
+}
+
+// ---- the server side -----------------------------------------------------------------------
+
+export interface UdpListenOptions {
+  /** Default 127.0.0.1 (an IPv6 address binds a udp6 socket). */
+  readonly host?: string;
+  /** Default 0: any free port. */
+  readonly port?: number;
+  /** Largest call accepted, in bytes (default and at most 65507); a longer datagram is dropped unread. */
+  readonly maxMessageBytes?: number;
+  /** The duplicate-request cache's bounds, or false to run without one (no at-most-once). */
+  readonly duplicateCache?: DuplicateCacheOptions | false;
+  /**
+   * TEST HOOK, simulating loss on the wire: called with the number of call datagrams
+   * received before this one (0, 1, 2, …); true drops the datagram unread. Unset (the
+   * default), it costs one comparison per datagram.
+   */
+  readonly dropCall?: (n: number) => boolean;
+  /**
+   * TEST HOOK, simulating loss on the wire: called with the number of reply datagrams sent
+   * before this one — replies from the cache included; true drops the datagram as if the
+   * network lost it after it was sent (the cache entry is still written).
+   */
+  readonly dropReply?: (n: number) => boolean;
+}
+
+export interface UdpListener extends Listener {
+  /** The duplicate-request cache (its `stats` count executions, hits and drops), if enabled. */
+  readonly cache: DuplicateRequestCache | undefined;
+}
+
+/** Where one call datagram's reply goes: back to the datagram's source address. */
+class DatagramSink implements ReplySink {
+  readonly kind = "udp";
+  readonly headerRoom = 0;
+  readonly receiveCopies = true;
+
+  constructor(
+    private readonly endpoint: UdpEndpoint,
+    readonly peer: string,
+    readonly address: string,
+    readonly port: number,
+    readonly entry: CacheEntry | undefined,
+  ) {}
+
+  send(buffer: Uint8Array, end: number, ledger: CopyLedger | undefined, release: (buffer: Uint8Array) => void): void {
+    this.endpoint.reply(this, buffer, end, ledger, release);
+  }
+}
+
+class UdpEndpoint implements UdpListener {
+  readonly cache: DuplicateRequestCache | undefined;
+  address: ListenAddress = { host: "", port: 0 };
+  private readonly maxMessageBytes: number;
+  private readonly dropCall: ((n: number) => boolean) | undefined;
+  private readonly dropReply: ((n: number) => boolean) | undefined;
+  private calls = 0;
+  private replies = 0;
+  private closed = false;
+
+  constructor(
+    private readonly server: Dispatcher,
+    private readonly socket: Socket,
+    options: UdpListenOptions,
+  ) {
+    this.maxMessageBytes = limit(options.maxMessageBytes);
+    this.cache = options.duplicateCache === false ? undefined : new DuplicateRequestCache(options.duplicateCache);
+    this.dropCall = options.dropCall;
+    this.dropReply = options.dropReply;
+    socket.on("message", (message: Buffer, from: RemoteInfo) => this.receive(message, from));
+    socket.on("error", () => {}); // an ICMP error about one client must not take the server down
+  }
+
+  /** One datagram, one call. */
+  private receive(message: Buffer, from: RemoteInfo): void {
+    if (this.closed || message.length > this.maxMessageBytes) return;
+    if (this.dropCall !== undefined && this.dropCall(this.calls++)) return;
+    const peer = from.family === "IPv6" ? `[${from.address}]:${from.port}` : `${from.address}:${from.port}`;
+    let entry: CacheEntry | undefined;
+    if (this.cache !== undefined) {
+      const found = this.cache.admit(peer, message);
+      if (found === DROP) return;
+      if (found !== undefined && found.buffer !== undefined) {
+        this.resend(found, from.address, from.port);
+        return;
+      }
+      entry = found;
+    }
+    try {
+      this.server.dispatch(message, new DatagramSink(this, peer, from.address, from.port, entry));
+    } catch {
+      // A dispatcher is not meant to throw; if one does, the datagram is dropped, not the server.
+      if (entry !== undefined) this.cache!.abandon(entry);
+    }
+  }
+
+  /** @internal A reply to a call, in the reply's own (pooled) buffer. */
+  reply(sink: DatagramSink, buffer: Uint8Array, end: number, ledger: CopyLedger | undefined, release: (buffer: Uint8Array) => void): void {
+    if (this.closed) {
+      release(buffer);
+      return;
+    }
+    ledger?.record("wire", end);
+    const entry = sink.entry;
+    if (this.dropReply !== undefined && this.dropReply(this.replies++)) {
+      this.sent(entry, buffer, end, release);
+      return;
+    }
+    // The cache entry is written once the datagram is out: buffering overlapped with sending.
+    this.socket.send(buffer.subarray(0, end), sink.port, sink.address, () => this.sent(entry, buffer, end, release));
+  }
+
+  private sent(entry: CacheEntry | undefined, buffer: Uint8Array, end: number, release: (buffer: Uint8Array) => void): void {
+    if (entry !== undefined) this.cache!.complete(entry, buffer, end, release);
+    else release(buffer);
+  }
+
+  /** A retransmitted call that was answered already: the cached reply bytes, not a second execution. */
+  private resend(entry: CacheEntry, address: string, port: number): void {
+    if (this.dropReply !== undefined && this.dropReply(this.replies++)) return;
+    const cache = this.cache!;
+    cache.pin(entry);
+    this.socket.send(entry.buffer!.subarray(0, entry.end), port, address, () => cache.unpin(entry));
+  }
+
+  close(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    this.closed = true;
+    return new Promise<void>((resolve) => {
+      this.socket.close(() => {
+        this.cache?.clear();
+        resolve();
+      });
+    });
+  }
+}
+
+/** A datagram socket bound to `host:port`: each datagram is one call, answered to its source. */
+export function listenUdp(server: Dispatcher, options: UdpListenOptions): Promise<UdpListener> {
+  const host = options.host ?? "127.0.0.1";
+  const socket = createSocket(isIPv6(host) ? "udp6" : "udp4");
+  const endpoint = new UdpEndpoint(server, socket, options);
+  return new Promise((resolve, reject) => {
+    const onError = (e: Error) => {
+      socket.close();
+      reject(e);
+    };
+    socket.once("error", onError);
+    socket.bind(options.port ?? 0, host, () => {
+      socket.off("error", onError);
+      const a = socket.address();
+      endpoint.address = { host: a.address, port: a.port };
+      resolve(endpoint);
+    });
+  });
 }
