@@ -189,6 +189,9 @@ export class Server implements Dispatcher {
       peer: sink.peer,
     };
     call.context = context;
+    // Without a hook to judge them, only the flavors this server understands are accepted (as libtirpc does).
+    const known = header.cred.flavor === AuthFlavor.AUTH_NONE || header.cred.flavor === AuthFlavor.AUTH_SYS;
+    if (!known && this.options.authenticate === undefined) return call.reject({ kind: "auth-error", stat: AuthStat.AUTH_REJECTEDCRED });
     const refused = this.options.authenticate?.(context);
     if (refused !== undefined && refused !== AuthStat.AUTH_OK) return call.reject({ kind: "auth-error", stat: refused });
 

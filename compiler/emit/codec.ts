@@ -26,6 +26,26 @@ const pathLabel = (p: Path) => p.map((s) => s.label).join(".");
 const access = (root: string, p: Path) => root + p.map((s) => s.access).join("");
 const localFor = (fn: Fn, p: Path) => fn.fresh(p.length === 0 ? "$v" : `$${p.map((s) => s.label).join("_")}`);
 
+/** Nodes a list may have on encode: a bound for a cyclic value, far above any real message. */
+const maxListNodes = 1 << 24;
+
+/** A struct that is a linked-list node: its own plan without the link, and the link's field. */
+interface ListPlan {
+  readonly node: Plan;
+  readonly field: string;
+  readonly link: Path;
+}
+
+function listOf(plan: Plan): ListPlan | undefined {
+  const type = plan.type;
+  if (type?.kind !== "named" || type.target.kind !== "struct") return undefined;
+  const last = plan.steps.at(-1);
+  if (last?.kind !== "optional" || last.path.length !== 1 || plan.objects.length !== 1) return undefined;
+  const only = last.element.steps[0];
+  if (last.element.steps.length !== 1 || only?.kind !== "call" || only.type !== type.target) return undefined;
+  return { node: { ...plan, steps: plan.steps.slice(0, -1) }, field: last.path[0]!.label, link: last.path };
+}
+
 /** The location a step's runtime errors need prepended: empty for runs (they sit at the plan's root). */
 const locationOf = (s: Step | undefined): string[] => (s === undefined || s.kind === "run" ? [] : s.path.map((seg) => seg.label));
 
@@ -78,7 +98,40 @@ export class CodecWriter {
     fn.fresh("v");
     fn.fresh("w");
     fn.fresh("d");
+    const list = listOf(plan);
+    if (list !== undefined) return this.encodeList(list, ts, fn).join("\n");
     return this.encodePlan(plan, "v", ts, fn).join("\n");
+  }
+
+  /**
+   * A linked list (a struct whose last field points to the next node) is marshaled node by
+   * node in a loop rather than by recursion, so its length is bounded by the message, not
+   * the stack — NFS directory listings run to thousands of entries.
+   */
+  private encodeList(list: ListPlan, ts: string, fn: Fn): string[] {
+    const s = this.strategy;
+    const node = fn.fresh("$node");
+    const next = fn.fresh("$next");
+    const i = fn.fresh("i");
+    return [
+      `let ${node} = v;`,
+      `for (let ${i} = 0; ; ${i}++) {`,
+      `try {`,
+      ...this.encodePlan(list.node, node, ts, fn),
+      `} catch (err) {`,
+      `throw ${i} === 0 ? err : ${this.rt("within")}(err, [\`${list.field}[\${${i}}]\`]);`,
+      `}`,
+      `const ${next} = ${node}.${list.field};`,
+      `if (${next} === null) {`,
+      `${s.sink}.optional(false);`,
+      `return;`,
+      `}`,
+      `if (${next} === undefined) throw ${this.rt("invalidValue")}(${s.encodeAt}, ${JSON.stringify(list.field)}, "optional data (a value or null)", ${next});`,
+      `if (${i} === ${maxListNodes - 1}) throw ${s.sink}.error("list of more than ${maxListNodes} nodes (is it cyclic?)");`,
+      `${s.sink}.optional(true);`,
+      `${node} = ${next};`,
+      `}`,
+    ];
   }
 
   private encodePlan(plan: Plan, value: string, ts: string, fn: Fn): string[] {
@@ -86,7 +139,7 @@ export class CodecWriter {
     const code: string[] = [];
     for (const p of plan.objects) {
       const x = access(value, p);
-      const what = p.length === 0 ? `a ${ts}` : "an object";
+      const what = p.length === 0 ? `struct ${ts}` : "a struct";
       code.push(
         `if (typeof ${x} !== "object" || ${x} === null) throw ${this.rt("invalidValue")}(${s.encodeAt}, ${JSON.stringify(pathLabel(p))}, ${JSON.stringify(what)}, ${x});`,
       );
@@ -257,12 +310,48 @@ export class CodecWriter {
   private decodeFunction(plan: Plan, ts: string): string {
     const fn = new Fn();
     fn.fresh("r");
+    const list = listOf(plan);
+    if (list !== undefined) return this.decodeList(list, ts, fn).join("\n");
     return this.decodePlan(plan, ts, fn, (expr) => `return ${expr};`).join("\n");
   }
 
+  /** The decoding half of `encodeList`: each node is linked to the previous one as it arrives. */
+  private decodeList(list: ListPlan, ts: string, fn: Fn): string[] {
+    const head = fn.fresh("$head");
+    const tail = fn.fresh("$tail");
+    const node = fn.fresh("$node");
+    const i = fn.fresh("i");
+    // The node is built with its link null; the next iteration (if any) fills it in.
+    const unlinked = new Map([[pathKey(list.link), "null"]]);
+    return [
+      `let ${head}: ${ts} | null = null;`,
+      `let ${tail}: ${ts} | null = null;`,
+      `let ${i} = 0;`,
+      `do {`,
+      `let ${node}: ${ts};`,
+      `try {`,
+      ...this.decodePlan(list.node, ts, fn, (expr) => `${node} = ${expr};`, unlinked),
+      `} catch (err) {`,
+      `throw ${i} === 0 ? err : ${this.rt("within")}(err, [\`${list.field}[\${${i}}]\`]);`,
+      `}`,
+      `if (${tail} === null) ${head} = ${node};`,
+      `else ${tail}.${list.field} = ${node};`,
+      `${tail} = ${node};`,
+      `${i}++;`,
+      `} while (r.optional());`,
+      `return ${head}!;`,
+    ];
+  }
+
   /** Statements decoding `plan`, ending with `finish(expression of the value)`. */
-  private decodePlan(plan: Plan, ts: string, fn: Fn, finish: (expr: string) => string): string[] {
-    const locals = new Map<string, string>();
+  private decodePlan(
+    plan: Plan,
+    ts: string,
+    fn: Fn,
+    finish: (expr: string) => string,
+    preset: ReadonlyMap<string, string> = new Map(),
+  ): string[] {
+    const locals = new Map<string, string>(preset);
     const steps = plan.steps.map((step) => this.decodeStep(step, fn, locals));
     steps.push([finish(this.shapeExpr(plan.shape, locals, ts))]);
     return this.locate([...plan.steps, undefined], steps, fn);

@@ -72,7 +72,7 @@ export const netbufCodec: XdrCodec<netbuf> = {
   max: undefined,
   encode: describedEncode,
   describe(d: Descriptor, v: netbuf): void {
-    if (typeof v !== "object" || v === null) throw invalidValue(d.length, "", "a netbuf", v);
+    if (typeof v !== "object" || v === null) throw invalidValue(d.length, "", "struct netbuf", v);
     let $at = 0;
     try {
       const $maxlen = v.maxlen;
@@ -158,7 +158,7 @@ export const bindingCodec: XdrCodec<binding> = {
   max: undefined,
   encode: describedEncode,
   describe(d: Descriptor, v: binding): void {
-    if (typeof v !== "object" || v === null) throw invalidValue(d.length, "", "a binding", v);
+    if (typeof v !== "object" || v === null) throw invalidValue(d.length, "", "struct binding", v);
     let $at = 0;
     try {
       const $prog = v.prog;

@@ -70,7 +70,8 @@ export const netbufCodec: XdrCodec<netbuf> = {
   min: 8,
   max: undefined,
   encode(w: XdrWriter, v: netbuf): void {
-    if (typeof v !== "object" || v === null) throw invalidValue(w.pos - w.start, "", "a netbuf", v);
+    if (typeof v !== "object" || v === null)
+      throw invalidValue(w.pos - w.start, "", "struct netbuf", v);
     let $at = 0;
     try {
       const $maxlen = v.maxlen;
@@ -154,7 +155,7 @@ export const bindingCodec: XdrCodec<binding> = {
   max: undefined,
   encode(w: XdrWriter, v: binding): void {
     if (typeof v !== "object" || v === null)
-      throw invalidValue(w.pos - w.start, "", "a binding", v);
+      throw invalidValue(w.pos - w.start, "", "struct binding", v);
     let $at = 0;
     try {
       const $prog = v.prog;

@@ -96,7 +96,7 @@ export const scalarsCodec: XdrCodec<scalars> = {
   max: 88,
   encode: describedEncode,
   describe(d: Descriptor, v: scalars): void {
-    if (typeof v !== "object" || v === null) throw invalidValue(d.length, "", "a scalars", v);
+    if (typeof v !== "object" || v === null) throw invalidValue(d.length, "", "struct scalars", v);
     const $i = v.i;
     if ($i !== ($i | 0)) throw invalidValue(d.length, "i", "int", $i);
     const $ui = v.ui;
@@ -271,9 +271,9 @@ export const shapesCodec: XdrCodec<shapes> = {
   max: undefined,
   encode: describedEncode,
   describe(d: Descriptor, v: shapes): void {
-    if (typeof v !== "object" || v === null) throw invalidValue(d.length, "", "a shapes", v);
+    if (typeof v !== "object" || v === null) throw invalidValue(d.length, "", "struct shapes", v);
     if (typeof v.tagged !== "object" || v.tagged === null)
-      throw invalidValue(d.length, "tagged", "an object", v.tagged);
+      throw invalidValue(d.length, "tagged", "a struct", v.tagged);
     let $at = 0;
     try {
       d.fixedOpaque(v.fixed_bytes, 8);
@@ -350,7 +350,7 @@ export const shapesCodec: XdrCodec<shapes> = {
         for (; i4 < n4; i4++) {
           const e4 = $nested[i4] as scalars;
           if (typeof e4 !== "object" || e4 === null)
-            throw invalidValue(d.length, "", "a scalars", e4);
+            throw invalidValue(d.length, "", "struct scalars", e4);
           const $i = e4.i;
           if ($i !== ($i | 0)) throw invalidValue(d.length, "i", "int", $i);
           const $ui = e4.ui;
@@ -441,7 +441,7 @@ export const shapesCodec: XdrCodec<shapes> = {
           throw invalidValue(d.length, "", "optional data (a value or null)", $maybe);
         d.optional(true);
         if (typeof $maybe !== "object" || $maybe === null)
-          throw invalidValue(d.length, "", "a scalars", $maybe);
+          throw invalidValue(d.length, "", "struct scalars", $maybe);
         const $i2 = $maybe.i;
         if ($i2 !== ($i2 | 0)) throw invalidValue(d.length, "i", "int", $i2);
         const $ui2 = $maybe.ui;
@@ -1184,7 +1184,8 @@ export const scalars_aliasCodec: XdrCodec<scalars_alias> = {
   max: 88,
   encode: describedEncode,
   describe(d: Descriptor, v: scalars_alias): void {
-    if (typeof v !== "object" || v === null) throw invalidValue(d.length, "", "a scalars_alias", v);
+    if (typeof v !== "object" || v === null)
+      throw invalidValue(d.length, "", "struct scalars_alias", v);
     const $i = v.i;
     if ($i !== ($i | 0)) throw invalidValue(d.length, "i", "int", $i);
     const $ui = v.ui;

@@ -94,7 +94,7 @@ export const scalarsCodec: XdrCodec<scalars> = {
   max: 88,
   encode(w: XdrWriter, v: scalars): void {
     if (typeof v !== "object" || v === null)
-      throw invalidValue(w.pos - w.start, "", "a scalars", v);
+      throw invalidValue(w.pos - w.start, "", "struct scalars", v);
     const $i = v.i;
     if ($i !== ($i | 0)) throw invalidValue(w.pos - w.start, "i", "int", $i);
     const $ui = v.ui;
@@ -273,9 +273,10 @@ export const shapesCodec: XdrCodec<shapes> = {
   min: 316,
   max: undefined,
   encode(w: XdrWriter, v: shapes): void {
-    if (typeof v !== "object" || v === null) throw invalidValue(w.pos - w.start, "", "a shapes", v);
+    if (typeof v !== "object" || v === null)
+      throw invalidValue(w.pos - w.start, "", "struct shapes", v);
     if (typeof v.tagged !== "object" || v.tagged === null)
-      throw invalidValue(w.pos - w.start, "tagged", "an object", v.tagged);
+      throw invalidValue(w.pos - w.start, "tagged", "a struct", v.tagged);
     let $at = 0;
     try {
       w.fixedOpaque(v.fixed_bytes, 8);
@@ -354,7 +355,7 @@ export const shapesCodec: XdrCodec<shapes> = {
         for (; i4 < n4; i4++) {
           const e4 = $nested[i4] as scalars;
           if (typeof e4 !== "object" || e4 === null)
-            throw invalidValue(w.pos - w.start, "", "a scalars", e4);
+            throw invalidValue(w.pos - w.start, "", "struct scalars", e4);
           const $i = e4.i;
           if ($i !== ($i | 0)) throw invalidValue(w.pos - w.start, "i", "int", $i);
           const $ui = e4.ui;
@@ -451,7 +452,7 @@ export const shapesCodec: XdrCodec<shapes> = {
           throw invalidValue(w.pos - w.start, "", "optional data (a value or null)", $maybe);
         w.optional(true);
         if (typeof $maybe !== "object" || $maybe === null)
-          throw invalidValue(w.pos - w.start, "", "a scalars", $maybe);
+          throw invalidValue(w.pos - w.start, "", "struct scalars", $maybe);
         const $i2 = $maybe.i;
         if ($i2 !== ($i2 | 0)) throw invalidValue(w.pos - w.start, "i", "int", $i2);
         const $ui2 = $maybe.ui;
@@ -1227,7 +1228,7 @@ export const scalars_aliasCodec: XdrCodec<scalars_alias> = {
   max: 88,
   encode(w: XdrWriter, v: scalars_alias): void {
     if (typeof v !== "object" || v === null)
-      throw invalidValue(w.pos - w.start, "", "a scalars_alias", v);
+      throw invalidValue(w.pos - w.start, "", "struct scalars_alias", v);
     const $i = v.i;
     if ($i !== ($i | 0)) throw invalidValue(w.pos - w.start, "i", "int", $i);
     const $ui = v.ui;

@@ -25,7 +25,7 @@ export const other_itemCodec: XdrCodec<other_item> = {
   max: 4,
   encode(w: XdrWriter, v: other_item): void {
     if (typeof v !== "object" || v === null)
-      throw invalidValue(w.pos - w.start, "", "a other_item", v);
+      throw invalidValue(w.pos - w.start, "", "struct other_item", v);
     const $id = v.id;
     if ($id !== ($id | 0)) throw invalidValue(w.pos - w.start, "id", "int", $id);
     w.int($id);
@@ -59,7 +59,8 @@ export const recordCodec: XdrCodec<record> = {
   min: 16,
   max: 128,
   encode(w: XdrWriter, v: record): void {
-    if (typeof v !== "object" || v === null) throw invalidValue(w.pos - w.start, "", "a record", v);
+    if (typeof v !== "object" || v === null)
+      throw invalidValue(w.pos - w.start, "", "struct record", v);
     let $at = 0;
     try {
       w.fixedOpaque(v.tag, 4);
@@ -91,7 +92,7 @@ export const recordCodec: XdrCodec<record> = {
         for (; i2 < n2; i2++) {
           const e2 = $items[i2] as other_item;
           if (typeof e2 !== "object" || e2 === null)
-            throw invalidValue(w.pos - w.start, "", "a other_item", e2);
+            throw invalidValue(w.pos - w.start, "", "struct other_item", e2);
           const $id = e2.id;
           if ($id !== ($id | 0)) throw invalidValue(w.pos - w.start, "id", "int", $id);
           w.int($id);

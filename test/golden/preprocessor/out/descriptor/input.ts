@@ -26,7 +26,8 @@ export const other_itemCodec: XdrCodec<other_item> = {
   max: 4,
   encode: describedEncode,
   describe(d: Descriptor, v: other_item): void {
-    if (typeof v !== "object" || v === null) throw invalidValue(d.length, "", "a other_item", v);
+    if (typeof v !== "object" || v === null)
+      throw invalidValue(d.length, "", "struct other_item", v);
     const $id = v.id;
     if ($id !== ($id | 0)) throw invalidValue(d.length, "id", "int", $id);
     const o = d.reserve(4);
@@ -65,7 +66,7 @@ export const recordCodec: XdrCodec<record> = {
   max: 128,
   encode: describedEncode,
   describe(d: Descriptor, v: record): void {
-    if (typeof v !== "object" || v === null) throw invalidValue(d.length, "", "a record", v);
+    if (typeof v !== "object" || v === null) throw invalidValue(d.length, "", "struct record", v);
     let $at = 0;
     try {
       d.fixedOpaque(v.tag, 4);
@@ -99,7 +100,7 @@ export const recordCodec: XdrCodec<record> = {
         for (; i2 < n2; i2++) {
           const e2 = $items[i2] as other_item;
           if (typeof e2 !== "object" || e2 === null)
-            throw invalidValue(d.length, "", "a other_item", e2);
+            throw invalidValue(d.length, "", "struct other_item", e2);
           const $id = e2.id;
           if ($id !== ($id | 0)) throw invalidValue(d.length, "id", "int", $id);
           const o2 = d.reserve(4);

@@ -25,7 +25,7 @@ export const other_itemCodec: XdrCodec<other_item> = {
   max: 4,
   encode(w: XdrWriter, v: other_item): void {
     if (typeof v !== "object" || v === null)
-      throw invalidValue(w.pos - w.start, "", "a other_item", v);
+      throw invalidValue(w.pos - w.start, "", "struct other_item", v);
     const $id = v.id;
     if ($id !== ($id | 0)) throw invalidValue(w.pos - w.start, "id", "int", $id);
     const o = w.reserve(4);
@@ -63,7 +63,8 @@ export const recordCodec: XdrCodec<record> = {
   min: 16,
   max: 128,
   encode(w: XdrWriter, v: record): void {
-    if (typeof v !== "object" || v === null) throw invalidValue(w.pos - w.start, "", "a record", v);
+    if (typeof v !== "object" || v === null)
+      throw invalidValue(w.pos - w.start, "", "struct record", v);
     let $at = 0;
     try {
       w.fixedOpaque(v.tag, 4);
@@ -97,7 +98,7 @@ export const recordCodec: XdrCodec<record> = {
         for (; i2 < n2; i2++) {
           const e2 = $items[i2] as other_item;
           if (typeof e2 !== "object" || e2 === null)
-            throw invalidValue(w.pos - w.start, "", "a other_item", e2);
+            throw invalidValue(w.pos - w.start, "", "struct other_item", e2);
           const $id = e2.id;
           if ($id !== ($id | 0)) throw invalidValue(w.pos - w.start, "id", "int", $id);
           const o2 = w.reserve(4);

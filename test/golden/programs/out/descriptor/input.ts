@@ -30,7 +30,7 @@ export const pairCodec: XdrCodec<pair> = {
   max: 8,
   encode: describedEncode,
   describe(d: Descriptor, v: pair): void {
-    if (typeof v !== "object" || v === null) throw invalidValue(d.length, "", "a pair", v);
+    if (typeof v !== "object" || v === null) throw invalidValue(d.length, "", "struct pair", v);
     const $a = v.a;
     if ($a !== ($a | 0)) throw invalidValue(d.length, "a", "int", $a);
     const $b = v.b;
@@ -274,7 +274,7 @@ const CalcV2$find$args: XdrCodec<[string, pair | null]> = {
           throw invalidValue(d.length, "", "optional data (a value or null)", $arg2);
         d.optional(true);
         if (typeof $arg2 !== "object" || $arg2 === null)
-          throw invalidValue(d.length, "", "a pair", $arg2);
+          throw invalidValue(d.length, "", "struct pair", $arg2);
         const $a = $arg2.a;
         if ($a !== ($a | 0)) throw invalidValue(d.length, "a", "int", $a);
         const $b = $arg2.b;

@@ -28,7 +28,8 @@ export const pairCodec: XdrCodec<pair> = {
   min: 8,
   max: 8,
   encode(w: XdrWriter, v: pair): void {
-    if (typeof v !== "object" || v === null) throw invalidValue(w.pos - w.start, "", "a pair", v);
+    if (typeof v !== "object" || v === null)
+      throw invalidValue(w.pos - w.start, "", "struct pair", v);
     const $a = v.a;
     if ($a !== ($a | 0)) throw invalidValue(w.pos - w.start, "a", "int", $a);
     const $b = v.b;
@@ -270,7 +271,7 @@ const CalcV2$find$args: XdrCodec<[string, pair | null]> = {
           throw invalidValue(w.pos - w.start, "", "optional data (a value or null)", $arg2);
         w.optional(true);
         if (typeof $arg2 !== "object" || $arg2 === null)
-          throw invalidValue(w.pos - w.start, "", "a pair", $arg2);
+          throw invalidValue(w.pos - w.start, "", "struct pair", $arg2);
         const $a = $arg2.a;
         if ($a !== ($a | 0)) throw invalidValue(w.pos - w.start, "a", "int", $a);
         const $b = $arg2.b;

@@ -21,44 +21,47 @@ export const nodeCodec: XdrCodec<node> = {
   min: 8,
   max: undefined,
   encode(w: XdrWriter, v: node): void {
-    if (typeof v !== "object" || v === null) throw invalidValue(w.pos - w.start, "", "a node", v);
-    let $at = 0;
-    try {
-      const $value = v.value;
-      if ($value !== ($value | 0)) throw invalidValue(w.pos - w.start, "value", "int", $value);
-      w.int($value);
-      $at = 1;
-      const $next = v.next;
+    let $node = v;
+    for (let i = 0; ; i++) {
+      try {
+        if (typeof $node !== "object" || $node === null)
+          throw invalidValue(w.pos - w.start, "", "struct node", $node);
+        const $value = $node.value;
+        if ($value !== ($value | 0)) throw invalidValue(w.pos - w.start, "value", "int", $value);
+        w.int($value);
+      } catch (err) {
+        throw i === 0 ? err : within(err, [`next[${i}]`]);
+      }
+      const $next = $node.next;
       if ($next === null) {
         w.optional(false);
-      } else {
-        if ($next === undefined)
-          throw invalidValue(w.pos - w.start, "", "optional data (a value or null)", $next);
-        w.optional(true);
-        w.enter();
-        nodeCodec.encode(w, $next);
-        w.leave();
+        return;
       }
-    } catch (err) {
-      throw within(err, [[], ["next"]][$at]!);
+      if ($next === undefined)
+        throw invalidValue(w.pos - w.start, "next", "optional data (a value or null)", $next);
+      if (i === 16777215) throw w.error("list of more than 16777216 nodes (is it cyclic?)");
+      w.optional(true);
+      $node = $next;
     }
   },
   decode(r: XdrReader): node {
-    let $at = 0;
-    try {
-      const $value = r.int();
-      $at = 1;
-      let $next: node | null = null;
-      if (r.optional()) {
-        r.enter();
-        $next = nodeCodec.decode(r);
-        r.leave();
+    let $head: node | null = null;
+    let $tail: node | null = null;
+    let i = 0;
+    do {
+      let $node: node;
+      try {
+        const $value = r.int();
+        $node = { value: $value, next: null };
+      } catch (err) {
+        throw i === 0 ? err : within(err, [`next[${i}]`]);
       }
-      $at = 2;
-      return { value: $value, next: $next };
-    } catch (err) {
-      throw within(err, [[], ["next"], []][$at]!);
-    }
+      if ($tail === null) $head = $node;
+      else $tail.next = $node;
+      $tail = $node;
+      i++;
+    } while (r.optional());
+    return $head!;
   },
 };
 
@@ -106,7 +109,8 @@ export const bagCodec: XdrCodec<bag> = {
   min: 8,
   max: undefined,
   encode(w: XdrWriter, v: bag): void {
-    if (typeof v !== "object" || v === null) throw invalidValue(w.pos - w.start, "", "a bag", v);
+    if (typeof v !== "object" || v === null)
+      throw invalidValue(w.pos - w.start, "", "struct bag", v);
     let $at = 0;
     try {
       w.string(v.name, 4294967295);
