@@ -83,6 +83,9 @@ function parseArgs(argv: readonly string[]): Options | "help" | "version" {
       if (!(modes as readonly string[]).includes(m)) throw new UsageError(`unknown mode '${m}' (expected ${modes.join(", ")})`);
       o.mode = m as Mode;
     } else if (arg === "--out" || arg.startsWith("--out=")) o.out = arg === "--out" ? value(arg) : arg.slice(6);
+    else if (arg === "--runtime" || arg.startsWith("--runtime=")) {
+      o.runtimeModule = arg === "--runtime" ? value(arg) : arg.slice("--runtime=".length);
+    }
     else if (arg === "-I" || (arg.startsWith("-I") && arg.length > 2)) o.includeDirs.push(arg === "-I" ? value(arg) : arg.slice(2));
     else if (arg === "-D" || (arg.startsWith("-D") && arg.length > 2)) {
       const d = arg === "-D" ? value(arg) : arg.slice(2);

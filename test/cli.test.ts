@@ -196,3 +196,18 @@ describe("the built executable", () => {
     expect(stderr).toBe("");
   });
 });
+
+describe("--runtime", () => {
+  it("sets the module generated code imports the runtime from", async () => {
+    const out = tempDir("runtime");
+    try {
+      const run = await runCli([join(repoRoot, "idl/bench.x"), "--runtime", "../my-runtime.js", "--out", out]);
+      expect(run.status).toBe(0);
+      const text = readFileSync(join(out, "bench.ts"), "utf8");
+      expect(text).toContain('from "../my-runtime.js";');
+      expect(text).not.toContain("rpcgen-ts/runtime");
+    } finally {
+      removeDir(out);
+    }
+  });
+});

@@ -75,7 +75,11 @@ export class CodecWriter {
     const encode =
       s.encodeMethod === "encode"
         ? `encode(w: ${sinkType}, v: ${ts}): void {\n${encodeBody}\n}`
-        : `encode: ${this.rt("describedEncode")},\ndescribe(d: ${sinkType}, v: ${ts}): void {\n${encodeBody}\n}`;
+        : `encode(w: ${this.rt("XdrWriter", true)}, v: ${ts}): void {\n` +
+          // Its own encode per codec: the describe call below stays monomorphic.
+          `const d = ${this.rt("borrowDescriptor")}();\n` +
+          `try {\nthis.describe!(d, v);\n${this.rt("gatherDescriptor")}(d, w);\n} finally {\n${this.rt("returnDescriptor")}(d);\n}\n},\n` +
+          `describe(d: ${sinkType}, v: ${ts}): void {\n${encodeBody}\n}`;
     return (
       `{\nname: ${JSON.stringify(name)},\nmin: ${plan.size.min},\nmax: ${max},\n${encode},\n` +
       `decode(r: ${reader}): ${ts} {\n${decodeBody}\n},\n}`

@@ -4,6 +4,8 @@ import { RpcError } from "../rpc/errors.js";
 import type { ListenAddress } from "../server.js";
 import type { ServiceDescription } from "../service.js";
 import { connectStream } from "../transport/stream.js";
+import type { ClientTransport } from "../transport/types.js";
+import { voidCodec } from "../xdr/codec.js";
 import { IPPROTO_TCP, IPPROTO_UDP, PMAP_PORT, PmapVersClient, type mapping } from "./pmap_prot.js";
 import { Rpcbvers4Client, RpcbversClient, type rpcb } from "./rpcb_prot.js";
 
@@ -17,11 +19,11 @@ import { Rpcbvers4Client, RpcbversClient, type rpcb } from "./rpcb_prot.js";
  *
  * Registering, as libtirpc's rpcb_set() does:
  * - rpcbind is reached over its Unix socket (/run/rpcbind.sock, netid "local") when there
- *   is one, else over TCP at 127.0.0.1:111. rpcbind accepts SET and UNSET only from a
- *   local sender: over its Unix socket it learns the caller's uid (SO_PEERCRED), and it
- *   refuses them over TCP/UDP unless it runs insecure (`-i`). It also takes the owner from
- *   the socket, not from r_owner; we send "superuser" for uid 0 and the uid in decimal
- *   otherwise, as libtirpc does.
+ *   is one, else over TCP at 127.0.0.1:111. Over the Unix socket rpcbind learns the
+ *   caller's uid (SO_PEERCRED) and records the owner as "superuser" or the uid; over
+ *   TCP it records "unknown", and some builds refuse SET and UNSET over TCP altogether.
+ *   rpcbind takes the owner from the socket, not from r_owner; we send "superuser" for
+ *   uid 0 and the uid in decimal otherwise, as libtirpc does.
  * - Versions 4, then 3, RPCBPROC_SET with netid "tcp"/"udp" ("tcp6"/"udp6" for an IPv6
  *   address) and the universal address "h1.h2.h3.h4.p1.p2". A stale registration of the
  *   same program, version and netid (a crashed earlier server) is UNSET first, since
@@ -32,8 +34,13 @@ import { Rpcbvers4Client, RpcbversClient, type rpcb } from "./rpcb_prot.js";
  * - The Unix-socket transport ("unix") registers netid "local" with the socket's path as
  *   its address, as libtirpc's svc_reg() does on AF_LOCAL; version 2 cannot express that.
  *
- * Looking up: PMAPPROC_GETPORT (every portmapper has it), else RPCBPROC_GETADDR of
- * version 4 or 3 with the universal address parsed.
+ * Looking up: version 4's RPCBPROC_GETADDRLIST, which matches the version exactly and names
+ * each address's netid; else portmapper v2 PMAPPROC_GETPORT (every portmapper has it); else
+ * version 3's RPCBPROC_GETADDR, which answers for the netid of the transport it is asked
+ * over (rpcbind ignores r_netid there), so it is used only over a session of that transport.
+ * GETPORT and GETADDR answer with the address of another version of the program when the
+ * one asked for is not registered (rpcbind's find_service does, so that the server can
+ * answer PROG_MISMATCH with the versions it has); GETADDRLIST does not.
  */
 
 /** Where rpcbind listens: its Unix socket (tried in order), and its TCP/UDP port. */
@@ -60,10 +67,11 @@ export interface Registration {
 
 /** Where to reach rpcbind; for tests and for hosts with it elsewhere. */
 export interface RpcbindEndpoint {
-  /** A Unix socket path, or a host (with `port`, default 111). */
+  /** A Unix socket path, or a host (with `port`, default 111, over `transport`, default TCP). */
   readonly path?: string;
   readonly host?: string;
   readonly port?: number;
+  readonly transport?: "tcp" | "udp";
 }
 
 export interface RegisterOptions {
@@ -137,8 +145,15 @@ function hex(program: number): string {
 }
 
 function describe(e: RpcbindEndpoint): string {
-  return e.path ?? `${e.host ?? "127.0.0.1"}:${e.port ?? rpcbindPort}`;
+  if (e.path !== undefined) return e.path;
+  return `${e.host ?? "127.0.0.1"}:${e.port ?? rpcbindPort}${e.transport === "udp" ? "/udp" : ""}`;
 }
+
+/** Procedure 0 of any program version: no arguments, no results. */
+const nullProcedure = { number: 0, name: "NULLPROC", arity: 0, args: voidCodec, result: voidCodec } as const;
+
+/** A version this rpcbind speaks cannot do what is asked over this session: try the next one. */
+class NotHere extends Error {}
 
 /** The status of a call's failure when it means "this rpcbind does not speak that version". */
 function versionUnavailable(e: unknown): boolean {
@@ -161,6 +176,8 @@ export class RpcbindSession {
   private constructor(
     private readonly channel: RpcChannel,
     readonly where: string,
+    /** The netid of the session's own transport: "local", "tcp" or "udp". */
+    readonly netid: string,
     versions: readonly (2 | 3 | 4)[],
   ) {
     const options = { timeoutMs: callTimeoutMs };
@@ -175,13 +192,14 @@ export class RpcbindSession {
     const failures: string[] = [];
     for (const e of endpoints) {
       try {
-        const link =
-          e.path !== undefined
-            ? await connectStream({ transport: "unix", path: e.path })
-            : await connectStream({ transport: "tcp", host: e.host ?? "127.0.0.1", port: e.port ?? rpcbindPort });
-        // Versions 3 and 4 only: rpcbind serves portmapper v2 on TCP and UDP, not on its Unix socket.
-        const usable = e.path !== undefined ? versions.filter((v) => v !== 2) : versions;
-        return new RpcbindSession(new RpcChannel(link), describe(e), usable);
+        const host = e.host ?? "127.0.0.1";
+        const port = e.port ?? rpcbindPort;
+        let link: ClientTransport;
+        if (e.path !== undefined) link = await connectStream({ transport: "unix", path: e.path });
+        else if (e.transport === "udp") link = await (await import("../transport/udp.js")).connectUdp({ host, port });
+        else link = await connectStream({ transport: "tcp", host, port });
+        const netid = e.path !== undefined ? "local" : netidOf(e.transport ?? "tcp", host);
+        return new RpcbindSession(new RpcChannel(link, { retransmitMs: 500 }), describe(e), netid, versions);
       } catch (err) {
         failures.push(`${describe(e)}: ${err instanceof Error ? err.message : String(err)}`);
       }
@@ -203,15 +221,29 @@ export class RpcbindSession {
     return this.change("unset", r);
   }
 
-  /** The port rpcbind has for (program, version, tcp|udp), or 0 when none is registered. */
+  /**
+   * The port rpcbind has for (program, version, tcp|udp) over IPv4, or 0 when none is
+   * registered (see above: without version 4, possibly another version's port).
+   */
   async lookup(program: number, version: number, transport: "tcp" | "udp"): Promise<number> {
-    return this.attempt([2, 4, 3], async (v) => {
+    return this.attempt([4, 2, 3], async (v) => {
       if (v === 2) {
         const prot = transport === "tcp" ? IPPROTO_TCP : IPPROTO_UDP;
         return this.v2.pmapprocGetport({ prog: program, vers: version, prot, port: 0 });
       }
-      const client = v === 4 ? this.v4 : this.v3;
-      const uaddr = await client.rpcbprocGetaddr({ r_prog: program, r_vers: version, r_netid: transport, r_addr: "", r_owner: "" });
+      const query: rpcb = { r_prog: program, r_vers: version, r_netid: transport, r_addr: "", r_owner: "" };
+      if (v === 4) {
+        // Every address of the program version in the session's address family, by netid.
+        for (let p = await this.v4.rpcbprocGetaddrlist(query); p !== null; p = p.rpcb_entry_next) {
+          const e = p.rpcb_entry_map;
+          if (e.r_nc_netid === transport) return parseUniversalAddress(e.r_maddr).port;
+        }
+        return 0;
+      }
+      if (this.netid !== transport) {
+        throw new NotHere(`rpcbind v3 GETADDR answers for the netid it is asked over (${this.netid}), not ${transport}`);
+      }
+      const uaddr = await this.v3.rpcbprocGetaddr(query);
       return uaddr === "" ? 0 : parseUniversalAddress(uaddr).port;
     });
   }
@@ -272,13 +304,31 @@ export class RpcbindSession {
         this.used = v;
         return result;
       } catch (e) {
+        if (e instanceof NotHere) {
+          last = e;
+          continue;
+        }
         if (!versionUnavailable(e)) throw e;
         last = e;
         this.versions = this.versions.filter((x) => x !== v);
       }
     }
-    throw new RpcError("PROG_MISMATCH", `rpcbind at ${this.where} speaks none of the versions this needs (${order.join(", ")})`, {
+    const why = last instanceof Error ? `: ${last.message}` : "";
+    throw new RpcError("PROG_MISMATCH", `rpcbind at ${this.where} cannot do this in any version it speaks (tried ${order.join(", ")})${why}`, {
       cause: last,
+    });
+  }
+
+  /**
+   * Finds the most preferred version this rpcbind speaks with a NULL call to each (the
+   * procedure every RPC server answers), so that version-specific decisions — v2's UNSET
+   * drops both protocols — are made before the first real call.
+   */
+  async negotiate(): Promise<2 | 3 | 4> {
+    const services = { 4: this.v4.rpcService, 3: this.v3.rpcService, 2: this.v2.rpcService } as const;
+    return this.attempt([...this.versions], async (v) => {
+      await this.channel.call(services[v], nullProcedure, undefined, undefined, { timeoutMs: callTimeoutMs });
+      return v;
     });
   }
 
@@ -312,6 +362,7 @@ export async function registerWithRpcbind(
   const session = await RpcbindSession.open(endpoints, options.versions);
   const done: Registration[] = [];
   try {
+    await session.negotiate();
     for (const r of registrations) {
       await replaceStale(session, r);
       if (!(await session.set(r))) {
@@ -335,6 +386,7 @@ export async function registerWithRpcbind(
     unregistered = true;
     const s = await RpcbindSession.open(endpoints, options.versions);
     try {
+      await s.negotiate();
       for (const r of done) {
         // Only our own mapping: if another server has taken the name since, leave it.
         if (await stillOurs(s, r)) await s.unset(r);

@@ -56,26 +56,26 @@ export function rooted(e: unknown, name: string): unknown {
 
 // ---- support for generated code ------------------------------------------------------
 
-/** The descriptors `describedEncode` lends out: one per nesting of encodes, reused. */
+/** Descriptors lent to descriptor-mode `encode`s: one per nesting of encodes, reused. */
 const pool: Descriptor[] = [];
 let inUse = 0;
 
-/**
- * `encode` for descriptor-mode codecs: describes the value into a pooled descriptor, then
- * gathers it into the writer in one pass.
- */
-export function describedEncode<T>(this: XdrCodec<T>, w: XdrWriter, value: T): void {
+/** A cleared descriptor for a descriptor-mode codec's `encode`; give it back with `returnDescriptor`. */
+export function borrowDescriptor(): Descriptor {
   const d = (pool[inUse] ??= new Descriptor());
   inUse++;
-  try {
-    d.reset();
-    this.describe!(d, value);
-    const o = w.reserve(d.length);
-    d.gatherInto(w.buf, o);
-  } finally {
-    d.reset();
-    inUse--;
-  }
+  return d;
+}
+
+/** Gathers a described message into the writer in one pass. */
+export function gatherDescriptor(d: Descriptor, w: XdrWriter): void {
+  const o = w.reserve(d.length);
+  d.gatherInto(w.buf, o);
+}
+
+export function returnDescriptor(d: Descriptor): void {
+  d.reset();
+  inUse--;
 }
 
 function show(value: unknown): string {

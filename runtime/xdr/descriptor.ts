@@ -141,8 +141,12 @@ export class Descriptor {
     for (let i = 0; i < this.count; i++) {
       const ref = this.refs[i]!;
       if (ref === null) {
-        dst.set(scratch.subarray(this.starts[i]!, this.ends[i]!), at);
-        at += this.ends[i]! - this.starts[i]!;
+        const start = this.starts[i]!;
+        const n = this.ends[i]! - start;
+        // Scratch runs are a few words: a loop beats allocating a subarray to call set() on.
+        if (n <= 64) for (let k = 0; k < n; k++) dst[at + k] = scratch[start + k]!;
+        else dst.set(scratch.subarray(start, start + n), at);
+        at += n;
       } else if (typeof ref === "string") {
         at += encodeUtf8Into(ref, dst, at);
       } else {

@@ -4,7 +4,9 @@ export { XdrReader, type XdrReaderOptions } from "./reader.js";
 export { Descriptor } from "./descriptor.js";
 export {
   atIndex,
-  describedEncode,
+  borrowDescriptor,
+  gatherDescriptor,
+  returnDescriptor,
   fromXdr,
   invalidData,
   invalidValue,

@@ -5,9 +5,12 @@ import {
   type Descriptor,
   type XdrCodec,
   type XdrReader,
-  describedEncode,
+  type XdrWriter,
+  borrowDescriptor,
+  gatherDescriptor,
   invalidData,
   invalidValue,
+  returnDescriptor,
   within,
 } from "rpcgen-ts/runtime";
 
@@ -19,7 +22,15 @@ export const rpcprog_tCodec: XdrCodec<rpcprog_t> = {
   name: "rpcprog_t",
   min: 4,
   max: 4,
-  encode: describedEncode,
+  encode(w: XdrWriter, v: rpcprog_t): void {
+    const d = borrowDescriptor();
+    try {
+      this.describe!(d, v);
+      gatherDescriptor(d, w);
+    } finally {
+      returnDescriptor(d);
+    }
+  },
   describe(d: Descriptor, v: rpcprog_t): void {
     const $v = v;
     if ($v !== $v >>> 0) throw invalidValue(d.length, "", "u_int32_t in [0, 4294967295]", $v);
@@ -43,7 +54,15 @@ export const rpcvers_tCodec: XdrCodec<rpcvers_t> = {
   name: "rpcvers_t",
   min: 4,
   max: 4,
-  encode: describedEncode,
+  encode(w: XdrWriter, v: rpcvers_t): void {
+    const d = borrowDescriptor();
+    try {
+      this.describe!(d, v);
+      gatherDescriptor(d, w);
+    } finally {
+      returnDescriptor(d);
+    }
+  },
   describe(d: Descriptor, v: rpcvers_t): void {
     const $v = v;
     if ($v !== $v >>> 0) throw invalidValue(d.length, "", "u_int32_t in [0, 4294967295]", $v);
@@ -70,7 +89,15 @@ export const netbufCodec: XdrCodec<netbuf> = {
   name: "netbuf",
   min: 8,
   max: undefined,
-  encode: describedEncode,
+  encode(w: XdrWriter, v: netbuf): void {
+    const d = borrowDescriptor();
+    try {
+      this.describe!(d, v);
+      gatherDescriptor(d, w);
+    } finally {
+      returnDescriptor(d);
+    }
+  },
   describe(d: Descriptor, v: netbuf): void {
     if (typeof v !== "object" || v === null) throw invalidValue(d.length, "", "struct netbuf", v);
     let $at = 0;
@@ -111,7 +138,15 @@ export const netobjCodec: XdrCodec<netobj> = {
   name: "netobj",
   min: 4,
   max: 1028,
-  encode: describedEncode,
+  encode(w: XdrWriter, v: netobj): void {
+    const d = borrowDescriptor();
+    try {
+      this.describe!(d, v);
+      gatherDescriptor(d, w);
+    } finally {
+      returnDescriptor(d);
+    }
+  },
   describe(d: Descriptor, v: netobj): void {
     d.varOpaque(v, 1024);
   },
@@ -129,7 +164,15 @@ export const des_blockCodec: XdrCodec<des_block> = {
   name: "des_block",
   min: 8,
   max: 8,
-  encode: describedEncode,
+  encode(w: XdrWriter, v: des_block): void {
+    const d = borrowDescriptor();
+    try {
+      this.describe!(d, v);
+      gatherDescriptor(d, w);
+    } finally {
+      returnDescriptor(d);
+    }
+  },
   describe(d: Descriptor, v: des_block): void {
     d.fixedOpaque(v, 8);
   },
@@ -156,7 +199,15 @@ export const bindingCodec: XdrCodec<binding> = {
   name: "binding",
   min: 44,
   max: undefined,
-  encode: describedEncode,
+  encode(w: XdrWriter, v: binding): void {
+    const d = borrowDescriptor();
+    try {
+      this.describe!(d, v);
+      gatherDescriptor(d, w);
+    } finally {
+      returnDescriptor(d);
+    }
+  },
   describe(d: Descriptor, v: binding): void {
     if (typeof v !== "object" || v === null) throw invalidValue(d.length, "", "struct binding", v);
     let $at = 0;

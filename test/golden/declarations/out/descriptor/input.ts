@@ -5,10 +5,13 @@ import {
   type Descriptor,
   type XdrCodec,
   type XdrReader,
+  type XdrWriter,
   atIndex,
-  describedEncode,
+  borrowDescriptor,
+  gatherDescriptor,
   invalidData,
   invalidValue,
+  returnDescriptor,
   within,
 } from "rpcgen-ts/runtime";
 
@@ -48,7 +51,15 @@ export const colorCodec: XdrCodec<color> = {
   name: "color",
   min: 4,
   max: 4,
-  encode: describedEncode,
+  encode(w: XdrWriter, v: color): void {
+    const d = borrowDescriptor();
+    try {
+      this.describe!(d, v);
+      gatherDescriptor(d, w);
+    } finally {
+      returnDescriptor(d);
+    }
+  },
   describe(d: Descriptor, v: color): void {
     const $v = v;
     if (!color$values.has($v)) throw invalidValue(d.length, "", "a value of enum color", $v);
@@ -94,7 +105,15 @@ export const scalarsCodec: XdrCodec<scalars> = {
   name: "scalars",
   min: 88,
   max: 88,
-  encode: describedEncode,
+  encode(w: XdrWriter, v: scalars): void {
+    const d = borrowDescriptor();
+    try {
+      this.describe!(d, v);
+      gatherDescriptor(d, w);
+    } finally {
+      returnDescriptor(d);
+    }
+  },
   describe(d: Descriptor, v: scalars): void {
     if (typeof v !== "object" || v === null) throw invalidValue(d.length, "", "struct scalars", v);
     const $i = v.i;
@@ -269,7 +288,15 @@ export const shapesCodec: XdrCodec<shapes> = {
   name: "shapes",
   min: 316,
   max: undefined,
-  encode: describedEncode,
+  encode(w: XdrWriter, v: shapes): void {
+    const d = borrowDescriptor();
+    try {
+      this.describe!(d, v);
+      gatherDescriptor(d, w);
+    } finally {
+      returnDescriptor(d);
+    }
+  },
   describe(d: Descriptor, v: shapes): void {
     if (typeof v !== "object" || v === null) throw invalidValue(d.length, "", "struct shapes", v);
     if (typeof v.tagged !== "object" || v.tagged === null)
@@ -1024,7 +1051,15 @@ export const counterCodec: XdrCodec<counter> = {
   name: "counter",
   min: 4,
   max: 4,
-  encode: describedEncode,
+  encode(w: XdrWriter, v: counter): void {
+    const d = borrowDescriptor();
+    try {
+      this.describe!(d, v);
+      gatherDescriptor(d, w);
+    } finally {
+      returnDescriptor(d);
+    }
+  },
   describe(d: Descriptor, v: counter): void {
     const $v = v;
     if ($v !== ($v | 0)) throw invalidValue(d.length, "", "int", $v);
@@ -1048,7 +1083,15 @@ export const tallyCodec: XdrCodec<tally> = {
   name: "tally",
   min: 4,
   max: 4,
-  encode: describedEncode,
+  encode(w: XdrWriter, v: tally): void {
+    const d = borrowDescriptor();
+    try {
+      this.describe!(d, v);
+      gatherDescriptor(d, w);
+    } finally {
+      returnDescriptor(d);
+    }
+  },
   describe(d: Descriptor, v: tally): void {
     const $v = v;
     if ($v !== ($v | 0)) throw invalidValue(d.length, "", "int", $v);
@@ -1072,7 +1115,15 @@ export const talliesCodec: XdrCodec<tallies> = {
   name: "tallies",
   min: 4,
   max: 172,
-  encode: describedEncode,
+  encode(w: XdrWriter, v: tallies): void {
+    const d = borrowDescriptor();
+    try {
+      this.describe!(d, v);
+      gatherDescriptor(d, w);
+    } finally {
+      returnDescriptor(d);
+    }
+  },
   describe(d: Descriptor, v: tallies): void {
     const $a = v;
     if (!Array.isArray($a)) throw invalidValue(d.length, "", "an array", $a);
@@ -1118,7 +1169,15 @@ export const digestCodec: XdrCodec<digest> = {
   name: "digest",
   min: 20,
   max: 20,
-  encode: describedEncode,
+  encode(w: XdrWriter, v: digest): void {
+    const d = borrowDescriptor();
+    try {
+      this.describe!(d, v);
+      gatherDescriptor(d, w);
+    } finally {
+      returnDescriptor(d);
+    }
+  },
   describe(d: Descriptor, v: digest): void {
     d.fixedOpaque(v, 20);
   },
@@ -1136,7 +1195,15 @@ export const labelCodec: XdrCodec<label> = {
   name: "label",
   min: 4,
   max: 20,
-  encode: describedEncode,
+  encode(w: XdrWriter, v: label): void {
+    const d = borrowDescriptor();
+    try {
+      this.describe!(d, v);
+      gatherDescriptor(d, w);
+    } finally {
+      returnDescriptor(d);
+    }
+  },
   describe(d: Descriptor, v: label): void {
     d.string(v, 16);
   },
@@ -1154,7 +1221,15 @@ export const shapes_ptrCodec: XdrCodec<shapes_ptr> = {
   name: "shapes_ptr",
   min: 4,
   max: undefined,
-  encode: describedEncode,
+  encode(w: XdrWriter, v: shapes_ptr): void {
+    const d = borrowDescriptor();
+    try {
+      this.describe!(d, v);
+      gatherDescriptor(d, w);
+    } finally {
+      returnDescriptor(d);
+    }
+  },
   describe(d: Descriptor, v: shapes_ptr): void {
     const $p = v;
     if ($p === null) {
@@ -1182,7 +1257,15 @@ export const scalars_aliasCodec: XdrCodec<scalars_alias> = {
   name: "scalars_alias",
   min: 88,
   max: 88,
-  encode: describedEncode,
+  encode(w: XdrWriter, v: scalars_alias): void {
+    const d = borrowDescriptor();
+    try {
+      this.describe!(d, v);
+      gatherDescriptor(d, w);
+    } finally {
+      returnDescriptor(d);
+    }
+  },
   describe(d: Descriptor, v: scalars_alias): void {
     if (typeof v !== "object" || v === null)
       throw invalidValue(d.length, "", "struct scalars_alias", v);

@@ -5,9 +5,12 @@ import {
   type Descriptor,
   type XdrCodec,
   type XdrReader,
+  type XdrWriter,
   atIndex,
-  describedEncode,
+  borrowDescriptor,
+  gatherDescriptor,
   invalidValue,
+  returnDescriptor,
   within,
 } from "rpcgen-ts/runtime";
 
@@ -24,7 +27,15 @@ export const other_itemCodec: XdrCodec<other_item> = {
   name: "other_item",
   min: 4,
   max: 4,
-  encode: describedEncode,
+  encode(w: XdrWriter, v: other_item): void {
+    const d = borrowDescriptor();
+    try {
+      this.describe!(d, v);
+      gatherDescriptor(d, w);
+    } finally {
+      returnDescriptor(d);
+    }
+  },
   describe(d: Descriptor, v: other_item): void {
     if (typeof v !== "object" || v === null)
       throw invalidValue(d.length, "", "struct other_item", v);
@@ -64,7 +75,15 @@ export const recordCodec: XdrCodec<record> = {
   name: "record",
   min: 16,
   max: 128,
-  encode: describedEncode,
+  encode(w: XdrWriter, v: record): void {
+    const d = borrowDescriptor();
+    try {
+      this.describe!(d, v);
+      gatherDescriptor(d, w);
+    } finally {
+      returnDescriptor(d);
+    }
+  },
   describe(d: Descriptor, v: record): void {
     if (typeof v !== "object" || v === null) throw invalidValue(d.length, "", "struct record", v);
     let $at = 0;

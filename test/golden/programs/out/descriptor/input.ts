@@ -11,8 +11,11 @@ import {
   type ServiceDescription,
   type XdrCodec,
   type XdrReader,
-  describedEncode,
+  type XdrWriter,
+  borrowDescriptor,
+  gatherDescriptor,
   invalidValue,
+  returnDescriptor,
   voidCodec,
   within,
 } from "rpcgen-ts/runtime";
@@ -28,7 +31,15 @@ export const pairCodec: XdrCodec<pair> = {
   name: "pair",
   min: 8,
   max: 8,
-  encode: describedEncode,
+  encode(w: XdrWriter, v: pair): void {
+    const d = borrowDescriptor();
+    try {
+      this.describe!(d, v);
+      gatherDescriptor(d, w);
+    } finally {
+      returnDescriptor(d);
+    }
+  },
   describe(d: Descriptor, v: pair): void {
     if (typeof v !== "object" || v === null) throw invalidValue(d.length, "", "struct pair", v);
     const $a = v.a;
@@ -87,7 +98,15 @@ const CalcV1$add$args: XdrCodec<[number, number]> = {
   name: "(int, int)",
   min: 8,
   max: 8,
-  encode: describedEncode,
+  encode(w: XdrWriter, v: [number, number]): void {
+    const d = borrowDescriptor();
+    try {
+      this.describe!(d, v);
+      gatherDescriptor(d, w);
+    } finally {
+      returnDescriptor(d);
+    }
+  },
   describe(d: Descriptor, v: [number, number]): void {
     const $arg1 = v[0];
     if ($arg1 !== ($arg1 | 0)) throw invalidValue(d.length, "arg1", "int", $arg1);
@@ -112,7 +131,15 @@ const CalcV1$add$result: XdrCodec<number> = {
   name: "(int)",
   min: 4,
   max: 4,
-  encode: describedEncode,
+  encode(w: XdrWriter, v: number): void {
+    const d = borrowDescriptor();
+    try {
+      this.describe!(d, v);
+      gatherDescriptor(d, w);
+    } finally {
+      returnDescriptor(d);
+    }
+  },
   describe(d: Descriptor, v: number): void {
     const $v = v;
     if ($v !== ($v | 0)) throw invalidValue(d.length, "", "int", $v);
@@ -176,7 +203,15 @@ const CalcV2$sum3$args: XdrCodec<[bigint, bigint, bigint]> = {
   name: "(hyper, hyper, hyper)",
   min: 24,
   max: 24,
-  encode: describedEncode,
+  encode(w: XdrWriter, v: [bigint, bigint, bigint]): void {
+    const d = borrowDescriptor();
+    try {
+      this.describe!(d, v);
+      gatherDescriptor(d, w);
+    } finally {
+      returnDescriptor(d);
+    }
+  },
   describe(d: Descriptor, v: [bigint, bigint, bigint]): void {
     const $arg1 = v[0];
     if (typeof $arg1 !== "bigint" || BigInt.asIntN(64, $arg1) !== $arg1)
@@ -208,7 +243,15 @@ const CalcV2$sum3$result: XdrCodec<bigint> = {
   name: "(hyper)",
   min: 8,
   max: 8,
-  encode: describedEncode,
+  encode(w: XdrWriter, v: bigint): void {
+    const d = borrowDescriptor();
+    try {
+      this.describe!(d, v);
+      gatherDescriptor(d, w);
+    } finally {
+      returnDescriptor(d);
+    }
+  },
   describe(d: Descriptor, v: bigint): void {
     const $v = v;
     if (typeof $v !== "bigint" || BigInt.asIntN(64, $v) !== $v)
@@ -230,7 +273,15 @@ const CalcV2$echo$args: XdrCodec<string> = {
   name: "(string<>)",
   min: 4,
   max: undefined,
-  encode: describedEncode,
+  encode(w: XdrWriter, v: string): void {
+    const d = borrowDescriptor();
+    try {
+      this.describe!(d, v);
+      gatherDescriptor(d, w);
+    } finally {
+      returnDescriptor(d);
+    }
+  },
   describe(d: Descriptor, v: string): void {
     d.string(v, 4294967295);
   },
@@ -245,7 +296,15 @@ const CalcV2$nameOf$result: XdrCodec<string> = {
   name: "(string<32>)",
   min: 4,
   max: 36,
-  encode: describedEncode,
+  encode(w: XdrWriter, v: string): void {
+    const d = borrowDescriptor();
+    try {
+      this.describe!(d, v);
+      gatherDescriptor(d, w);
+    } finally {
+      returnDescriptor(d);
+    }
+  },
   describe(d: Descriptor, v: string): void {
     d.string(v, 32);
   },
@@ -260,7 +319,15 @@ const CalcV2$find$args: XdrCodec<[string, pair | null]> = {
   name: "(string<>, pair *)",
   min: 8,
   max: undefined,
-  encode: describedEncode,
+  encode(w: XdrWriter, v: [string, pair | null]): void {
+    const d = borrowDescriptor();
+    try {
+      this.describe!(d, v);
+      gatherDescriptor(d, w);
+    } finally {
+      returnDescriptor(d);
+    }
+  },
   describe(d: Descriptor, v: [string, pair | null]): void {
     let $at = 0;
     try {

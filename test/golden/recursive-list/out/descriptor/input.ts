@@ -5,8 +5,11 @@ import {
   type Descriptor,
   type XdrCodec,
   type XdrReader,
-  describedEncode,
+  type XdrWriter,
+  borrowDescriptor,
+  gatherDescriptor,
   invalidValue,
+  returnDescriptor,
   within,
 } from "rpcgen-ts/runtime";
 
@@ -21,7 +24,15 @@ export const nodeCodec: XdrCodec<node> = {
   name: "node",
   min: 8,
   max: undefined,
-  encode: describedEncode,
+  encode(w: XdrWriter, v: node): void {
+    const d = borrowDescriptor();
+    try {
+      this.describe!(d, v);
+      gatherDescriptor(d, w);
+    } finally {
+      returnDescriptor(d);
+    }
+  },
   describe(d: Descriptor, v: node): void {
     let $node = v;
     for (let i = 0; ; i++) {
@@ -79,7 +90,15 @@ export const listCodec: XdrCodec<list> = {
   name: "list",
   min: 4,
   max: undefined,
-  encode: describedEncode,
+  encode(w: XdrWriter, v: list): void {
+    const d = borrowDescriptor();
+    try {
+      this.describe!(d, v);
+      gatherDescriptor(d, w);
+    } finally {
+      returnDescriptor(d);
+    }
+  },
   describe(d: Descriptor, v: list): void {
     const $p = v;
     if ($p === null) {
@@ -114,7 +133,15 @@ export const bagCodec: XdrCodec<bag> = {
   name: "bag",
   min: 8,
   max: undefined,
-  encode: describedEncode,
+  encode(w: XdrWriter, v: bag): void {
+    const d = borrowDescriptor();
+    try {
+      this.describe!(d, v);
+      gatherDescriptor(d, w);
+    } finally {
+      returnDescriptor(d);
+    }
+  },
   describe(d: Descriptor, v: bag): void {
     if (typeof v !== "object" || v === null) throw invalidValue(d.length, "", "struct bag", v);
     let $at = 0;

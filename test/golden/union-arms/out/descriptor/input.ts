@@ -5,9 +5,12 @@ import {
   type Descriptor,
   type XdrCodec,
   type XdrReader,
-  describedEncode,
+  type XdrWriter,
+  borrowDescriptor,
+  gatherDescriptor,
   invalidData,
   invalidValue,
+  returnDescriptor,
   within,
 } from "rpcgen-ts/runtime";
 
@@ -27,7 +30,15 @@ export const kindCodec: XdrCodec<kind> = {
   name: "kind",
   min: 4,
   max: 4,
-  encode: describedEncode,
+  encode(w: XdrWriter, v: kind): void {
+    const d = borrowDescriptor();
+    try {
+      this.describe!(d, v);
+      gatherDescriptor(d, w);
+    } finally {
+      returnDescriptor(d);
+    }
+  },
   describe(d: Descriptor, v: kind): void {
     const $v = v;
     if (!(($v | 0) === $v && $v >= 1 && $v <= 4))
@@ -58,7 +69,15 @@ export const by_intCodec: XdrCodec<by_int> = {
   name: "by_int",
   min: 4,
   max: 72,
-  encode: describedEncode,
+  encode(w: XdrWriter, v: by_int): void {
+    const d = borrowDescriptor();
+    try {
+      this.describe!(d, v);
+      gatherDescriptor(d, w);
+    } finally {
+      returnDescriptor(d);
+    }
+  },
   describe(d: Descriptor, v: by_int): void {
     const $code = v.code;
     if ($code !== ($code | 0)) throw invalidValue(d.length, "code", "int", $code);
@@ -166,7 +185,15 @@ export const by_enumCodec: XdrCodec<by_enum> = {
   name: "by_enum",
   min: 4,
   max: undefined,
-  encode: describedEncode,
+  encode(w: XdrWriter, v: by_enum): void {
+    const d = borrowDescriptor();
+    try {
+      this.describe!(d, v);
+      gatherDescriptor(d, w);
+    } finally {
+      returnDescriptor(d);
+    }
+  },
   describe(d: Descriptor, v: by_enum): void {
     const $k = v.k;
     if (!(($k | 0) === $k && $k >= 1 && $k <= 4))
@@ -247,7 +274,15 @@ export const by_boolCodec: XdrCodec<by_bool> = {
   name: "by_bool",
   min: 4,
   max: undefined,
-  encode: describedEncode,
+  encode(w: XdrWriter, v: by_bool): void {
+    const d = borrowDescriptor();
+    try {
+      this.describe!(d, v);
+      gatherDescriptor(d, w);
+    } finally {
+      returnDescriptor(d);
+    }
+  },
   describe(d: Descriptor, v: by_bool): void {
     const $found = v.found;
     if ($found !== true && $found !== false)
@@ -311,7 +346,15 @@ export const by_unsignedCodec: XdrCodec<by_unsigned> = {
   name: "by_unsigned",
   min: 4,
   max: undefined,
-  encode: describedEncode,
+  encode(w: XdrWriter, v: by_unsigned): void {
+    const d = borrowDescriptor();
+    try {
+      this.describe!(d, v);
+      gatherDescriptor(d, w);
+    } finally {
+      returnDescriptor(d);
+    }
+  },
   describe(d: Descriptor, v: by_unsigned): void {
     const $which = v.which;
     if ($which !== $which >>> 0) throw invalidValue(d.length, "which", "unsigned int", $which);

@@ -1,0 +1,95 @@
+import { existsSync, readFileSync } from "node:fs";
+import { cpus, loadavg } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Mode } from "../runtime/index.js";
+import { codecSection } from "./codecs.js";
+import { loadBenchModules, type BenchModule } from "./generated.js";
+import { Budgets, defaultRounds, sinkChecksum } from "./harness.js";
+import type { BenchContext, Section } from "./section.js";
+
+/**
+ * `npm run bench [-- SECTION…]`: the benchmark (a measurement, not a test). Every budget of
+ * DESIGN §8 it can measure is printed PASS or MISS; the exit status is 0 whatever they say,
+ * and non-zero only if the benchmark itself fails.
+ *
+ * To add a section (e.g. RPC round trips), export a `Section` from its own module and
+ * append it here.
+ */
+const sections: readonly Section[] = [codecSection];
+
+function repoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const pkg = join(dir, "package.json");
+    if (existsSync(pkg)) {
+      const meta: unknown = JSON.parse(readFileSync(pkg, "utf8"));
+      if ((meta as { name?: unknown }).name === "rpcgen-ts") return dir;
+    }
+    const up = dirname(dir);
+    if (up === dir) throw new Error("cannot find the rpcgen-ts repository above the benchmark");
+    dir = up;
+  }
+}
+
+async function main(argv: readonly string[]): Promise<void> {
+  const unknown = argv.filter((a) => !sections.some((s) => s.name === a));
+  if (unknown.length > 0) {
+    throw new Error(`unknown section ${unknown.join(", ")}; sections: ${sections.map((s) => s.name).join(", ")}`);
+  }
+  const chosen = argv.length === 0 ? sections : sections.filter((s) => argv.includes(s.name));
+  const root = repoRoot();
+  const work = join(root, ".tmp", "bench");
+  const log = (text = ""): void => void process.stdout.write(text + "\n");
+
+  let modules: Promise<ReadonlyMap<Mode, BenchModule>> | undefined;
+  const ctx: BenchContext = {
+    root,
+    work,
+    budgets: new Budgets(),
+    options: defaultRounds,
+    log,
+    benchModules() {
+      modules ??= (async () => {
+        const t0 = performance.now();
+        const m = await loadBenchModules({ root, outDir: join(work, "gen"), log });
+        log(`generated, compiled and imported idl/bench.x in ${[...m.keys()].join(", ")} mode (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+        return m;
+      })();
+      return modules;
+    },
+  };
+
+  const cpu = cpus()[0]?.model.trim() ?? "unknown CPU";
+  log(`rpcgen-ts benchmark — node ${process.version} (V8 ${process.versions.v8}), ${cpus().length} × ${cpu}`);
+  const load = loadavg();
+  log(`load average at start: ${load.map((l) => l.toFixed(2)).join(" ")}`);
+  if (load[0]! > cpus().length * 0.75) {
+    log(`WARNING: the machine is busy (load ${load[0]!.toFixed(1)} on ${cpus().length} cores): expect noisy figures; ratios are paired per round, absolute ns are not`);
+  }
+  const started = performance.now();
+  for (const s of chosen) {
+    log();
+    log(`== ${s.title} ==`);
+    log();
+    const t0 = performance.now();
+    await s.run(ctx);
+    log(`(${s.name}: ${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+  }
+
+  const v = ctx.budgets.verdicts;
+  log();
+  log("== Budgets (DESIGN §8) — measurements, not tests: a MISS does not fail the run ==");
+  log();
+  log(v.length > 0 ? ctx.budgets.report() : "(no budget measured by the sections run)");
+  log();
+  log(
+    `${v.filter((x) => x.pass).length} PASS, ${v.filter((x) => !x.pass).length} MISS; ` +
+      `total ${((performance.now() - started) / 1000).toFixed(1)} s; checksum ${sinkChecksum()}`,
+  );
+}
+
+main(process.argv.slice(2)).catch((e: unknown) => {
+  process.stderr.write(`bench: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  process.exitCode = 1;
+});

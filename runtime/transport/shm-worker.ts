@@ -1,0 +1,264 @@
+import { parentPort, receiveMessageOnPort, workerData } from "node:worker_threads";
+import { copyBytes, sliceBytes, type CopyLedger } from "../ledger.js";
+import type { Mode } from "../marshal.js";
+import { Server } from "../server.js";
+import type { ReplySink } from "./types.js";
+import {
+  Control,
+  isOutOfBand,
+  isWorkerInit,
+  postOutOfBand,
+  publish,
+  shmLayout,
+  SlotState,
+  slotView,
+  slotWord,
+  SlotWord,
+  SpinBudget,
+  waitAsync,
+  type WorkerReport,
+} from "./shm-protocol.js";
+
+/**
+ * The server side of the `shm` transport, run in a worker thread (see shm.ts): it loads the
+ * user's module, lets its default export register handlers on a runtime Server, then serves
+ * the binding's slots. Between calls it spins for the budget, then sleeps in `Atomics.wait`
+ * (blocking is fine here: the thread has nothing else to do). While an asynchronous handler
+ * is outstanding it must not block, or the promise it waits on could never settle: then it
+ * spins politely (yielding to its event loop between polls) and sleeps in `Atomics.waitAsync`.
+ */
+
+/** Longest blocking sleep before the worker lets its event loop run (user timers, hooks). */
+const IDLE_SLICE_MS = 50;
+/** Longest stretch of back-to-back calls before the worker lets its event loop run. */
+const BUSY_SLICE_MS = 10;
+
+const init: unknown = workerData;
+if (!isWorkerInit(init) || parentPort === null) throw new Error("shm-worker: not started by the shm transport");
+const port = parentPort;
+const { sab, data } = init;
+const layout = shmLayout(init.slots, init.slotBytes);
+const words = new Int32Array(sab);
+const spin = new SpinBudget(init.spinMicros / 1000);
+const oob = init.port;
+oob.unref();
+
+const server = new Server();
+const views: Uint8Array[] = [];
+const headers: DataView[] = [];
+const at: number[] = [];
+for (let i = 0; i < layout.slots; i++) {
+  const v = slotView(sab, layout, i);
+  views.push(v);
+  headers.push(new DataView(sab, v.byteOffset, 24));
+  at.push(slotWord(layout, i));
+}
+
+/** Calls dispatched whose reply is not yet published (asynchronous handlers). */
+let serving = 0;
+/** Out-of-band calls pulled from the port ahead of their slot. */
+const early = new Map<number, Uint8Array>();
+
+/** Publishes the reply of slot `i`, copying it into the slot (or sending it aside) if it is not there yet. */
+function reply(i: number, buffer: Uint8Array, end: number, ledger: CopyLedger | undefined, release: (b: Uint8Array) => void): void {
+  const w = at[i]!;
+  if (Atomics.load(words, w + SlotWord.STATE) !== SlotState.SERVING) {
+    release(buffer); // not ours to answer (cannot happen with the runtime's server: one reply per call)
+    return;
+  }
+  const view = views[i]!;
+  let outOfBand = 0;
+  if (buffer !== view) {
+    if (end <= view.length) {
+      // Classic's runtime buffer, or an error reply marshaled elsewhere: the wire copy.
+      copyBytes(ledger, "wire", view, 0, buffer.subarray(0, end));
+    } else {
+      // The fallback: larger than a slot. One counted copy into a buffer the port transfers.
+      const bytes = sliceBytes(ledger, "wire", buffer, 0, end);
+      postOutOfBand(oob, i, bytes);
+      outOfBand = 1;
+    }
+    release(buffer);
+  }
+  Atomics.store(words, w + SlotWord.LENGTH, end);
+  Atomics.store(words, w + SlotWord.OUT_OF_BAND, outOfBand);
+  serving--;
+  publish(words, w, SlotState.REPLY, Control.REPLIES, Control.CLIENT_SLEEPING);
+}
+
+/**
+ * Three sinks per slot, by how the call reached the runtime: in place (synthesized, or a
+ * private out-of-band message), copied out of the slot by the wire (classic's receive copy,
+ * counted by the server as `receiveCopies`), or copied out for a descriptor decode whose
+ * views must outlive the slot (`copiedOut`, the receive pass the server counts).
+ */
+interface Sinks {
+  readonly inPlace: ReplySink;
+  readonly wire: ReplySink;
+  readonly copied: ReplySink;
+}
+
+function sinksFor(i: number): Sinks {
+  const view = views[i]!;
+  const acquire = (mode: Mode): Uint8Array | undefined => (mode === "classic" ? undefined : view);
+  const send = (buffer: Uint8Array, end: number, ledger: CopyLedger | undefined, release: (b: Uint8Array) => void) =>
+    reply(i, buffer, end, ledger, release);
+  const base = { kind: "shm", headerRoom: 0, peer: "shm", acquire, send } as const;
+  return {
+    inPlace: { ...base, receiveCopies: false },
+    wire: { ...base, receiveCopies: true },
+    copied: { ...base, receiveCopies: false, copiedOut: true },
+  };
+}
+const sinks: Sinks[] = views.map((_, i) => sinksFor(i));
+
+/** program → version → mode, from the services the module registered. */
+let modes = new Map<number, Map<number, Mode>>();
+function learnModes(): void {
+  modes = new Map();
+  for (const s of server.services) {
+    let versions = modes.get(s.program);
+    if (versions === undefined) modes.set(s.program, (versions = new Map()));
+    versions.set(s.version, s.mode);
+  }
+}
+
+function modeOf(i: number, length: number): Mode {
+  if (length < 24) return "synthesized"; // not a call the server can read: it will be dropped
+  const h = headers[i]!;
+  const program = h.getUint32(12);
+  const version = h.getUint32(16);
+  let mode = modes.get(program)?.get(version);
+  if (mode === undefined) {
+    learnModes(); // the module may register more services later
+    mode = modes.get(program)?.get(version) ?? modes.get(program)?.values().next().value;
+  }
+  return mode ?? "synthesized";
+}
+
+function takeOutOfBand(i: number): Uint8Array {
+  const ready = early.get(i);
+  if (ready !== undefined) {
+    early.delete(i);
+    return ready;
+  }
+  // The client posts before it publishes the slot, so the message is already queued.
+  for (;;) {
+    const m = receiveMessageOnPort(oob);
+    if (m === undefined) throw new Error("shm-worker: a slot is marked out-of-band but no message came");
+    const msg: unknown = m.message;
+    if (!isOutOfBand(msg)) continue;
+    if (msg.slot === i) return msg.bytes;
+    early.set(msg.slot, msg.bytes);
+  }
+}
+
+function serveSlot(i: number): void {
+  const w = at[i]!;
+  const length = Atomics.load(words, w + SlotWord.LENGTH);
+  let message: Uint8Array;
+  let sink: ReplySink;
+  if (Atomics.load(words, w + SlotWord.OUT_OF_BAND) !== 0) {
+    message = takeOutOfBand(i);
+    sink = sinks[i]!.inPlace;
+  } else {
+    const view = views[i]!;
+    switch (modeOf(i, length)) {
+      case "classic":
+        message = view.slice(0, length); // counted by the server (the sink's receiveCopies)
+        sink = sinks[i]!.wire;
+        break;
+      case "descriptor":
+        message = view.slice(0, length); // counted by the server (the sink's copiedOut)
+        sink = sinks[i]!.copied;
+        break;
+      default:
+        message = view.subarray(0, length);
+        sink = sinks[i]!.inPlace;
+    }
+  }
+  server.dispatch(message, sink);
+}
+
+/** Dispatches every slot published to the server; returns how many. */
+function drain(): number {
+  let n = 0;
+  for (let i = 0; i < layout.slots; i++) {
+    const w = at[i]!;
+    if (Atomics.load(words, w + SlotWord.STATE) !== SlotState.CALL) continue;
+    Atomics.store(words, w + SlotWord.STATE, SlotState.SERVING);
+    serving++;
+    n++;
+    serveSlot(i);
+  }
+  return n;
+}
+
+const noop = (): void => {};
+const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+async function serve(): Promise<void> {
+  let yielded = performance.now();
+  for (;;) {
+    if (Atomics.load(words, Control.SHUTDOWN) !== 0) return;
+    const seen = Atomics.load(words, Control.CALLS);
+    if (drain() > 0) {
+      if (serving > 0) await undefined; // handlers whose promise already settled reply now
+      if (performance.now() - yielded > BUSY_SLICE_MS) {
+        await tick();
+        yielded = performance.now();
+      }
+      continue;
+    }
+    const deadline = performance.now() + spin.next();
+    if (serving === 0) {
+      // Spin: the next call of a ping-pong comes within microseconds, and a sleeping hand-off costs ~46 µs.
+      while (Atomics.load(words, Control.CALLS) === seen && performance.now() < deadline);
+      if (Atomics.load(words, Control.CALLS) !== seen) {
+        spin.hit();
+        continue;
+      }
+      spin.miss();
+      Atomics.store(words, Control.SERVER_SLEEPING, 1);
+      const woke = Atomics.wait(words, Control.CALLS, seen, IDLE_SLICE_MS);
+      Atomics.store(words, Control.SERVER_SLEEPING, 0);
+      if (woke === "timed-out") {
+        await tick();
+        yielded = performance.now();
+      }
+    } else {
+      // Handlers are pending: keep the event loop running while polling, then sleep without blocking it.
+      while (Atomics.load(words, Control.CALLS) === seen && serving > 0 && performance.now() < deadline) await tick();
+      yielded = performance.now();
+      if (Atomics.load(words, Control.CALLS) !== seen) continue;
+      Atomics.store(words, Control.SERVER_SLEEPING, 1);
+      const r = waitAsync(words, Control.CALLS, seen, IDLE_SLICE_MS);
+      if (r.async) {
+        // A pending waitAsync does not keep the event loop alive: a timer does, for as long.
+        const alive = setTimeout(noop, IDLE_SLICE_MS + 1);
+        await r.value;
+        clearTimeout(alive);
+      }
+      Atomics.store(words, Control.SERVER_SLEEPING, 0);
+    }
+  }
+}
+
+function report(r: WorkerReport): void {
+  port.postMessage(r);
+}
+
+let loaded: unknown;
+try {
+  loaded = await import(init.module);
+  const register = typeof loaded === "object" && loaded !== null && "default" in loaded ? loaded.default : undefined;
+  if (typeof register !== "function") throw new TypeError(`${init.module} has no default export that registers handlers`);
+  await (register as (server: Server, data: unknown) => unknown)(server, data);
+  learnModes();
+} catch (e) {
+  const error = e instanceof Error ? e : new Error(String(e));
+  report({ type: "failed", message: error.message, stack: error.stack });
+  process.exit(1);
+}
+report({ type: "ready" });
+await serve();
