@@ -157,6 +157,77 @@ export function measureGroup(cases: readonly Case[], options: RoundsOptions = de
   return out;
 }
 
+// ---- asynchronous cases (RPC round trips) ---------------------------------------------
+
+/** Runs `n` operations that may complete asynchronously; resolves to a checksum number. */
+export type AsyncBatch = (n: number) => number | Promise<number>;
+
+export interface AsyncCase {
+  readonly label: string;
+  readonly run: AsyncBatch;
+}
+
+async function timeBatchAsync(run: AsyncBatch, n: number): Promise<number> {
+  const t0 = process.hrtime.bigint();
+  const r = await run(n);
+  const t1 = process.hrtime.bigint();
+  sink(r);
+  return Number(t1 - t0);
+}
+
+async function calibrateAsync(run: AsyncBatch, options: RoundsOptions): Promise<number> {
+  const target = options.batchMs * 1e6;
+  const warmupEnd = now() + options.warmupMs * 1e6;
+  let n = 4;
+  let best = n;
+  for (;;) {
+    const t = await timeBatchAsync(run, n);
+    if (t >= target / 4) {
+      best = Math.max(1, Math.round((n * target) / Math.max(t, 1)));
+      if (now() >= warmupEnd) break;
+      n = best;
+    } else {
+      n *= 2;
+    }
+  }
+  return best;
+}
+
+/**
+ * `measureGroup` for cases that await: the same calibration, warm-up, rotating interleaved
+ * rounds and medians. A batch's time includes the event-loop turns its operations wait for,
+ * which for a round trip is the point.
+ */
+export async function measureGroupAsync(
+  cases: readonly AsyncCase[],
+  options: RoundsOptions = defaultRounds,
+): Promise<Map<string, Timing>> {
+  const batches: number[] = [];
+  for (const c of cases) batches.push(await calibrateAsync(c.run, options));
+  const samples: number[][] = cases.map(() => []);
+  for (let round = 0; round < options.rounds; round++) {
+    for (let j = 0; j < cases.length; j++) {
+      const i = (j + round) % cases.length;
+      const n = batches[i]!;
+      samples[i]!.push((await timeBatchAsync(cases[i]!.run, n)) / n);
+    }
+  }
+  const out = new Map<string, Timing>();
+  cases.forEach((c, i) => {
+    const inOrder = samples[i]!;
+    const s = [...inOrder].sort((a, b) => a - b);
+    out.set(c.label, {
+      ns: quantile(s, 0.5),
+      q1: quantile(s, 0.25),
+      q3: quantile(s, 0.75),
+      rounds: s.length,
+      batch: batches[i]!,
+      samples: inOrder,
+    });
+  });
+  return out;
+}
+
 /** How many times slower `a` is than `b`: the median of their per-round ratios (same group). */
 export function ratio(a: Timing, b: Timing): number {
   const n = Math.min(a.samples.length, b.samples.length);

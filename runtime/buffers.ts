@@ -1,22 +1,84 @@
+import type { Mode } from "./marshal.js";
+import type { AcquireBuffer } from "./transport/types.js";
+import type { XdrWriter } from "./xdr/writer.js";
+
 /**
- * A free list of message buffers. A message's buffer is lent to the transport and comes
- * back when the bytes are on their way (a socket's write callback), so steady traffic
- * marshals into the same few buffers instead of allocating per call. A buffer that grew
- * while marshaling is kept in place of the smaller one.
+ * Where messages are marshaled, and how their buffers come back. Three cases:
+ *
+ * - the transport lends its own memory (shm's slots): marshal straight into it;
+ * - the receiver will keep views into the message (descriptor mode over a same-process
+ *   transport, where the receiver decodes straight out of the sender's buffer): a region of
+ *   a large slab that is never reused — one allocation per slab, not per message, so the
+ *   garbage collector is not pressed by a stream of small external buffers;
+ * - otherwise a buffer from a free list, lent to the transport and given back once the
+ *   bytes are on their way (a socket's write callback), so steady traffic marshals into the
+ *   same few buffers.
  */
-export class BufferPool {
+
+const bufferSize = 8192;
+const slabSize = 256 * 1024;
+/** A slab with less room than this left is retired (messages that outgrow their region move, uncounted as copies, to a buffer of their own). */
+const slabMinRoom = 16 * 1024;
+const keepFree = 64;
+
+/** The release of a buffer that is not the runtime's to reuse. */
+export function keep(): void {}
+
+const enum Kind {
+  Lent,
+  Kept,
+  Pooled,
+}
+
+export interface MessageTarget {
+  readonly acquire?: AcquireBuffer | undefined;
+  readonly headerRoom: number;
+  /** Whether the receiving side copies the message (sockets) or reads the sender's memory. */
+  readonly receiveCopies: boolean;
+}
+
+export class MessageBuffers {
   private readonly free: Uint8Array[] = [];
+  private slab = new Uint8Array(0);
+  private slabUsed = 0;
+  private kind = Kind.Pooled;
+  private region: Uint8Array | undefined;
+  private readonly release = (buffer: Uint8Array) => {
+    if (this.free.length < keepFree && buffer.length === bufferSize) this.free.push(buffer);
+  };
 
-  constructor(
-    private readonly size: number,
-    private readonly keep = 64,
-  ) {}
-
-  take(): Uint8Array {
-    return this.free.pop() ?? new Uint8Array(this.size);
+  /** Points `w` at the buffer for the next message to `target`, behind its header room. */
+  start(w: XdrWriter, target: MessageTarget, mode: Mode): void {
+    const lent = target.acquire?.(mode);
+    if (lent !== undefined) {
+      this.kind = Kind.Lent;
+      w.reset(lent, target.headerRoom);
+    } else if (mode === "descriptor" && !target.receiveCopies) {
+      this.kind = Kind.Kept;
+      if (this.slab.length - this.slabUsed < slabMinRoom) {
+        this.slab = new Uint8Array(slabSize);
+        this.slabUsed = 0;
+      }
+      this.region = this.slab.subarray(this.slabUsed);
+      w.reset(this.region, target.headerRoom);
+    } else {
+      this.kind = Kind.Pooled;
+      w.reset(this.free.pop() ?? new Uint8Array(bufferSize), target.headerRoom);
+    }
   }
 
-  give(buffer: Uint8Array): void {
-    if (this.free.length < this.keep && buffer.byteOffset === 0 && buffer.length >= this.size) this.free.push(buffer);
+  /** After marshaling into `w`: how the transport gives the buffer back. */
+  finish(w: XdrWriter): (buffer: Uint8Array) => void {
+    switch (this.kind) {
+      case Kind.Lent:
+        return keep;
+      case Kind.Kept:
+        // 8-byte aligned, so the next message's words stay aligned too.
+        if (w.buf === this.region) this.slabUsed += (w.pos + 7) & ~7;
+        this.region = undefined;
+        return keep;
+      case Kind.Pooled:
+        return this.release;
+    }
   }
 }

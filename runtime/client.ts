@@ -1,7 +1,6 @@
-import { BufferPool } from "./buffers.js";
+import { MessageBuffers } from "./buffers.js";
 import { CopyLedger } from "./ledger.js";
 import { Marshaler } from "./marshal.js";
-import { keep, releaseFor } from "./server.js";
 import { RpcError } from "./rpc/errors.js";
 import {
   AcceptStat,
@@ -105,8 +104,7 @@ export class RpcChannel implements Channel {
   private readonly marshaler = new Marshaler();
   private readonly writer = new XdrWriter(0);
   private readonly reader = new XdrReader(new Uint8Array(0));
-  private readonly pool: BufferPool;
-  private readonly release: (b: Uint8Array) => void;
+  private readonly buffers = new MessageBuffers();
   private readonly credentials = new WeakMap<object, OpaqueAuth>();
   private xid: number;
   private timer: NodeJS.Timeout | undefined;
@@ -118,8 +116,6 @@ export class RpcChannel implements Channel {
     private readonly options: ChannelOptions = {},
   ) {
     this.transport = link.kind;
-    this.pool = new BufferPool(8192);
-    this.release = (b) => this.pool.give(b);
     // Random start: a restarted client must not reuse the xids a server's cache remembers.
     this.xid = (Math.random() * 0x100000000) >>> 0;
     link.onMessage = (message, reassembled, copiedOut) => this.receive(message, reassembled, copiedOut === true);
@@ -179,12 +175,10 @@ export class RpcChannel implements Channel {
   private transmit(p: Pending, start: number): void {
     const link = this.link;
     const w = this.writer;
-    // A transport whose wire is writable memory (shm's slots) may lend it: marshal straight in.
-    const acquired = link.acquire?.(p.service.mode);
-    w.reset(acquired ?? this.pool.take(), link.headerRoom);
+    this.buffers.start(w, link, p.service.mode);
     writeCallHeader(w, p.xid, p.service.program, p.service.version, p.procedure.number, p.cred, AUTH_NONE);
     this.marshaler.encode(p.service.mode, p.procedure.args, p.args, w, p.ledger, p.procedure.name);
-    const release = acquired !== undefined ? keep : releaseFor(p.service.mode, link.receiveCopies, this.release);
+    const release = this.buffers.finish(w);
     if (p.phases !== undefined && start !== 0) {
       const marshaled = now();
       p.phases.call = marshaled - start;

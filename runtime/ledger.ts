@@ -72,9 +72,20 @@ export function copyBytes(
 const typedSlice = Uint8Array.prototype.slice;
 
 /**
- * The counted copy in allocating form: a fresh array holding
- * `src[start, end)`, recorded like `copyBytes`. One allocation, where
- * `copyBytes` into a new array would need two (the array and a subarray view).
+ * Small copies are carved out of shared slabs, as Node's Buffer pool does: every separate
+ * ArrayBuffer is an off-heap allocation the garbage collector must account for, and a
+ * stream of decoded 1 KiB opaques would otherwise press it into collecting far more often.
+ * A copy's `buffer` may therefore be larger than the copy and shared with other copies;
+ * its bytes are its own.
+ */
+const slabBytes = 64 * 1024;
+const smallCopy = 4096;
+let slab = new Uint8Array(0);
+let slabUsed = 0;
+
+/**
+ * The counted copy in allocating form: a new array holding `src[start, end)`, recorded like
+ * `copyBytes`.
  */
 export function sliceBytes(
   ledger: CopyLedger | undefined,
@@ -83,8 +94,21 @@ export function sliceBytes(
   start: number,
   end: number,
 ): Uint8Array {
-  // Not src.slice(): Buffer overrides slice() to return a view, not a copy.
-  const out = typedSlice.call(src, start, end);
-  if (ledger !== undefined && out.length > 0) ledger.record(layer, out.length);
+  const n = end - start;
+  let out: Uint8Array;
+  if (n > smallCopy || n <= 0) {
+    // Not src.slice(): Buffer overrides slice() to return a view, not a copy.
+    out = typedSlice.call(src, start, end);
+  } else {
+    if (slabUsed + n > slab.length) {
+      slab = new Uint8Array(slabBytes);
+      slabUsed = 0;
+    }
+    out = slab.subarray(slabUsed, slabUsed + n);
+    if (n <= 64) for (let i = 0; i < n; i++) out[i] = src[start + i]!;
+    else out.set(src.subarray(start, end));
+    slabUsed += (n + 7) & ~7; // 8-byte aligned, as separate allocations would be
+  }
+  if (ledger !== undefined && n > 0) ledger.record(layer, n);
   return out;
 }

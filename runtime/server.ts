@@ -1,4 +1,4 @@
-import { BufferPool } from "./buffers.js";
+import { MessageBuffers } from "./buffers.js";
 import { CopyLedger } from "./ledger.js";
 import { Marshaler, type Mode } from "./marshal.js";
 import {
@@ -95,8 +95,7 @@ export class Server implements Dispatcher {
   private readonly reader = new XdrReader(new Uint8Array(0));
   private readonly authReader = new XdrReader(new Uint8Array(0));
   private readonly writer = new XdrWriter(0);
-  private readonly pool = new BufferPool(8192);
-  private readonly release = (b: Uint8Array) => this.pool.give(b);
+  private readonly buffers = new MessageBuffers();
   private readonly listeners: Listener[] = [];
   private readonly closers: (() => Promise<void>)[] = [];
 
@@ -262,23 +261,20 @@ export class Server implements Dispatcher {
   /** @internal Marshals a reply header and (on success) the results into a pooled buffer and sends it. */
   reply(call: Call, write: (w: XdrWriter) => void): void {
     const w = this.writer;
-    const acquired = call.sink.acquire?.(call.mode);
-    w.reset(acquired ?? this.pool.take(), call.sink.headerRoom);
+    this.buffers.start(w, call.sink, call.mode);
     write(w);
-    call.sink.send(w.buf, w.pos, call.ledger, acquired !== undefined ? keep : this.release);
+    call.sink.send(w.buf, w.pos, call.ledger, this.buffers.finish(w));
   }
 
   /** @internal */
   marshal(call: Call, service: ServiceDescription, description: ProcedureDescription | undefined, value: unknown): void {
     const w = this.writer;
-    const acquired = call.sink.acquire?.(service.mode);
-    w.reset(acquired ?? this.pool.take(), call.sink.headerRoom);
+    this.buffers.start(w, call.sink, service.mode);
     writeAcceptedReply(w, call.header.xid, AUTH_NONE, AcceptStat.SUCCESS);
     if (description !== undefined) {
       this.marshaler.encode(service.mode, description.result, value, w, call.ledger, description.name);
     }
-    const release = acquired !== undefined ? keep : releaseFor(service.mode, call.sink.receiveCopies, this.release);
-    call.sink.send(w.buf, w.pos, call.ledger, release);
+    call.sink.send(w.buf, w.pos, call.ledger, this.buffers.finish(w));
   }
 
   /** @internal */
@@ -344,18 +340,6 @@ class Call {
     this.server.published(this, true, service.mode);
   }
 }
-
-/**
- * How a sent buffer comes back to its pool. Over a same-process transport the receiver
- * decodes straight out of the sender's buffer, and in descriptor mode keeps views into it:
- * then the buffer is never reused (it belongs to the receiver's results from then on).
- */
-export function releaseFor(mode: Mode, receiverCopies: boolean, release: (b: Uint8Array) => void): (b: Uint8Array) => void {
-  return mode === "descriptor" && !receiverCopies ? keep : release;
-}
-
-/** The release of a buffer that is not the runtime's to reuse. */
-export function keep(): void {}
 
 export function createServer(options: ServerOptions = {}): Server {
   return new Server(options);

@@ -37,9 +37,12 @@ export type ArgumentsOf<P extends ProcedureDescription> = P["arity"] extends 0
 
 export type ResultOf<P extends ProcedureDescription> = ValueOf<P["result"]>;
 
-/** The handlers a server needs for a service: one per procedure, keyed as the description keys them. */
+/**
+ * The handlers a server needs for a service: one per procedure, keyed as the description keys
+ * them, except procedure 0, which the runtime answers itself.
+ */
 export type HandlersOf<S extends ServiceDescription> = {
-  readonly [K in keyof S["procedures"]]: (
+  readonly [K in keyof S["procedures"] as S["procedures"][K]["number"] extends 0 ? never : K]: (
     ...args: [...ArgumentsOf<S["procedures"][K]>, CallContext]
   ) => ResultOf<S["procedures"][K]> | Promise<ResultOf<S["procedures"][K]>>;
 };
