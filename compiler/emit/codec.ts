@@ -26,9 +26,6 @@ const pathLabel = (p: Path) => p.map((s) => s.label).join(".");
 const access = (root: string, p: Path) => root + p.map((s) => s.access).join("");
 const localFor = (fn: Fn, p: Path) => fn.fresh(p.length === 0 ? "$v" : `$${p.map((s) => s.label).join("_")}`);
 
-/** Nodes a list may have on encode: a bound for a cyclic value, far above any real message. */
-const maxListNodes = 1 << 24;
-
 /** A struct that is a linked-list node: its own plan without the link, and the link's field. */
 interface ListPlan {
   readonly node: Plan;
@@ -115,10 +112,13 @@ export class CodecWriter {
   private encodeList(list: ListPlan, ts: string, fn: Fn): string[] {
     const s = this.strategy;
     const node = fn.fresh("$node");
+    const slow = fn.fresh("$slow");
     const next = fn.fresh("$next");
     const i = fn.fresh("i");
     return [
       `let ${node} = v;`,
+      // A second pointer at half speed meets the first only if the list runs in a circle.
+      `let ${slow} = v;`,
       `for (let ${i} = 0; ; ${i}++) {`,
       `try {`,
       ...this.encodePlan(list.node, node, ts, fn),
@@ -131,9 +131,10 @@ export class CodecWriter {
       `return;`,
       `}`,
       `if (${next} === undefined) throw ${this.rt("invalidValue")}(${s.encodeAt}, ${JSON.stringify(list.field)}, "optional data (a value or null)", ${next});`,
-      `if (${i} === ${maxListNodes - 1}) throw ${s.sink}.error("list of more than ${maxListNodes} nodes (is it cyclic?)");`,
       `${s.sink}.optional(true);`,
       `${node} = ${next};`,
+      `if ((${i} & 1) === 1) ${slow} = ${slow}.${list.field}!;`,
+      `if (${node} === ${slow}) throw ${s.sink}.error(\`the list is cyclic: node \${${i} + 1} is an earlier node again\`);`,
       `}`,
     ];
   }

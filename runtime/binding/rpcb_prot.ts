@@ -213,6 +213,7 @@ export const rp__listCodec: XdrCodec<rp__list> = {
   max: undefined,
   encode(w: XdrWriter, v: rp__list): void {
     let $node = v;
+    let $slow = v;
     for (let i = 0; ; i++) {
       try {
         if (typeof $node !== "object" || $node === null)
@@ -233,9 +234,11 @@ export const rp__listCodec: XdrCodec<rp__list> = {
       }
       if ($next === undefined)
         throw invalidValue(w.pos - w.start, "rpcb_next", "optional data (a value or null)", $next);
-      if (i === 16777215) throw w.error("list of more than 16777216 nodes (is it cyclic?)");
       w.optional(true);
       $node = $next;
+      if ((i & 1) === 1) $slow = $slow.rpcb_next!;
+      if ($node === $slow)
+        throw w.error(`the list is cyclic: node ${i + 1} is an earlier node again`);
     }
   },
   decode(r: XdrReader): rp__list {
@@ -474,6 +477,7 @@ export const rpcb_entry_listCodec: XdrCodec<rpcb_entry_list> = {
   max: undefined,
   encode(w: XdrWriter, v: rpcb_entry_list): void {
     let $node = v;
+    let $slow = v;
     for (let i = 0; ; i++) {
       try {
         if (typeof $node !== "object" || $node === null)
@@ -499,9 +503,11 @@ export const rpcb_entry_listCodec: XdrCodec<rpcb_entry_list> = {
           "optional data (a value or null)",
           $next,
         );
-      if (i === 16777215) throw w.error("list of more than 16777216 nodes (is it cyclic?)");
       w.optional(true);
       $node = $next;
+      if ((i & 1) === 1) $slow = $slow.rpcb_entry_next!;
+      if ($node === $slow)
+        throw w.error(`the list is cyclic: node ${i + 1} is an earlier node again`);
     }
   },
   decode(r: XdrReader): rpcb_entry_list {
@@ -604,6 +610,7 @@ export const rpcbs_addrlistCodec: XdrCodec<rpcbs_addrlist> = {
   max: undefined,
   encode(w: XdrWriter, v: rpcbs_addrlist): void {
     let $node = v;
+    let $slow = v;
     for (let i = 0; ; i++) {
       try {
         if (typeof $node !== "object" || $node === null)
@@ -643,9 +650,11 @@ export const rpcbs_addrlistCodec: XdrCodec<rpcbs_addrlist> = {
       }
       if ($next === undefined)
         throw invalidValue(w.pos - w.start, "next", "optional data (a value or null)", $next);
-      if (i === 16777215) throw w.error("list of more than 16777216 nodes (is it cyclic?)");
       w.optional(true);
       $node = $next;
+      if ((i & 1) === 1) $slow = $slow.next!;
+      if ($node === $slow)
+        throw w.error(`the list is cyclic: node ${i + 1} is an earlier node again`);
     }
   },
   decode(r: XdrReader): rpcbs_addrlist {
@@ -708,6 +717,7 @@ export const rpcbs_rmtcalllistCodec: XdrCodec<rpcbs_rmtcalllist> = {
   max: undefined,
   encode(w: XdrWriter, v: rpcbs_rmtcalllist): void {
     let $node = v;
+    let $slow = v;
     for (let i = 0; ; i++) {
       try {
         if (typeof $node !== "object" || $node === null)
@@ -755,9 +765,11 @@ export const rpcbs_rmtcalllistCodec: XdrCodec<rpcbs_rmtcalllist> = {
       }
       if ($next === undefined)
         throw invalidValue(w.pos - w.start, "next", "optional data (a value or null)", $next);
-      if (i === 16777215) throw w.error("list of more than 16777216 nodes (is it cyclic?)");
       w.optional(true);
       $node = $next;
+      if ((i & 1) === 1) $slow = $slow.next!;
+      if ($node === $slow)
+        throw w.error(`the list is cyclic: node ${i + 1} is an earlier node again`);
     }
   },
   decode(r: XdrReader): rpcbs_rmtcalllist {

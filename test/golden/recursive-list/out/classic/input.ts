@@ -22,6 +22,7 @@ export const nodeCodec: XdrCodec<node> = {
   max: undefined,
   encode(w: XdrWriter, v: node): void {
     let $node = v;
+    let $slow = v;
     for (let i = 0; ; i++) {
       try {
         if (typeof $node !== "object" || $node === null)
@@ -39,9 +40,11 @@ export const nodeCodec: XdrCodec<node> = {
       }
       if ($next === undefined)
         throw invalidValue(w.pos - w.start, "next", "optional data (a value or null)", $next);
-      if (i === 16777215) throw w.error("list of more than 16777216 nodes (is it cyclic?)");
       w.optional(true);
       $node = $next;
+      if ((i & 1) === 1) $slow = $slow.next!;
+      if ($node === $slow)
+        throw w.error(`the list is cyclic: node ${i + 1} is an earlier node again`);
     }
   },
   decode(r: XdrReader): node {

@@ -35,6 +35,7 @@ export const nodeCodec: XdrCodec<node> = {
   },
   describe(d: Descriptor, v: node): void {
     let $node = v;
+    let $slow = v;
     for (let i = 0; ; i++) {
       try {
         if (typeof $node !== "object" || $node === null)
@@ -54,9 +55,11 @@ export const nodeCodec: XdrCodec<node> = {
       }
       if ($next === undefined)
         throw invalidValue(d.length, "next", "optional data (a value or null)", $next);
-      if (i === 16777215) throw d.error("list of more than 16777216 nodes (is it cyclic?)");
       d.optional(true);
       $node = $next;
+      if ((i & 1) === 1) $slow = $slow.next!;
+      if ($node === $slow)
+        throw d.error(`the list is cyclic: node ${i + 1} is an earlier node again`);
     }
   },
   decode(r: XdrReader): node {
