@@ -48,6 +48,9 @@ export const aliasTypes: ReadonlyMap<string, Type> = new Map<string, Type>([
 
 const uint32: Type = int("u_int32_t", ...u32);
 
+/** libtirpc's RPC_MAXDATASIZE: the most a netbuf may hold. */
+const rpcMaxDataSize = 9000;
+
 /**
  * libtirpc's named types. They are emitted into a module that uses them, as if the file
  * had declared them, each with libtirpc's encoding.
@@ -70,18 +73,19 @@ export function libtirpcTypes(): Map<string, NamedType> {
     ["des_block", typedef("des_block", { kind: "fixedOpaque", size: 8 }, "libtirpc: union des_block, as xdr_des_block (opaque[8])")],
     // xdr_netobj: xdr_bytes with MAX_NETOBJ_SZ.
     ["netobj", typedef("netobj", { kind: "varOpaque", max: 1024 }, "libtirpc: struct netobj, as xdr_netobj (opaque<1024>)")],
-    // xdr_netbuf: maxlen, then the buffer as xdr_bytes bounded by that maxlen at run time.
+    // xdr_netbuf: maxlen (at most RPC_MAXDATASIZE), then the buffer as xdr_bytes bounded by that maxlen.
     [
       "netbuf",
       {
         kind: "struct",
         name: "netbuf",
         span: undefined,
-        builtin: "libtirpc: struct netbuf, as xdr_netbuf (unsigned int maxlen; opaque buf<>)",
+        builtin: "libtirpc: struct netbuf, as xdr_netbuf (unsigned int maxlen <= 9000; opaque buf<maxlen>)",
         fields: [
-          { name: "maxlen", type: uint32, span: undefined },
-          { name: "buf", type: { kind: "varOpaque", max: undefined }, span: undefined },
+          { name: "maxlen", type: int("u_int32_t", 0, rpcMaxDataSize), span: undefined },
+          { name: "buf", type: { kind: "varOpaque", max: rpcMaxDataSize }, span: undefined },
         ],
+        lengthBounds: [{ field: "buf", by: "maxlen" }],
       },
     ],
   ]);

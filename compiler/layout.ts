@@ -316,10 +316,17 @@ export type Shape =
   | { readonly kind: "tuple"; readonly items: readonly Shape[] }
   | { readonly kind: "void" };
 
+/** A byte string at `length` may be no longer than the integer at `by` says (see StructType.lengthBounds). */
+export interface LengthBound {
+  readonly length: Path;
+  readonly by: Path;
+}
+
 export interface Plan {
   /** The type marshaled; undefined for a procedure's argument tuple. */
   readonly type: Type | undefined;
   readonly steps: readonly Step[];
+  readonly bounds: readonly LengthBound[];
   readonly shape: Shape;
   /** Paths of inlined structs (the root first, if it is one): encode checks they are objects. */
   readonly objects: readonly Path[];
@@ -331,6 +338,7 @@ const maxLengthBound = 0xffffffff;
 class PlanBuilder {
   readonly steps: Step[] = [];
   readonly objects: Path[] = [];
+  readonly bounds: LengthBound[] = [];
   private run: RunItem[] = [];
   private runSize = 0;
 
@@ -338,7 +346,7 @@ class PlanBuilder {
 
   finish(type: Type | undefined, shape: Shape, size: Size): Plan {
     this.flush();
-    return { type, steps: this.steps, shape, objects: this.objects, size };
+    return { type, steps: this.steps, shape, objects: this.objects, bounds: this.bounds, size };
   }
 
   /** Adds what encodes `type` found at `path`; returns how to rebuild it. */
@@ -387,10 +395,9 @@ class PlanBuilder {
       case "struct":
         if (root || (!recursive && isFixed(this.layout.sizeOfNamed(t)))) {
           this.objects.push(path);
-          const fields = t.fields.map((f) => ({
-            name: f.name,
-            shape: this.visit(f.type, [...path, { access: `.${f.name}`, label: f.name }]),
-          }));
+          const at = (name: string) => [...path, { access: `.${name}`, label: name }];
+          const fields = t.fields.map((f) => ({ name: f.name, shape: this.visit(f.type, at(f.name)) }));
+          for (const b of t.lengthBounds ?? []) this.bounds.push({ length: at(b.field), by: at(b.by) });
           return { kind: "object", fields };
         }
         return this.push({ kind: "call", path, type: t, recursive });

@@ -62,6 +62,11 @@ export interface EnumType extends NamedBase {
 export interface StructType extends NamedBase {
   readonly kind: "struct";
   readonly fields: readonly Field[];
+  /**
+   * Built-ins only: a field whose length may not exceed another field's value, as libtirpc's
+   * xdr_netbuf bounds `buf` by `maxlen`.
+   */
+  readonly lengthBounds?: readonly { readonly field: string; readonly by: string }[];
 }
 
 /** A case label, with the name it was written with (an enum member, a constant) if any. */

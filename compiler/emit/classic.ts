@@ -33,9 +33,9 @@ export const classic: Strategy = {
   opaqueViews: false,
   encodeAt: "w.pos - w.start",
   encodeRun: (values: readonly RunValue[]) => values.map((v) => `w.${writerCall(v.scalar)}(${v.local});`),
-  decodeRun: (values: readonly RunValue[]) => ({
+  decodeRun: (values: readonly RunValue[], size: number) => ({
     code: values.map((v) => `const ${v.local} = r.${readerCall(v.scalar)}();`),
-    // Each read has advanced past its item: the offset is behind the cursor.
-    at: () => "r.pos - r.start - 4",
+    // Checks run once the whole run is read: an item sits `size - offset` bytes behind the cursor.
+    at: (offset: number) => `r.pos - r.start - ${size - offset}`,
   }),
 };

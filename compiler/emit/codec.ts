@@ -149,6 +149,13 @@ export class CodecWriter {
         `if (typeof ${x} !== "object" || ${x} === null) throw ${this.rt("invalidValue")}(${s.encodeAt}, ${JSON.stringify(pathLabel(p))}, ${JSON.stringify(what)}, ${x});`,
       );
     }
+    for (const b of plan.bounds) {
+      const length = `${access(value, b.length)}.length`;
+      const by = access(value, b.by);
+      code.push(
+        `if (${length} > ${by}) throw ${this.rt("invalidValue")}(${s.encodeAt}, ${JSON.stringify(pathLabel(b.length))}, \`at most ${pathLabel(b.by)} (\${${by}}) bytes\`, ${length});`,
+      );
+    }
     const steps = plan.steps.map((step) => this.encodeStep(step, value, fn));
     return [...code, ...this.locate(plan.steps, steps, fn)];
   }
@@ -325,6 +332,7 @@ export class CodecWriter {
     const head = fn.fresh("$head");
     const tail = fn.fresh("$tail");
     const node = fn.fresh("$node");
+    const more = fn.fresh("$more");
     const i = fn.fresh("i");
     // The node is built with its link null; the next iteration (if any) fills it in.
     const unlinked = new Map([[pathKey(list.link), "null"]]);
@@ -332,6 +340,7 @@ export class CodecWriter {
       `let ${head}: ${ts} | null = null;`,
       `let ${tail}: ${ts} | null = null;`,
       `let ${i} = 0;`,
+      `let ${more} = false;`,
       `do {`,
       `let ${node}: ${ts};`,
       `try {`,
@@ -339,11 +348,16 @@ export class CodecWriter {
       `} catch (err) {`,
       `throw ${i} === 0 ? err : ${this.rt("within")}(err, [\`${list.field}[\${${i}}]\`]);`,
       `}`,
+      `try {`,
+      `${more} = r.optional();`,
+      `} catch (err) {`,
+      `throw ${this.rt("within")}(err, ${i} === 0 ? [${JSON.stringify(list.field)}] : [\`${list.field}[\${${i}}]\`, ${JSON.stringify(list.field)}]);`,
+      `}`,
       `if (${tail} === null) ${head} = ${node};`,
       `else ${tail}.${list.field} = ${node};`,
       `${tail} = ${node};`,
       `${i}++;`,
-      `} while (r.optional());`,
+      `} while (${more});`,
       `return ${head}!;`,
     ];
   }
@@ -358,7 +372,13 @@ export class CodecWriter {
   ): string[] {
     const locals = new Map<string, string>(preset);
     const steps = plan.steps.map((step) => this.decodeStep(step, fn, locals));
-    steps.push([finish(this.shapeExpr(plan.shape, locals, ts))]);
+    const bounds = plan.bounds.map((b) => {
+      const length = locals.get(pathKey(b.length))!;
+      const by = locals.get(pathKey(b.by))!;
+      const detail = `\`${pathLabel(b.length)} of \${${length}.length} bytes exceeds ${pathLabel(b.by)} (\${${by}})\``;
+      return `if (${length}.length > ${by}) throw ${this.rt("invalidData")}(r.pos - r.start, ${JSON.stringify(pathLabel(b.length))}, ${detail});`;
+    });
+    steps.push([...bounds, finish(this.shapeExpr(plan.shape, locals, ts))]);
     return this.locate([...plan.steps, undefined], steps, fn);
   }
 

@@ -90,7 +90,7 @@ export const rpcproc_tCodec: XdrCodec<rpcproc_t> = {
   },
 };
 
-/** struct netbuf: built in, as libtirpc's struct netbuf, as xdr_netbuf (unsigned int maxlen; opaque buf<>) */
+/** struct netbuf: built in, as libtirpc's struct netbuf, as xdr_netbuf (unsigned int maxlen <= 9000; opaque buf<maxlen>) */
 export interface netbuf {
   maxlen: number;
   buf: Uint8Array;
@@ -100,20 +100,27 @@ export interface netbuf {
 export const netbufCodec: XdrCodec<netbuf> = {
   name: "netbuf",
   min: 8,
-  max: undefined,
+  max: 9008,
   encode(w: XdrWriter, v: netbuf): void {
     if (typeof v !== "object" || v === null)
       throw invalidValue(w.pos - w.start, "", "struct netbuf", v);
+    if (v.buf.length > v.maxlen)
+      throw invalidValue(
+        w.pos - w.start,
+        "buf",
+        `at most maxlen (${v.maxlen}) bytes`,
+        v.buf.length,
+      );
     let $at = 0;
     try {
       const $maxlen = v.maxlen;
-      if ($maxlen !== $maxlen >>> 0)
-        throw invalidValue(w.pos - w.start, "maxlen", "u_int32_t in [0, 4294967295]", $maxlen);
+      if (!(($maxlen | 0) === $maxlen && $maxlen >= 0 && $maxlen <= 9000))
+        throw invalidValue(w.pos - w.start, "maxlen", "u_int32_t in [0, 9000]", $maxlen);
       const o = w.reserve(4);
       const dv = w.view;
       dv.setUint32(o, $maxlen);
       $at = 1;
-      w.varOpaque(v.buf, 4294967295);
+      w.varOpaque(v.buf, 9000);
     } catch (err) {
       throw within(err, [[], ["buf"]][$at]!);
     }
@@ -124,9 +131,21 @@ export const netbufCodec: XdrCodec<netbuf> = {
       const o = r.take(4);
       const dv = r.view;
       const $maxlen = dv.getUint32(o);
+      if ($maxlen < 0 || $maxlen > 9000)
+        throw invalidData(
+          o - r.start,
+          "maxlen",
+          `value ${$maxlen} out of range for u_int32_t [0, 9000]`,
+        );
       $at = 1;
-      const $buf = r.varOpaque(4294967295);
+      const $buf = r.varOpaque(9000);
       $at = 2;
+      if ($buf.length > $maxlen)
+        throw invalidData(
+          r.pos - r.start,
+          "buf",
+          `buf of ${$buf.length} bytes exceeds maxlen (${$maxlen})`,
+        );
       return { maxlen: $maxlen, buf: $buf };
     } catch (err) {
       throw within(err, [[], ["buf"], []][$at]!);
@@ -245,6 +264,7 @@ export const rp__listCodec: XdrCodec<rp__list> = {
     let $head: rp__list | null = null;
     let $tail: rp__list | null = null;
     let i = 0;
+    let $more = false;
     do {
       let $node: rp__list;
       try {
@@ -259,11 +279,16 @@ export const rp__listCodec: XdrCodec<rp__list> = {
       } catch (err) {
         throw i === 0 ? err : within(err, [`rpcb_next[${i}]`]);
       }
+      try {
+        $more = r.optional();
+      } catch (err) {
+        throw within(err, i === 0 ? ["rpcb_next"] : [`rpcb_next[${i}]`, "rpcb_next"]);
+      }
       if ($tail === null) $head = $node;
       else $tail.rpcb_next = $node;
       $tail = $node;
       i++;
-    } while (r.optional());
+    } while ($more);
     return $head!;
   },
 };
@@ -514,6 +539,7 @@ export const rpcb_entry_listCodec: XdrCodec<rpcb_entry_list> = {
     let $head: rpcb_entry_list | null = null;
     let $tail: rpcb_entry_list | null = null;
     let i = 0;
+    let $more = false;
     do {
       let $node: rpcb_entry_list;
       try {
@@ -528,11 +554,19 @@ export const rpcb_entry_listCodec: XdrCodec<rpcb_entry_list> = {
       } catch (err) {
         throw i === 0 ? err : within(err, [`rpcb_entry_next[${i}]`]);
       }
+      try {
+        $more = r.optional();
+      } catch (err) {
+        throw within(
+          err,
+          i === 0 ? ["rpcb_entry_next"] : [`rpcb_entry_next[${i}]`, "rpcb_entry_next"],
+        );
+      }
       if ($tail === null) $head = $node;
       else $tail.rpcb_entry_next = $node;
       $tail = $node;
       i++;
-    } while (r.optional());
+    } while ($more);
     return $head!;
   },
 };
@@ -661,6 +695,7 @@ export const rpcbs_addrlistCodec: XdrCodec<rpcbs_addrlist> = {
     let $head: rpcbs_addrlist | null = null;
     let $tail: rpcbs_addrlist | null = null;
     let i = 0;
+    let $more = false;
     do {
       let $node: rpcbs_addrlist;
       try {
@@ -689,11 +724,16 @@ export const rpcbs_addrlistCodec: XdrCodec<rpcbs_addrlist> = {
       } catch (err) {
         throw i === 0 ? err : within(err, [`next[${i}]`]);
       }
+      try {
+        $more = r.optional();
+      } catch (err) {
+        throw within(err, i === 0 ? ["next"] : [`next[${i}]`, "next"]);
+      }
       if ($tail === null) $head = $node;
       else $tail.next = $node;
       $tail = $node;
       i++;
-    } while (r.optional());
+    } while ($more);
     return $head!;
   },
 };
@@ -776,6 +816,7 @@ export const rpcbs_rmtcalllistCodec: XdrCodec<rpcbs_rmtcalllist> = {
     let $head: rpcbs_rmtcalllist | null = null;
     let $tail: rpcbs_rmtcalllist | null = null;
     let i = 0;
+    let $more = false;
     do {
       let $node: rpcbs_rmtcalllist;
       try {
@@ -808,11 +849,16 @@ export const rpcbs_rmtcalllistCodec: XdrCodec<rpcbs_rmtcalllist> = {
       } catch (err) {
         throw i === 0 ? err : within(err, [`next[${i}]`]);
       }
+      try {
+        $more = r.optional();
+      } catch (err) {
+        throw within(err, i === 0 ? ["next"] : [`next[${i}]`, "next"]);
+      }
       if ($tail === null) $head = $node;
       else $tail.next = $node;
       $tail = $node;
       i++;
-    } while (r.optional());
+    } while ($more);
     return $head!;
   },
 };

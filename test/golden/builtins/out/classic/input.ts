@@ -50,7 +50,7 @@ export const rpcvers_tCodec: XdrCodec<rpcvers_t> = {
   },
 };
 
-/** struct netbuf: built in, as libtirpc's struct netbuf, as xdr_netbuf (unsigned int maxlen; opaque buf<>) */
+/** struct netbuf: built in, as libtirpc's struct netbuf, as xdr_netbuf (unsigned int maxlen <= 9000; opaque buf<maxlen>) */
 export interface netbuf {
   maxlen: number;
   buf: Uint8Array;
@@ -60,18 +60,25 @@ export interface netbuf {
 export const netbufCodec: XdrCodec<netbuf> = {
   name: "netbuf",
   min: 8,
-  max: undefined,
+  max: 9008,
   encode(w: XdrWriter, v: netbuf): void {
     if (typeof v !== "object" || v === null)
       throw invalidValue(w.pos - w.start, "", "struct netbuf", v);
+    if (v.buf.length > v.maxlen)
+      throw invalidValue(
+        w.pos - w.start,
+        "buf",
+        `at most maxlen (${v.maxlen}) bytes`,
+        v.buf.length,
+      );
     let $at = 0;
     try {
       const $maxlen = v.maxlen;
-      if ($maxlen !== $maxlen >>> 0)
-        throw invalidValue(w.pos - w.start, "maxlen", "u_int32_t in [0, 4294967295]", $maxlen);
+      if (!(($maxlen | 0) === $maxlen && $maxlen >= 0 && $maxlen <= 9000))
+        throw invalidValue(w.pos - w.start, "maxlen", "u_int32_t in [0, 9000]", $maxlen);
       w.uint($maxlen);
       $at = 1;
-      w.varOpaque(v.buf, 4294967295);
+      w.varOpaque(v.buf, 9000);
     } catch (err) {
       throw within(err, [[], ["buf"]][$at]!);
     }
@@ -80,9 +87,21 @@ export const netbufCodec: XdrCodec<netbuf> = {
     let $at = 0;
     try {
       const $maxlen = r.uint();
+      if ($maxlen < 0 || $maxlen > 9000)
+        throw invalidData(
+          r.pos - r.start - 4,
+          "maxlen",
+          `value ${$maxlen} out of range for u_int32_t [0, 9000]`,
+        );
       $at = 1;
-      const $buf = r.varOpaque(4294967295);
+      const $buf = r.varOpaque(9000);
       $at = 2;
+      if ($buf.length > $maxlen)
+        throw invalidData(
+          r.pos - r.start,
+          "buf",
+          `buf of ${$buf.length} bytes exceeds maxlen (${$maxlen})`,
+        );
       return { maxlen: $maxlen, buf: $buf };
     } catch (err) {
       throw within(err, [[], ["buf"], []][$at]!);
@@ -140,7 +159,7 @@ export interface binding {
 export const bindingCodec: XdrCodec<binding> = {
   name: "binding",
   min: 44,
-  max: undefined,
+  max: 10068,
   encode(w: XdrWriter, v: binding): void {
     if (typeof v !== "object" || v === null)
       throw invalidValue(w.pos - w.start, "", "struct binding", v);
@@ -199,7 +218,7 @@ export const bindingCodec: XdrCodec<binding> = {
       const $stamp = r.hyper();
       if ($secure !== 0 && $secure !== 1)
         throw invalidData(
-          r.pos - r.start - 4,
+          r.pos - r.start - 16,
           "secure",
           `bool value ${$secure} is neither 0 nor 1`,
         );

@@ -78,7 +78,7 @@ export const rpcvers_tCodec: XdrCodec<rpcvers_t> = {
   },
 };
 
-/** struct netbuf: built in, as libtirpc's struct netbuf, as xdr_netbuf (unsigned int maxlen; opaque buf<>) */
+/** struct netbuf: built in, as libtirpc's struct netbuf, as xdr_netbuf (unsigned int maxlen <= 9000; opaque buf<maxlen>) */
 export interface netbuf {
   maxlen: number;
   buf: Uint8Array;
@@ -88,7 +88,7 @@ export interface netbuf {
 export const netbufCodec: XdrCodec<netbuf> = {
   name: "netbuf",
   min: 8,
-  max: undefined,
+  max: 9008,
   encode(w: XdrWriter, v: netbuf): void {
     const d = borrowDescriptor();
     try {
@@ -100,16 +100,18 @@ export const netbufCodec: XdrCodec<netbuf> = {
   },
   describe(d: Descriptor, v: netbuf): void {
     if (typeof v !== "object" || v === null) throw invalidValue(d.length, "", "struct netbuf", v);
+    if (v.buf.length > v.maxlen)
+      throw invalidValue(d.length, "buf", `at most maxlen (${v.maxlen}) bytes`, v.buf.length);
     let $at = 0;
     try {
       const $maxlen = v.maxlen;
-      if ($maxlen !== $maxlen >>> 0)
-        throw invalidValue(d.length, "maxlen", "u_int32_t in [0, 4294967295]", $maxlen);
+      if (!(($maxlen | 0) === $maxlen && $maxlen >= 0 && $maxlen <= 9000))
+        throw invalidValue(d.length, "maxlen", "u_int32_t in [0, 9000]", $maxlen);
       const o = d.reserve(4);
       const dv = d.view;
       dv.setUint32(o, $maxlen);
       $at = 1;
-      d.varOpaque(v.buf, 4294967295);
+      d.varOpaque(v.buf, 9000);
     } catch (err) {
       throw within(err, [[], ["buf"]][$at]!);
     }
@@ -120,9 +122,21 @@ export const netbufCodec: XdrCodec<netbuf> = {
       const o = r.take(4);
       const dv = r.view;
       const $maxlen = dv.getUint32(o);
+      if ($maxlen < 0 || $maxlen > 9000)
+        throw invalidData(
+          o - r.start,
+          "maxlen",
+          `value ${$maxlen} out of range for u_int32_t [0, 9000]`,
+        );
       $at = 1;
-      const $buf = r.varOpaque(4294967295, false);
+      const $buf = r.varOpaque(9000, false);
       $at = 2;
+      if ($buf.length > $maxlen)
+        throw invalidData(
+          r.pos - r.start,
+          "buf",
+          `buf of ${$buf.length} bytes exceeds maxlen (${$maxlen})`,
+        );
       return { maxlen: $maxlen, buf: $buf };
     } catch (err) {
       throw within(err, [[], ["buf"], []][$at]!);
@@ -198,7 +212,7 @@ export interface binding {
 export const bindingCodec: XdrCodec<binding> = {
   name: "binding",
   min: 44,
-  max: undefined,
+  max: 10068,
   encode(w: XdrWriter, v: binding): void {
     const d = borrowDescriptor();
     try {

@@ -188,36 +188,36 @@ export const scalarsCodec: XdrCodec<scalars> = {
     const $u_l = r.uint();
     const $tint = r.int();
     if ($b !== 0 && $b !== 1)
-      throw invalidData(r.pos - r.start - 4, "b", `bool value ${$b} is neither 0 nor 1`);
+      throw invalidData(r.pos - r.start - 48, "b", `bool value ${$b} is neither 0 nor 1`);
     if ($c < -128 || $c > 127)
-      throw invalidData(r.pos - r.start - 4, "c", `value ${$c} out of range for char [-128, 127]`);
+      throw invalidData(r.pos - r.start - 44, "c", `value ${$c} out of range for char [-128, 127]`);
     if ($uc < 0 || $uc > 255)
       throw invalidData(
-        r.pos - r.start - 4,
+        r.pos - r.start - 40,
         "uc",
         `value ${$uc} out of range for unsigned char [0, 255]`,
       );
     if ($s < -32768 || $s > 32767)
       throw invalidData(
-        r.pos - r.start - 4,
+        r.pos - r.start - 36,
         "s",
         `value ${$s} out of range for short [-32768, 32767]`,
       );
     if ($us < 0 || $us > 65535)
       throw invalidData(
-        r.pos - r.start - 4,
+        r.pos - r.start - 32,
         "us",
         `value ${$us} out of range for unsigned short [0, 65535]`,
       );
     if ($u_c < 0 || $u_c > 255)
       throw invalidData(
-        r.pos - r.start - 4,
+        r.pos - r.start - 20,
         "u_c",
         `value ${$u_c} out of range for u_char [0, 255]`,
       );
     if ($u_s < 0 || $u_s > 65535)
       throw invalidData(
-        r.pos - r.start - 4,
+        r.pos - r.start - 16,
         "u_s",
         `value ${$u_s} out of range for u_short [0, 65535]`,
       );
@@ -754,40 +754,40 @@ export const shapesCodec: XdrCodec<shapes> = {
           const $u_l = r.uint();
           const $tint = r.int();
           if ($b !== 0 && $b !== 1)
-            throw invalidData(r.pos - r.start - 4, "b", `bool value ${$b} is neither 0 nor 1`);
+            throw invalidData(r.pos - r.start - 48, "b", `bool value ${$b} is neither 0 nor 1`);
           if ($c < -128 || $c > 127)
             throw invalidData(
-              r.pos - r.start - 4,
+              r.pos - r.start - 44,
               "c",
               `value ${$c} out of range for char [-128, 127]`,
             );
           if ($uc < 0 || $uc > 255)
             throw invalidData(
-              r.pos - r.start - 4,
+              r.pos - r.start - 40,
               "uc",
               `value ${$uc} out of range for unsigned char [0, 255]`,
             );
           if ($s < -32768 || $s > 32767)
             throw invalidData(
-              r.pos - r.start - 4,
+              r.pos - r.start - 36,
               "s",
               `value ${$s} out of range for short [-32768, 32767]`,
             );
           if ($us < 0 || $us > 65535)
             throw invalidData(
-              r.pos - r.start - 4,
+              r.pos - r.start - 32,
               "us",
               `value ${$us} out of range for unsigned short [0, 65535]`,
             );
           if ($u_c < 0 || $u_c > 255)
             throw invalidData(
-              r.pos - r.start - 4,
+              r.pos - r.start - 20,
               "u_c",
               `value ${$u_c} out of range for u_char [0, 255]`,
             );
           if ($u_s < 0 || $u_s > 65535)
             throw invalidData(
-              r.pos - r.start - 4,
+              r.pos - r.start - 16,
               "u_s",
               `value ${$u_s} out of range for u_short [0, 65535]`,
             );
@@ -845,40 +845,40 @@ export const shapesCodec: XdrCodec<shapes> = {
         const $u_l2 = r.uint();
         const $tint2 = r.int();
         if ($b2 !== 0 && $b2 !== 1)
-          throw invalidData(r.pos - r.start - 4, "b", `bool value ${$b2} is neither 0 nor 1`);
+          throw invalidData(r.pos - r.start - 48, "b", `bool value ${$b2} is neither 0 nor 1`);
         if ($c2 < -128 || $c2 > 127)
           throw invalidData(
-            r.pos - r.start - 4,
+            r.pos - r.start - 44,
             "c",
             `value ${$c2} out of range for char [-128, 127]`,
           );
         if ($uc2 < 0 || $uc2 > 255)
           throw invalidData(
-            r.pos - r.start - 4,
+            r.pos - r.start - 40,
             "uc",
             `value ${$uc2} out of range for unsigned char [0, 255]`,
           );
         if ($s2 < -32768 || $s2 > 32767)
           throw invalidData(
-            r.pos - r.start - 4,
+            r.pos - r.start - 36,
             "s",
             `value ${$s2} out of range for short [-32768, 32767]`,
           );
         if ($us2 < 0 || $us2 > 65535)
           throw invalidData(
-            r.pos - r.start - 4,
+            r.pos - r.start - 32,
             "us",
             `value ${$us2} out of range for unsigned short [0, 65535]`,
           );
         if ($u_c2 < 0 || $u_c2 > 255)
           throw invalidData(
-            r.pos - r.start - 4,
+            r.pos - r.start - 20,
             "u_c",
             `value ${$u_c2} out of range for u_char [0, 255]`,
           );
         if ($u_s2 < 0 || $u_s2 > 65535)
           throw invalidData(
-            r.pos - r.start - 4,
+            r.pos - r.start - 16,
             "u_s",
             `value ${$u_s2} out of range for u_short [0, 65535]`,
           );
@@ -933,49 +933,49 @@ export const shapesCodec: XdrCodec<shapes> = {
       const $tagged_enum = r.int();
       if ($tagged_b !== 0 && $tagged_b !== 1)
         throw invalidData(
-          r.pos - r.start - 4,
+          r.pos - r.start - 52,
           "tagged.b",
           `bool value ${$tagged_b} is neither 0 nor 1`,
         );
       if ($tagged_c < -128 || $tagged_c > 127)
         throw invalidData(
-          r.pos - r.start - 4,
+          r.pos - r.start - 48,
           "tagged.c",
           `value ${$tagged_c} out of range for char [-128, 127]`,
         );
       if ($tagged_uc < 0 || $tagged_uc > 255)
         throw invalidData(
-          r.pos - r.start - 4,
+          r.pos - r.start - 44,
           "tagged.uc",
           `value ${$tagged_uc} out of range for unsigned char [0, 255]`,
         );
       if ($tagged_s < -32768 || $tagged_s > 32767)
         throw invalidData(
-          r.pos - r.start - 4,
+          r.pos - r.start - 40,
           "tagged.s",
           `value ${$tagged_s} out of range for short [-32768, 32767]`,
         );
       if ($tagged_us < 0 || $tagged_us > 65535)
         throw invalidData(
-          r.pos - r.start - 4,
+          r.pos - r.start - 36,
           "tagged.us",
           `value ${$tagged_us} out of range for unsigned short [0, 65535]`,
         );
       if ($tagged_u_c < 0 || $tagged_u_c > 255)
         throw invalidData(
-          r.pos - r.start - 4,
+          r.pos - r.start - 24,
           "tagged.u_c",
           `value ${$tagged_u_c} out of range for u_char [0, 255]`,
         );
       if ($tagged_u_s < 0 || $tagged_u_s > 65535)
         throw invalidData(
-          r.pos - r.start - 4,
+          r.pos - r.start - 20,
           "tagged.u_s",
           `value ${$tagged_u_s} out of range for u_short [0, 65535]`,
         );
       if (!color$values.has($tagged_tint))
         throw invalidData(
-          r.pos - r.start - 4,
+          r.pos - r.start - 8,
           "tagged.tint",
           `value ${$tagged_tint} is not a member of enum color`,
         );
@@ -1290,36 +1290,36 @@ export const scalars_aliasCodec: XdrCodec<scalars_alias> = {
     const $u_l = r.uint();
     const $tint = r.int();
     if ($b !== 0 && $b !== 1)
-      throw invalidData(r.pos - r.start - 4, "b", `bool value ${$b} is neither 0 nor 1`);
+      throw invalidData(r.pos - r.start - 48, "b", `bool value ${$b} is neither 0 nor 1`);
     if ($c < -128 || $c > 127)
-      throw invalidData(r.pos - r.start - 4, "c", `value ${$c} out of range for char [-128, 127]`);
+      throw invalidData(r.pos - r.start - 44, "c", `value ${$c} out of range for char [-128, 127]`);
     if ($uc < 0 || $uc > 255)
       throw invalidData(
-        r.pos - r.start - 4,
+        r.pos - r.start - 40,
         "uc",
         `value ${$uc} out of range for unsigned char [0, 255]`,
       );
     if ($s < -32768 || $s > 32767)
       throw invalidData(
-        r.pos - r.start - 4,
+        r.pos - r.start - 36,
         "s",
         `value ${$s} out of range for short [-32768, 32767]`,
       );
     if ($us < 0 || $us > 65535)
       throw invalidData(
-        r.pos - r.start - 4,
+        r.pos - r.start - 32,
         "us",
         `value ${$us} out of range for unsigned short [0, 65535]`,
       );
     if ($u_c < 0 || $u_c > 255)
       throw invalidData(
-        r.pos - r.start - 4,
+        r.pos - r.start - 20,
         "u_c",
         `value ${$u_c} out of range for u_char [0, 255]`,
       );
     if ($u_s < 0 || $u_s > 65535)
       throw invalidData(
-        r.pos - r.start - 4,
+        r.pos - r.start - 16,
         "u_s",
         `value ${$u_s} out of range for u_short [0, 65535]`,
       );

@@ -66,6 +66,7 @@ export const nodeCodec: XdrCodec<node> = {
     let $head: node | null = null;
     let $tail: node | null = null;
     let i = 0;
+    let $more = false;
     do {
       let $node: node;
       try {
@@ -76,11 +77,16 @@ export const nodeCodec: XdrCodec<node> = {
       } catch (err) {
         throw i === 0 ? err : within(err, [`next[${i}]`]);
       }
+      try {
+        $more = r.optional();
+      } catch (err) {
+        throw within(err, i === 0 ? ["next"] : [`next[${i}]`, "next"]);
+      }
       if ($tail === null) $head = $node;
       else $tail.next = $node;
       $tail = $node;
       i++;
-    } while (r.optional());
+    } while ($more);
     return $head!;
   },
 };
