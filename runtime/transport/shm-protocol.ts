@@ -1,4 +1,5 @@
 import type { MessagePort } from "node:worker_threads";
+import { copyBytes, type CopyLedger } from "../ledger.js";
 
 /**
  * The shared-memory protocol between a client (`shm.ts`) and its server worker
@@ -121,35 +122,53 @@ export function isOutOfBand(x: unknown): x is OutOfBand {
 }
 
 /** `Atomics.waitAsync` (ES2024; Node ≥ 16), typed here because the project's lib is ES2022. */
-type WaitAsyncResult = { readonly async: false; readonly value: "not-equal" | "timed-out" } | { readonly async: true; readonly value: Promise<"ok" | "timed-out"> };
+type WaitAsyncResult =
+  | { readonly async: false; readonly value: "not-equal" | "timed-out" }
+  | { readonly async: true; readonly value: Promise<"ok" | "timed-out"> };
 type WaitAsync = (array: Int32Array, index: number, value: number, timeout?: number) => WaitAsyncResult;
 
 export const waitAsync: WaitAsync = (Atomics as unknown as { waitAsync: WaitAsync }).waitAsync;
 
-/** Publishes `state` for slot word `at`, bumps `counter` and wakes the other side only if it may sleep. */
-export function publish(words: Int32Array, at: number, state: number, counter: number, sleeping: number): void {
+/**
+ * Publishes `state` for slot word `at`, bumps `counter` and wakes the other side only if it
+ * may sleep. Returns whether it had to wake it.
+ */
+export function publish(words: Int32Array, at: number, state: number, counter: number, sleeping: number): boolean {
   Atomics.store(words, at + SlotWord.STATE, state);
   Atomics.add(words, counter, 1);
-  if (Atomics.load(words, sleeping) !== 0) Atomics.notify(words, counter);
-}
-
-/** Sends `bytes` (a private copy) for slot `slot` over the port, moving its memory rather than copying it again. */
-export function postOutOfBand(port: MessagePort, slot: number, bytes: Uint8Array): void {
-  const buffer = bytes.buffer;
-  port.postMessage({ slot, bytes }, buffer instanceof ArrayBuffer ? [buffer] : []);
+  if (Atomics.load(words, sleeping) === 0) return false;
+  Atomics.notify(words, counter);
+  return true;
 }
 
 /**
- * How long to spin before sleeping, adapted to how spinning has been paying off. The budget
- * is the configured one while spins end in a hand-off; each spin that runs out halves it, so
- * on an oversubscribed machine — where a spinning thread takes the core the other side needs,
- * and a spin "wait" can cost more than sleeping — it falls to nothing within a few calls.
- * Below 1/32 of the configured budget it is zero, except that one wait in 16 probes with the
- * full budget, so that spinning comes back as soon as it pays again.
+ * The fallback for a message larger than its slot: one counted copy (the wire copy) into an
+ * ArrayBuffer of its own, moved — not copied again — to the other side over `port`.
+ */
+export function postOutOfBand(port: MessagePort, slot: number, buffer: Uint8Array, end: number, ledger: CopyLedger | undefined): void {
+  // Not sliceBytes: it may hand out a piece of a shared slab, and transferring that would detach the rest.
+  const bytes = new Uint8Array(end);
+  copyBytes(ledger, "wire", bytes, 0, buffer.subarray(0, end));
+  port.postMessage({ slot, bytes }, [bytes.buffer]);
+}
+
+/**
+ * How long to spin before sleeping, adapted to whether spinning pays. Spinning pays when the
+ * other side is running: then a hand-off costs ~0.1 µs instead of a ~46 µs wake-up. It does
+ * not when both threads share one core — an oversubscribed machine, where the spinner burns
+ * the very time slice the other side needs, and a fixed 50 µs budget makes every call cost a
+ * few budgets (measured here: ~130 µs against ~30 µs sleeping). So the budget is the
+ * configured one while spins end in a hand-off; each spin that runs out halves it; below 1/32
+ * of the configured budget it is zero, except for probes with twice the configured budget
+ * (long enough to cover the other side's wake-up), one wait in 16 — one in 32, 64 … 256 while
+ * probes keep failing — so spinning comes back soon after it pays again, and costs little
+ * while it does not.
  */
 export class SpinBudget {
   private current: number;
-  private probe = 0;
+  private probeEvery = 16;
+  private sinceProbe = 0;
+  private probing = false;
 
   /** `max` in milliseconds. */
   constructor(private readonly max: number) {
@@ -158,17 +177,23 @@ export class SpinBudget {
 
   /** The budget for the next wait, in milliseconds. */
   next(): number {
+    this.probing = false;
     if (this.current * 32 >= this.max) return this.current;
-    return (++this.probe & 15) === 0 ? this.max : 0;
+    if (++this.sinceProbe < this.probeEvery) return 0;
+    this.sinceProbe = 0;
+    this.probing = true;
+    return 2 * this.max;
   }
 
   /** The wait ended while spinning. */
   hit(): void {
     this.current = this.max;
+    this.probeEvery = 16;
   }
 
   /** Spinning ran out and the wait went to sleep. */
   miss(): void {
     this.current /= 2;
+    if (this.probing) this.probeEvery = Math.min(256, this.probeEvery * 2);
   }
 }

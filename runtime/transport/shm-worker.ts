@@ -1,5 +1,5 @@
 import { parentPort, receiveMessageOnPort, workerData } from "node:worker_threads";
-import { copyBytes, sliceBytes, type CopyLedger } from "../ledger.js";
+import { copyBytes, type CopyLedger } from "../ledger.js";
 import type { Mode } from "../marshal.js";
 import { Server } from "../server.js";
 import type { ReplySink } from "./types.js";
@@ -22,8 +22,8 @@ import {
 /**
  * The server side of the `shm` transport, run in a worker thread (see shm.ts): it loads the
  * user's module, lets its default export register handlers on a runtime Server, then serves
- * the binding's slots. Between calls it spins for the budget, then sleeps in `Atomics.wait`
- * (blocking is fine here: the thread has nothing else to do). While an asynchronous handler
+ * the binding's slots. Between calls it spins for the (adaptive) budget, then sleeps in
+ * `Atomics.wait` (blocking is fine here: the thread has nothing else to do). While an asynchronous handler
  * is outstanding it must not block, or the promise it waits on could never settle: then it
  * spins politely (yielding to its event loop between polls) and sleeps in `Atomics.waitAsync`.
  */
@@ -39,7 +39,8 @@ const port = parentPort;
 const { sab, data } = init;
 const layout = shmLayout(init.slots, init.slotBytes);
 const words = new Int32Array(sab);
-const spin = new SpinBudget(init.spinMicros / 1000);
+const spinMs = init.spinMicros / 1000;
+const spin = new SpinBudget(spinMs);
 const oob = init.port;
 oob.unref();
 
@@ -73,9 +74,7 @@ function reply(i: number, buffer: Uint8Array, end: number, ledger: CopyLedger | 
       // Classic's runtime buffer, or an error reply marshaled elsewhere: the wire copy.
       copyBytes(ledger, "wire", view, 0, buffer.subarray(0, end));
     } else {
-      // The fallback: larger than a slot. One counted copy into a buffer the port transfers.
-      const bytes = sliceBytes(ledger, "wire", buffer, 0, end);
-      postOutOfBand(oob, i, bytes);
+      postOutOfBand(oob, i, buffer, end, ledger); // the fallback: larger than a slot
       outOfBand = 1;
     }
     release(buffer);
@@ -210,9 +209,9 @@ async function serve(): Promise<void> {
       }
       continue;
     }
-    const deadline = performance.now() + spin.next();
     if (serving === 0) {
       // Spin: the next call of a ping-pong comes within microseconds, and a sleeping hand-off costs ~46 µs.
+      const deadline = performance.now() + spin.next();
       while (Atomics.load(words, Control.CALLS) === seen && performance.now() < deadline);
       if (Atomics.load(words, Control.CALLS) !== seen) {
         spin.hit();
@@ -228,9 +227,10 @@ async function serve(): Promise<void> {
       }
     } else {
       // Handlers are pending: keep the event loop running while polling, then sleep without blocking it.
+      const deadline = performance.now() + spinMs;
       while (Atomics.load(words, Control.CALLS) === seen && serving > 0 && performance.now() < deadline) await tick();
       yielded = performance.now();
-      if (Atomics.load(words, Control.CALLS) !== seen) continue;
+      if (Atomics.load(words, Control.CALLS) !== seen || serving === 0) continue;
       Atomics.store(words, Control.SERVER_SLEEPING, 1);
       const r = waitAsync(words, Control.CALLS, seen, IDLE_SLICE_MS);
       if (r.async) {

@@ -1,0 +1,334 @@
+import { execFile } from "node:child_process";
+import { once } from "node:events";
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { promisify } from "node:util";
+import type { Worker } from "node:worker_threads";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { emitModule, modes, type Mode } from "../compiler/emit/module.js";
+import type { ShmConnectOptions } from "../runtime/connect.js";
+import { connect, RpcError, type CallRecord, type Channel, type CopyCounts } from "../runtime/index.js";
+import { SpinBudget, waitAsync } from "../runtime/transport/shm-protocol.js";
+import { exampleCalls, exampleFile, list, loadExample, payload, record, type Example, type ExampleClient } from "./example.js";
+import { compile } from "./generated.js";
+import { repoRoot } from "./support.js";
+
+/**
+ * The `shm` transport (runtime/transport/shm.ts): a server worker started from a module,
+ * slots in one SharedArrayBuffer, spin-then-sleep on both sides, the fallback for messages
+ * larger than a slot, the copy counts of each mode, and the lifetime of the worker.
+ *
+ * The worker runs JavaScript, so the example is generated in each mode into a directory below
+ * the repository and compiled with the project's tsc together with the handlers module
+ * (test/fixtures/shm/handlers.ts.txt); its `rpcgen-ts/runtime` import resolves to dist/ by the
+ * package's self-reference, as the worker's own runtime does (`npm test` builds dist/ first).
+ */
+
+const exec = promisify(execFile);
+
+let work: string;
+const handlersUrl = {} as Record<Mode, URL>;
+
+beforeAll(async () => {
+  mkdirSync(join(repoRoot, ".tmp"), { recursive: true });
+  work = mkdtempSync(join(repoRoot, ".tmp", "shm-"));
+  const c = compile(exampleFile);
+  const files: string[] = [];
+  for (const mode of modes) {
+    const dir = join(work, mode);
+    mkdirSync(dir);
+    writeFileSync(join(dir, "example.ts"), await emitModule(c.model, c.layout, { mode, sourcePath: exampleFile, command: "test" }));
+    copyFileSync(join(repoRoot, "test/fixtures/shm/handlers.ts.txt"), join(dir, "handlers.ts"));
+    files.push(join(dir, "example.ts"), join(dir, "handlers.ts"));
+    handlersUrl[mode] = pathToFileURL(join(dir, "handlers.js"));
+  }
+  const config = {
+    compilerOptions: {
+      target: "ES2022",
+      lib: ["ES2022"],
+      module: "NodeNext",
+      moduleResolution: "NodeNext",
+      strict: true,
+      skipLibCheck: true,
+      types: ["node"],
+    },
+    files,
+  };
+  writeFileSync(join(work, "tsconfig.json"), JSON.stringify(config, null, 2));
+  try {
+    await exec(join(repoRoot, "node_modules/.bin/tsc"), ["-p", join(work, "tsconfig.json")], { cwd: work });
+  } catch (e) {
+    const { stdout, stderr } = e as { stdout: string; stderr: string };
+    throw new Error(`tsc failed for the shm fixtures:\n${stdout}${stderr}`);
+  }
+});
+
+afterAll(() => {
+  if (work !== undefined) rmSync(work, { recursive: true, force: true });
+});
+
+/** What the fixture's subscriber to `rpcgen-ts:serve` writes: [served, copies ×3, bytes ×3] of the last call. */
+class ServeStats {
+  readonly sab = new SharedArrayBuffer(32);
+  private readonly words = new Int32Array(this.sab);
+
+  get served(): number {
+    return Atomics.load(this.words, 0);
+  }
+
+  /** Waits until more than `before` calls were served; returns the last one's copies. */
+  async after(before: number): Promise<{ copies: CopyCounts; bytesCopied: CopyCounts }> {
+    const deadline = Date.now() + 5000;
+    for (let n = this.served; n <= before; n = this.served) {
+      if (Date.now() > deadline) throw new Error("the worker published no serve record");
+      const r = waitAsync(this.words, 0, n, 100);
+      if (r.async) await r.value;
+    }
+    const w = this.words;
+    return { copies: { stub: w[1]!, runtime: w[2]!, wire: w[3]! }, bytesCopied: { stub: w[4]!, runtime: w[5]!, wire: w[6]! } };
+  }
+}
+
+interface Binding {
+  readonly channel: Channel;
+  readonly client: ExampleClient;
+  readonly records: CallRecord[];
+  readonly stats: ServeStats;
+  readonly worker: Worker;
+}
+
+async function bind(
+  mode: Mode,
+  example: Example,
+  options: Partial<Omit<ShmConnectOptions, "transport" | "module">> = {},
+): Promise<Binding> {
+  const records: CallRecord[] = [];
+  const stats = new ServeStats();
+  let worker: Worker | undefined;
+  const channel = await connect({
+    transport: "shm",
+    module: handlersUrl[mode],
+    services: [example.service],
+    data: { stats: stats.sab },
+    onCall: (r) => records.push(r),
+    onWorker: (w) => (worker = w),
+    ...options,
+  });
+  expect(worker).toBeDefined();
+  return { channel, client: example.client(channel), records, stats, worker: worker! };
+}
+
+async function rejection(p: Promise<unknown>): Promise<RpcError> {
+  const e = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(e).toBeInstanceOf(RpcError);
+  return e as RpcError;
+}
+
+const expectedCopies: Record<Mode, CopyCounts> = {
+  // Per direction: stub + runtime + wire; a record holds its side's send and receive.
+  classic: { stub: 2, runtime: 2, wire: 2 },
+  // Per direction: the one pass straight into (or out of) the slot.
+  synthesized: { stub: 0, runtime: 2, wire: 0 },
+  // Per direction: the gather into the slot; the copy out of it that the views point into.
+  descriptor: { stub: 0, runtime: 2, wire: 0 },
+};
+
+describe.each(modes)("shm, %s", (mode) => {
+  let example: Example;
+  let b: Binding;
+
+  beforeAll(async () => {
+    example = await loadExample(mode);
+    b = await bind(mode, example, { slots: 8 });
+  });
+
+  afterAll(async () => {
+    await b?.channel.close();
+  });
+
+  it("carries every kind of call, a handler's exception as SYSTEM_ERR", async () => {
+    await exampleCalls(b.client);
+    // Asynchronous handlers, answered while other calls come and go.
+    expect(await b.client.exprocLookup(530)).toEqual({ status: 2, reason: "no 530" });
+    expect(await b.client.exprocGreet("", 0)).toBe("");
+    expect((await rejection(b.client.exprocFail())).status).toBe("SYSTEM_ERR");
+    expect(await b.client.exprocAdd(1, 1)).toBe(2); // and the worker serves on
+    expect(b.records.every((r) => r.transport === "shm")).toBe(true);
+  });
+
+  it("completes 32 concurrent calls over 8 slots", async () => {
+    const data = payload(1440);
+    const calls = Array.from({ length: 32 }, (_, i): Promise<unknown> => {
+      switch (i % 4) {
+        case 0:
+          return b.client.exprocAdd(i, 1000);
+        case 1:
+          return b.client.exprocReverse(data.subarray(0, i * 40));
+        case 2:
+          return b.client.exprocLookup(500 + (i % 7)); // asynchronous, a few ms each
+        default:
+          return b.client.exprocEcho(record(i));
+      }
+    });
+    const results = await Promise.all(calls);
+    results.forEach((result, i) => {
+      switch (i % 4) {
+        case 0:
+          return expect(result).toBe(i + 1000);
+        case 1:
+          return expect(result).toEqual(data.slice(0, i * 40).reverse());
+        case 2:
+          return expect(result).toEqual({ status: 2, reason: `no ${500 + (i % 7)}` });
+        default:
+          return expect(result).toEqual(record(i));
+      }
+    });
+  });
+
+  it(`copies ${mode === "classic" ? "3" : "1"} per direction; bytes grow with the payload`, async () => {
+    const measure = async (n: number) => {
+      const before = b.stats.served;
+      const data = payload(n);
+      expect(await b.client.exprocReverse(data)).toEqual(data.slice().reverse());
+      const client = b.records.at(-1)!;
+      expect(client.procedure).toBe(7);
+      return { client, server: await b.stats.after(before) };
+    };
+    const sizes = [360, 720, 1440];
+    const runs = [];
+    for (const n of sizes) runs.push(await measure(n));
+    for (const { client, server } of runs) {
+      expect(client.copies).toEqual(expectedCopies[mode]);
+      expect(server.copies).toEqual(expectedCopies[mode]);
+    }
+    for (const side of ["client", "server"] as const) {
+      for (const layer of ["stub", "runtime", "wire"] as const) {
+        const [small, medium, large] = runs.map((r) => r[side].bytesCopied[layer]);
+        const copies = expectedCopies[mode][layer];
+        // Each copy moves the payload once (plus headers that do not grow): doubling the
+        // payload doubles what the copies add.
+        expect(medium! - small!).toBe(copies * 360);
+        expect(large! - medium!).toBe(2 * (medium! - small!));
+      }
+    }
+  });
+
+  it("hands out results that stay valid after their slot is reused", async () => {
+    // Descriptor-mode results are views into the message: into the copy out of the slot, never
+    // into the slot itself, which the next calls overwrite.
+    const first = payload(1000);
+    const other = first.map((x) => 255 - x);
+    const kept = await b.client.exprocReverse(first);
+    expect(kept.buffer instanceof SharedArrayBuffer).toBe(false);
+    const later = await Promise.all(Array.from({ length: 24 }, () => b.client.exprocReverse(other)));
+    expect(kept).toEqual(first.slice().reverse());
+    for (const r of later) expect(r).toEqual(other.slice().reverse());
+  });
+
+  it("carries arguments and results larger than a slot through the fallback, sleeping", async () => {
+    // 256-byte slots: the 1440-byte opaque, long lists (unbounded) and long strings (unbounded)
+    // do not fit. No spinning: every wait is an Atomics.wait / waitAsync.
+    const small = await bind(mode, example, { slotBytes: 256, slots: 2, spinMicros: 0 });
+    try {
+      const data = payload(1440);
+      expect(await small.client.exprocReverse(data)).toEqual(data.slice().reverse());
+      const reversed = small.records.at(-1)!;
+      // The fallback's copy into the transferred buffer is the wire copy, once each way.
+      expect(reversed.copies.wire).toBe(1);
+      const values = Array.from({ length: 150 }, (_, i) => i * 3);
+      expect(await small.client.exprocSum(list(values))).toBe(values.reduce((s, v) => s + v, 0));
+      expect(await small.client.exprocRange(150)).toEqual(list(Array.from({ length: 150 }, (_, i) => i + 1)));
+      expect(await small.client.exprocGreet("x".repeat(500), 3)).toBe(`${"x".repeat(500)}!`.repeat(3));
+      // Small and large together, more calls than slots.
+      const mixed = await Promise.all(
+        Array.from({ length: 12 }, (_, i) =>
+          i % 2 === 0 ? small.client.exprocReverse(data.subarray(0, i * 100)) : small.client.exprocAdd(i, i),
+        ),
+      );
+      mixed.forEach((r, i) => expect(r).toEqual(i % 2 === 0 ? data.slice(0, i * 100).reverse() : 2 * i));
+      await exampleCalls(small.client);
+    } finally {
+      await small.channel.close();
+    }
+  });
+
+  it("terminates the worker when the channel closes", async () => {
+    const c = await bind(mode, example);
+    expect(await c.client.exprocAdd(20, 22)).toBe(42);
+    const exited = once(c.worker, "exit");
+    await c.channel.close();
+    await exited;
+    expect((await rejection(c.client.exprocNull())).status).toBe("CLOSED");
+  });
+
+  it("releases every waiter with CLOSED when the worker dies", async () => {
+    // An exception nobody catches, thrown by a timer while the calls wait.
+    const c = await bind(mode, example);
+    // The other calls would be answered after 3 and 4 s: the worker dies long before.
+    const waiting = [c.client.exprocLookup(5000), c.client.exprocLookup(667), c.client.exprocLookup(6000)];
+    for (const e of await Promise.all(waiting.map(rejection))) expect(e.status).toBe("CLOSED");
+    expect((await rejection(c.client.exprocAdd(1, 2))).status).toBe("CLOSED");
+    await c.channel.close();
+
+    // process.exit in the worker, mid-call.
+    const d = await bind(mode, example);
+    const slow = d.client.exprocLookup(5000);
+    expect((await rejection(d.client.exprocLookup(666))).status).toBe("CLOSED");
+    expect((await rejection(slow)).status).toBe("CLOSED");
+    await d.channel.close();
+  });
+});
+
+describe("shm, binding", () => {
+  it("rejects connect when the module cannot be loaded or registers nothing", async () => {
+    const missing = pathToFileURL(join(work, "no-such-module.js"));
+    await expect(connect({ transport: "shm", module: missing })).rejects.toThrow(/failed/);
+    const empty = join(work, "empty.js");
+    writeFileSync(empty, "export const nothing = 1;\n");
+    await expect(connect({ transport: "shm", module: empty })).rejects.toThrow(/no default export/);
+  });
+
+  it("spins while spinning pays, backs off when it does not, and probes to come back", () => {
+    const spin = new SpinBudget(0.05);
+    expect(spin.next()).toBe(0.05);
+    spin.miss();
+    expect(spin.next()).toBe(0.025); // one miss halves the budget
+    spin.hit();
+    expect(spin.next()).toBe(0.05); // one hand-off while spinning restores it
+    for (let i = 0; i < 6; i++) spin.miss();
+    const waits = (n: number) =>
+      Array.from({ length: n }, () => {
+        const b = spin.next();
+        spin.miss(); // nothing pays
+        return b;
+      });
+    const first = waits(16);
+    expect(first.filter((b) => b === 0)).toHaveLength(15); // no spinning…
+    expect(first.indexOf(0.1)).toBe(15); // …but a probe, covering a wake-up, after 16 waits
+    expect(waits(32).indexOf(0.1)).toBe(31); // probes that fail come half as often
+    expect(waits(64).indexOf(0.1)).toBe(63);
+    spin.hit();
+    expect(spin.next()).toBe(0.05);
+    spin.miss();
+    for (let i = 0; i < 5; i++) spin.miss();
+    expect(waits(16).indexOf(0.1)).toBe(15); // a hit resets the probing interval
+  });
+
+  it("sizes slots from the services' static layout", async () => {
+    const { slotBytesFor } = await import("../runtime/transport/shm.js");
+    const example = await loadExample("synthesized");
+    // EXPROC_REVERSE's 1444-byte opaque plus the largest header fits the 4 KiB minimum.
+    expect(slotBytesFor([example.service])).toBe(4096);
+    const big = {
+      ...example.service,
+      procedures: {
+        big: { ...example.service.procedures.exprocReverse!, args: { ...example.service.procedures.exprocReverse!.args, max: 100_000 } },
+      },
+    };
+    expect(slotBytesFor([big])).toBeGreaterThanOrEqual(100_000 + 24);
+  });
+});
