@@ -4,6 +4,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Mode } from "../runtime/index.js";
 import { codecSection } from "./codecs.js";
+import { rpcSection } from "./rpc.js";
 import { loadBenchModules, type BenchModule } from "./generated.js";
 import { Budgets, defaultRounds, sinkChecksum } from "./harness.js";
 import type { BenchContext, Section } from "./section.js";
@@ -16,7 +17,7 @@ import type { BenchContext, Section } from "./section.js";
  * To add a section (e.g. RPC round trips), export a `Section` from its own module and
  * append it here.
  */
-const sections: readonly Section[] = [codecSection];
+const sections: readonly Section[] = [codecSection, rpcSection];
 
 function repoRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
