@@ -215,7 +215,7 @@ export class RpcChannel implements Channel {
     try {
       // A descriptor decode of a message the transport copied out only takes views: counted above.
       const ledger = copiedOut && p.service.mode === "descriptor" ? undefined : p.ledger;
-      result = this.marshaler.decode(p.service.mode, p.procedure.result, message, r.pos, message.length, ledger, p.procedure.name);
+      result = this.marshaler.decode(p.service.mode, p.procedure.result, message, r.pos - r.start, message.length, ledger, p.procedure.name);
     } catch (e) {
       this.settle(p, new RpcError("CANNOT_DECODE", e instanceof Error ? e.message : String(e), { cause: e }));
       return;

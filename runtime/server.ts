@@ -212,7 +212,7 @@ export class Server implements Dispatcher {
     try {
       // A descriptor decode of a call the transport copied out only takes views: counted above.
       const decodeLedger = sink.copiedOut === true && service.mode === "descriptor" ? undefined : ledger;
-      args = this.marshaler.decode(service.mode, description.args, message, r.pos, message.length, decodeLedger, description.name);
+      args = this.marshaler.decode(service.mode, description.args, message, r.pos - r.start, message.length, decodeLedger, description.name);
     } catch {
       return call.accept(AcceptStat.GARBAGE_ARGS);
     }

@@ -86,10 +86,15 @@ function writeAuth(w: XdrWriter, a: OpaqueAuth): void {
   w.varOpaque(a.body, MAX_AUTH_BYTES);
 }
 
+const noBody = new Uint8Array(0);
+
 function readAuth(r: XdrReader): OpaqueAuth {
-  const flavor = r.uint();
-  const body = r.varOpaque(MAX_AUTH_BYTES, false);
-  return flavor === AuthFlavor.AUTH_NONE && body.length === 0 ? AUTH_NONE : { flavor, body };
+  const o = r.take(8);
+  const flavor = r.view.getUint32(o);
+  // The usual credential and verifier are empty: no view, no object for them.
+  if (r.view.getUint32(o + 4) === 0) return flavor === AuthFlavor.AUTH_NONE ? AUTH_NONE : { flavor, body: noBody };
+  r.pos = o + 4;
+  return { flavor, body: r.varOpaque(MAX_AUTH_BYTES, false) };
 }
 
 export function writeCallHeader(

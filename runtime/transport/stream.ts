@@ -22,16 +22,24 @@ export interface StreamConnectOptions {
   readonly maxMessageBytes?: number | undefined;
 }
 
-/** Sends records on a socket: marks them, corks a tick's worth of writes, counts the kernel's copy. */
+/**
+ * Sends records on a socket and counts the kernel's copy. The first record of a tick is
+ * written at once (one call outstanding: nothing to wait for); further records in the same
+ * tick are corked and go out together in one system call when the tick ends.
+ */
 class RecordWriter {
+  private written = 0;
   private corked = false;
-  private readonly uncork = () => {
-    this.corked = false;
-    this.socket.uncork();
+  private readonly endTick = () => {
+    this.written = 0;
+    if (this.corked) {
+      this.corked = false;
+      this.socket.uncork();
+    }
   };
   /** Buffers Node still holds, in write order; write callbacks come in the same order. */
   private readonly inFlight: { buffer: Uint8Array; release: (b: Uint8Array) => void }[] = [];
-  private readonly written = () => {
+  private readonly done = () => {
     const w = this.inFlight.shift();
     w?.release(w.buffer);
   };
@@ -44,16 +52,22 @@ class RecordWriter {
       return;
     }
     markRecord(buffer, end);
+    ledger?.record("wire", end);
+    const record = buffer.subarray(0, end);
+    if (this.written++ === 0) {
+      process.nextTick(this.endTick);
+      this.socket.write(record);
+      // Copied into the kernel already (the usual case): the buffer is free. If Node had to
+      // queue it, it is left to the collector rather than tracked.
+      if (this.socket.writableLength === 0) release(buffer);
+      return;
+    }
     if (!this.corked) {
       this.corked = true;
       this.socket.cork();
-      process.nextTick(this.uncork);
     }
-    // The write syscall copies the record into the kernel: the wire copy. The buffer goes
-    // back to its pool once Node no longer holds it.
     this.inFlight.push({ buffer, release });
-    this.socket.write(buffer.subarray(0, end), this.written);
-    ledger?.record("wire", end);
+    this.socket.write(record, this.done);
   }
 }
 

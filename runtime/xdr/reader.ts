@@ -34,36 +34,39 @@ export class XdrReader {
   layer: CopyLayer;
   readonly maxDepth: number;
   depth: number;
-  /** The array last given to reset, so reusing it costs no new DataView. */
-  private source: Uint8Array;
+  /**
+   * The memory last read. `buf` and `view` span all of it and positions are absolute, so
+   * reading another message in the same memory (the next record in a socket's chunk, the
+   * next slot) makes no new view: the common case on every call's path.
+   */
+  private memory: ArrayBufferLike;
 
   constructor(bytes: Uint8Array, offset = 0, end = bytes.length, options: XdrReaderOptions = {}) {
-    const buf = plain(bytes);
     checkRange(bytes, offset, end);
-    this.buf = buf;
-    this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-    this.pos = offset;
-    this.end = end;
-    this.start = offset;
+    this.memory = bytes.buffer;
+    this.buf = new Uint8Array(bytes.buffer);
+    this.view = new DataView(bytes.buffer);
+    this.pos = this.start = bytes.byteOffset + offset;
+    this.end = bytes.byteOffset + end;
     this.ledger = options.ledger;
     this.layer = options.layer ?? "stub";
     this.maxDepth = options.maxDepth ?? 200;
     this.depth = 0;
-    this.source = bytes;
   }
 
-  /** Starts reading `bytes[offset, end)`; a new DataView is made only when the array changes. */
+  /**
+   * Starts reading `bytes[offset, end)`. Error offsets count from `offset`; `pos`, `start`
+   * and `end` are indices into `buf`, which may be larger than `bytes`.
+   */
   reset(bytes: Uint8Array, offset = 0, end = bytes.length): void {
     checkRange(bytes, offset, end);
-    if (bytes !== this.source) {
-      const buf = plain(bytes);
-      this.buf = buf;
-      this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-      this.source = bytes;
+    if (bytes.buffer !== this.memory) {
+      this.memory = bytes.buffer;
+      this.buf = new Uint8Array(bytes.buffer);
+      this.view = new DataView(bytes.buffer);
     }
-    this.pos = offset;
-    this.end = end;
-    this.start = offset;
+    this.pos = this.start = bytes.byteOffset + offset;
+    this.end = bytes.byteOffset + end;
     this.depth = 0;
   }
 
@@ -262,14 +265,6 @@ export class XdrReader {
     this.pos = o + 4;
     return n;
   }
-}
-
-/**
- * A plain Uint8Array over the same memory. Subclasses such as Buffer would
- * otherwise leak out through views and slices (and Buffer's slice() is a view).
- */
-function plain(bytes: Uint8Array): Uint8Array {
-  return bytes.constructor === Uint8Array ? bytes : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 function checkRange(bytes: Uint8Array, offset: number, end: number): void {
