@@ -48,7 +48,11 @@ export interface ChannelOptions {
    * last, the call waits for a reply until its timeout. Default: no bound but the timeout.
    */
   readonly maxTries?: number;
-  /** Largest reply accepted, in bytes (a bigger one fails the call with CANNOT_DECODE). */
+  /**
+   * Largest message accepted, in bytes: over a stream a longer record closes the connection
+   * (its calls fail CLOSED: the stream cannot be resynchronised); over UDP a longer datagram
+   * is dropped (the call times out). Default 4 MiB on streams, 65507 on UDP.
+   */
   readonly maxMessageBytes?: number;
 }
 
