@@ -6,10 +6,11 @@ import type { XdrWriter } from "./xdr/writer.js";
  * Where messages are marshaled, and how their buffers come back. Three cases:
  *
  * - the transport lends its own memory (shm's slots): marshal straight into it;
- * - the receiver will keep views into the message (descriptor mode over a same-process
- *   transport, where the receiver decodes straight out of the sender's buffer): a region of
- *   a large slab that is never reused — one allocation per slab, not per message, so the
- *   garbage collector is not pressed by a stream of small external buffers;
+ * - the message will be kept — the receiver keeps views into it (descriptor mode over a
+ *   same-process transport, where the receiver decodes straight out of the sender's
+ *   buffer), or the transport keeps it (UDP's duplicate-request cache): a region of a large
+ *   slab that is never reused — one allocation per slab, not per message, so the garbage
+ *   collector is not pressed by a stream of external buffers;
  * - otherwise a buffer from a free list, lent to the transport and given back once the
  *   bytes are on their way (a socket's write callback), so steady traffic marshals into the
  *   same few buffers.
@@ -35,6 +36,8 @@ export interface MessageTarget {
   readonly headerRoom: number;
   /** Whether the receiving side copies the message (sockets) or reads the sender's memory. */
   readonly receiveCopies: boolean;
+  /** Whether the transport keeps the buffer after sending it. */
+  readonly retains?: boolean | undefined;
 }
 
 export class MessageBuffers {
@@ -53,7 +56,7 @@ export class MessageBuffers {
     if (lent !== undefined) {
       this.kind = Kind.Lent;
       w.reset(lent, target.headerRoom);
-    } else if (mode === "descriptor" && !target.receiveCopies) {
+    } else if (target.retains === true || (mode === "descriptor" && !target.receiveCopies)) {
       this.kind = Kind.Kept;
       if (this.slab.length - this.slabUsed < slabMinRoom) {
         this.slab = new Uint8Array(slabSize);

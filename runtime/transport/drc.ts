@@ -173,7 +173,8 @@ export class DuplicateRequestCache {
    * If the entry left the cache meanwhile (expired, cleared), the buffer is released.
    */
   complete(entry: CacheEntry, buffer: Uint8Array, end: number, release: (buffer: Uint8Array) => void): void {
-    if (this.running.get(entry.key) !== entry || buffer.byteLength > this.maxBytes) {
+    // Bytes are counted as the reply's length: its buffer may be a region of a shared slab.
+    if (this.running.get(entry.key) !== entry || end > this.maxBytes) {
       this.running.delete(entry.key);
       release(buffer);
       return;
@@ -185,7 +186,7 @@ export class DuplicateRequestCache {
     entry.release = release;
     entry.at = t;
     this.done.set(entry.key, entry);
-    this.held += buffer.byteLength;
+    this.held += end;
     if (this.nextExpiry === Infinity) this.nextExpiry = t + this.expireMs;
     while (this.done.size > this.maxEntries || this.held > this.maxBytes) {
       this.remove(this.done.values().next().value!);
@@ -235,7 +236,7 @@ export class DuplicateRequestCache {
 
   private remove(entry: CacheEntry): void {
     this.done.delete(entry.key);
-    this.held -= entry.buffer!.byteLength;
+    this.held -= entry.end;
     entry.gone = true;
     if (entry.pins === 0) this.dispose(entry);
   }

@@ -53,6 +53,8 @@ export interface ReplySink {
   readonly kind: TransportKind;
   readonly headerRoom: number;
   readonly acquire?: AcquireBuffer;
+  /** The transport keeps the reply's buffer after sending it (UDP's duplicate-request cache): never reuse it. */
+  readonly retains?: boolean;
   readonly receiveCopies: boolean;
   /** The call was copied out of memory the transport reuses, as `ClientTransport.onMessage`'s `copiedOut`. */
   readonly copiedOut?: boolean;

@@ -142,6 +142,8 @@ class DatagramSink implements ReplySink {
   readonly kind = "udp";
   readonly headerRoom = 0;
   readonly receiveCopies = true;
+  /** A reply the cache will keep is marshaled where it can stay (a slab region), not in a pooled buffer. */
+  readonly retains: boolean;
 
   constructor(
     private readonly endpoint: UdpEndpoint,
@@ -149,7 +151,9 @@ class DatagramSink implements ReplySink {
     readonly address: string,
     readonly port: number,
     readonly entry: CacheEntry | undefined,
-  ) {}
+  ) {
+    this.retains = entry !== undefined;
+  }
 
   send(buffer: Uint8Array, end: number, ledger: CopyLedger | undefined, release: (buffer: Uint8Array) => void): void {
     this.endpoint.reply(this, buffer, end, ledger, release);
@@ -202,7 +206,7 @@ class UdpEndpoint implements UdpListener {
     }
   }
 
-  /** @internal A reply to a call, in the reply's own (pooled) buffer. */
+  /** @internal A reply to a call, in its own buffer (a slab region when the cache will keep it). */
   reply(sink: DatagramSink, buffer: Uint8Array, end: number, ledger: CopyLedger | undefined, release: (buffer: Uint8Array) => void): void {
     if (this.closed) {
       release(buffer);
