@@ -15,22 +15,23 @@ import { padded } from "../xdr/pad.js";
  * The reply is kept without a copy: the buffer the reply was marshaled into and sent from
  * IS the cache entry. It is written into the cache in the send callback, once the datagram
  * is out — the server's buffering overlapped with the reply's transmission, off the
- * latency's critical path (the seeds' protocol processing). The buffer goes back to its pool
- * when the entry is evicted, expires or the cache is cleared, and not while a resend of it
- * is still in flight.
+ * latency's critical path (the seeds' protocol processing). The server marshals such replies
+ * into regions of a shared slab (see runtime/buffers.ts), so keeping one holds only its own
+ * bytes; the entry lets go of it when evicted, expired or cleared, and not while a resend of
+ * it is still in flight.
  *
- * Bounded: at most `maxEntries` replies holding at most `maxBytes` bytes of buffers, the
+ * Bounded: at most `maxEntries` replies holding at most `maxBytes` bytes of replies, the
  * least recently inserted evicted first; entries expire `expireMs` after they were written.
  * Calls in progress are bounded by `maxEntries` too: beyond that, new calls are refused
  * (dropped, so the client retransmits later), and they expire like replies do (a handler
- * that never answers must not hold its slot for ever). A reply whose buffer alone exceeds
+ * that never answers must not hold its slot for ever). A reply that alone exceeds
  * `maxBytes` is not cached: a retransmission of its call would run again.
  */
 
 export interface DuplicateCacheOptions {
   /** Replies kept (default 1024); also the most calls tracked in progress. */
   readonly maxEntries?: number;
-  /** Bytes of reply buffers kept (default 16 MiB). */
+  /** Bytes of replies kept (default 16 MiB). */
   readonly maxBytes?: number;
   /** How long an entry is kept, in milliseconds (default 120 s). */
   readonly expireMs?: number;
