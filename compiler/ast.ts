@@ -141,9 +141,3 @@ export type Definition =
 export interface Specification {
   readonly definitions: readonly Definition[];
 }
-
-/** The name a definition declares. */
-export function definitionName(d: Definition): Identifier | undefined {
-  if (d.kind === "typedef") return d.declaration.kind === "void" ? undefined : d.declaration.name;
-  return d.name;
-}

@@ -66,11 +66,6 @@ export function authSize(a: OpaqueAuth): number {
   return 8 + padded(a.body.length);
 }
 
-/** Bytes a call header takes: xid, mtype, rpcvers, prog, vers, proc, cred, verf. */
-export function callHeaderSize(cred: OpaqueAuth, verf: OpaqueAuth): number {
-  return 24 + authSize(cred) + authSize(verf);
-}
-
 export interface CallHeader {
   readonly xid: number;
   readonly rpcvers: number;
@@ -116,13 +111,6 @@ export function writeCallHeader(
   dv.setUint32(o + 20, proc);
   writeAuth(w, cred);
   writeAuth(w, verf);
-}
-
-/** The xid and message type, readable before anything else is trusted. */
-export function peekXid(message: Uint8Array, offset: number): { xid: number; type: number } | undefined {
-  if (message.length - offset < 8) return undefined;
-  const dv = new DataView(message.buffer, message.byteOffset + offset, 8);
-  return { xid: dv.getUint32(0), type: dv.getUint32(4) };
 }
 
 /**
