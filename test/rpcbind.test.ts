@@ -22,7 +22,7 @@ import { removeDir, repoRoot, tempDir } from "./support.js";
 /**
  * Binding through a real rpcbind: servers register (TCP, UDP, Unix sockets) and unregister
  * on close, `rpcinfo` sees them and calls them, clients find them without a port. Uses the
- * rpcbind already running on 127.0.0.1:111, or starts one (`rpcbind -f -w`) and stops it
+ * rpcbind already running on 127.0.0.1:111, or starts one (`rpcbind -f`) and stops it
  * by its PID afterwards.
  */
 
@@ -80,10 +80,11 @@ let startedOutput = "";
 
 async function ensureRpcbind(): Promise<void> {
   if (await rpcbindAnswers()) return;
-  // rpcbind keeps its warm-start files here; it makes the directory itself, but an
-  // unwritable or missing /run would fail later, so make sure it is there.
+  // rpcbind keeps its state files here; it makes the directory itself, but an unwritable or
+  // missing /run would fail later, so make sure it is there. No `-w`: a warm start would
+  // restore the registrations of servers that are gone.
   mkdirSync("/run/rpcbind", { recursive: true });
-  const child = spawn(rpcbindBin, ["-f", "-w"], { stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(rpcbindBin, ["-f"], { stdio: ["ignore", "pipe", "pipe"] });
   started = child;
   child.stdout?.on("data", (d: Buffer) => void (startedOutput += d.toString()));
   child.stderr?.on("data", (d: Buffer) => void (startedOutput += d.toString()));
@@ -91,11 +92,11 @@ async function ensureRpcbind(): Promise<void> {
   child.on("error", (e) => void (exited = e.message));
   child.on("exit", (code, signal) => void (exited ??= `exited with ${code ?? signal}`));
   for (let i = 0; i < 100; i++) {
-    if (exited !== undefined) throw new Error(`could not start ${rpcbindBin} -f -w: ${exited}\n${startedOutput}`);
+    if (exited !== undefined) throw new Error(`could not start ${rpcbindBin} -f: ${exited}\n${startedOutput}`);
     if (await rpcbindAnswers()) return;
     await new Promise((r) => setTimeout(r, 100));
   }
-  throw new Error(`${rpcbindBin} -f -w (pid ${child.pid}) did not answer on 127.0.0.1:111 within 10 s\n${startedOutput}`);
+  throw new Error(`${rpcbindBin} -f (pid ${child.pid}) did not answer on 127.0.0.1:111 within 10 s\n${startedOutput}`);
 }
 
 async function stopRpcbind(): Promise<void> {
