@@ -46,11 +46,40 @@ export interface CallContext {
 /** Decides whether a call may proceed: return an auth_stat other than AUTH_OK to refuse it. */
 export type AuthCheck = (call: CallContext) => AuthStat | undefined | void;
 
+/**
+ * Verifies the credential and verifier of one flavor (RFC 5531 §8.2): undefined or AUTH_OK
+ * accepts the call, any other auth_stat refuses it with AUTH_ERROR.
+ */
+export type FlavorVerifier = (cred: OpaqueAuth, verf: OpaqueAuth, call: CallContext) => AuthStat | number | undefined | void;
+
+/**
+ * The flavors a server verifies itself. AUTH_NONE's body is ignored (RFC 5531 §10.1 leaves it
+ * undefined); AUTH_SYS's must decode as authsys_parms (§10.2), else AUTH_BADCRED. Both carry
+ * an AUTH_NONE verifier (§10.1, §10.2), else AUTH_BADVERF, as Linux's server checks (its body,
+ * undefined, is ignored).
+ */
+export const defaultVerifiers: Readonly<Record<number, FlavorVerifier>> = Object.freeze({
+  [AuthFlavor.AUTH_NONE]: (_cred: OpaqueAuth, verf: OpaqueAuth) => (verf.flavor === AuthFlavor.AUTH_NONE ? undefined : AuthStat.AUTH_BADVERF),
+  [AuthFlavor.AUTH_SYS]: (_cred: OpaqueAuth, verf: OpaqueAuth, call: CallContext) =>
+    call.authSys === undefined ? AuthStat.AUTH_BADCRED : verf.flavor === AuthFlavor.AUTH_NONE ? undefined : AuthStat.AUTH_BADVERF,
+});
+
 export interface ServerOptions {
+  /**
+   * Verifiers by credential flavor, over `defaultVerifiers` (an entry for AUTH_NONE or
+   * AUTH_SYS replaces the built-in one). A call of any other flavor is refused with
+   * AUTH_ERROR / AUTH_REJECTEDCRED, whatever `authenticate` would say.
+   */
+  readonly verifiers?: Readonly<Record<number, FlavorVerifier>>;
+  /** A further check, after the call's flavor has been verified. */
   readonly authenticate?: AuthCheck;
   /** Called with each served call's record (as published on `rpcgen-ts:serve`). */
   readonly onServe?: CallHook;
-  /** Told about handler failures answered with SYSTEM_ERR (default: nothing is logged). */
+  /**
+   * Told about failures answered with SYSTEM_ERR: a handler, a verifier or `authenticate`
+   * that threw, a result that did not encode (default: nothing is logged). What this hook or
+   * `onServe` throw is ignored.
+   */
   readonly onError?: (error: unknown, call: CallContext) => void;
 }
 
@@ -98,8 +127,21 @@ export class Server implements Dispatcher {
   private readonly buffers = new MessageBuffers();
   private readonly listeners: Listener[] = [];
   private readonly closers: (() => Promise<void>)[] = [];
+  /** Verifiers by flavor: the built-in ones under the application's. */
+  private readonly verifiers = new Map<number, FlavorVerifier>();
+  /** Whether an AUTH_NONE call with an AUTH_NONE verifier needs any check (else none is called). */
+  private readonly guarded: boolean;
 
-  constructor(readonly options: ServerOptions = {}) {}
+  constructor(readonly options: ServerOptions = {}) {
+    const table: Record<number, unknown> = { ...defaultVerifiers, ...options.verifiers };
+    for (const [key, verify] of Object.entries(table)) {
+      const flavor = Number(key);
+      if (!(Number.isInteger(flavor) && flavor >= 0 && flavor <= 0xffffffff)) throw new RangeError(`createServer: verifiers: ${key} is not a flavor number`);
+      if (typeof verify !== "function") throw new TypeError(`createServer: verifiers[${key}] is not a function`);
+      this.verifiers.set(flavor, verify as FlavorVerifier);
+    }
+    this.guarded = options.authenticate !== undefined || this.verifiers.get(AuthFlavor.AUTH_NONE) !== defaultVerifiers[AuthFlavor.AUTH_NONE];
+  }
 
   /**
    * Serves `service` with `handlers` (one per procedure except procedure 0). A procedure
@@ -149,6 +191,10 @@ export class Server implements Dispatcher {
     await Promise.all(listeners.map((l) => l.close()));
   }
 
+  /**
+   * Serves one call and answers it at most once. Never throws for anything a peer, a handler
+   * or a hook does: a message that is not a call is dropped; everything else is answered.
+   */
   dispatch(message: Uint8Array, sink: ReplySink): void {
     const observed = serveChannel.hasSubscribers || this.options.onServe !== undefined;
     const arrived = observed ? now() : 0;
@@ -173,9 +219,6 @@ export class Server implements Dispatcher {
     if (header.rpcvers !== RPC_VERSION) return call.reject({ kind: "rpc-mismatch", low: RPC_VERSION, high: RPC_VERSION });
 
     const authSys = header.cred.flavor === AuthFlavor.AUTH_SYS ? this.decodeAuthSys(header.cred.body) : undefined;
-    if (header.cred.flavor === AuthFlavor.AUTH_SYS && authSys === undefined) {
-      return call.reject({ kind: "auth-error", stat: AuthStat.AUTH_BADCRED });
-    }
     const context: CallContext = {
       xid: header.xid,
       program: header.prog,
@@ -188,11 +231,8 @@ export class Server implements Dispatcher {
       peer: sink.peer,
     };
     call.context = context;
-    // Without a hook to judge them, only the flavors this server understands are accepted (as libtirpc does).
-    const known = header.cred.flavor === AuthFlavor.AUTH_NONE || header.cred.flavor === AuthFlavor.AUTH_SYS;
-    if (!known && this.options.authenticate === undefined) return call.reject({ kind: "auth-error", stat: AuthStat.AUTH_REJECTEDCRED });
-    const refused = this.options.authenticate?.(context);
-    if (refused !== undefined && refused !== AuthStat.AUTH_OK) return call.reject({ kind: "auth-error", stat: refused });
+    // The usual call (AUTH_NONE with an AUTH_NONE verifier, nothing installed to judge it) costs one comparison.
+    if (((header.cred.flavor | header.verf.flavor) !== 0 || this.guarded) && !this.admit(call, context)) return;
 
     const versions = this.programs.get(header.prog);
     if (versions === undefined) return call.accept(AcceptStat.PROG_UNAVAIL);
@@ -234,19 +274,60 @@ export class Server implements Dispatcher {
           result = handler(...(args as unknown[]), context);
       }
     } catch (e) {
-      this.options.onError?.(e, context);
+      this.failed(e, context);
       return call.accept(AcceptStat.SYSTEM_ERR);
     }
     if (result instanceof Promise) {
       result.then(
         (value: unknown) => call.succeed(description, value, service, started),
         (e: unknown) => {
-          this.options.onError?.(e, context);
+          this.failed(e, context);
           call.accept(AcceptStat.SYSTEM_ERR);
         },
       );
     } else {
       call.succeed(description, result, service, started);
+    }
+  }
+
+  /**
+   * Fails closed (RFC 5531 §9): a flavor without a verifier is refused AUTH_REJECTEDCRED, as
+   * libtirpc refuses flavors it does not know; a verified call then meets `authenticate`. A
+   * verifier or hook that throws, or returns what is not an auth_stat, is the server's own
+   * failure, not the caller's credentials: that call alone is answered SYSTEM_ERR (as Linux
+   * answers an authentication it could not complete) and reported to `onError`. Returns
+   * whether the call may proceed; otherwise it has been answered.
+   */
+  private admit(call: Call, context: CallContext): boolean {
+    let stat: unknown;
+    try {
+      const verify = this.verifiers.get(context.cred.flavor);
+      if (verify === undefined) stat = AuthStat.AUTH_REJECTEDCRED;
+      else {
+        stat = verify(context.cred, context.verf, context);
+        if ((stat === undefined || stat === AuthStat.AUTH_OK) && this.options.authenticate !== undefined) stat = this.options.authenticate(context);
+      }
+      if (stat === undefined || stat === AuthStat.AUTH_OK) return true;
+      if (typeof stat !== "number" || stat >>> 0 !== stat) {
+        throw new TypeError(`the authentication of program ${context.program} procedure ${context.procedure} returned ${String(stat)}, not an auth_stat`);
+      }
+    } catch (e) {
+      this.failed(e, context);
+      call.accept(AcceptStat.SYSTEM_ERR);
+      return false;
+    }
+    call.reject({ kind: "auth-error", stat });
+    return false;
+  }
+
+  /** @internal Tells `onError`; a hook that throws must not take the connection (or the process) with it. */
+  failed(error: unknown, context: CallContext): void {
+    const onError = this.options.onError;
+    if (onError === undefined) return;
+    try {
+      onError(error, context);
+    } catch {
+      // Nothing is left to tell.
     }
   }
 
@@ -292,7 +373,13 @@ export class Server implements Dispatcher {
       phases: call.phases,
     };
     if (serveChannel.hasSubscribers) serveChannel.publish(record);
-    this.options.onServe?.(record);
+    const onServe = this.options.onServe;
+    if (onServe === undefined) return;
+    try {
+      onServe(record);
+    } catch {
+      // The call is answered; an observer's failure is not the peer's concern.
+    }
   }
 }
 
@@ -329,7 +416,7 @@ class Call {
       this.server.marshal(this, service, description, value);
     } catch (e) {
       // The handler returned something its result type cannot encode: the server's fault.
-      if (this.context !== undefined) this.server.options.onError?.(e, this.context);
+      if (this.context !== undefined) this.server.failed(e, this.context);
       this.accept(AcceptStat.SYSTEM_ERR);
       return;
     }

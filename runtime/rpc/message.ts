@@ -38,8 +38,23 @@ export const AuthStat = {
   AUTH_TOOWEAK: 5,
   AUTH_INVALIDRESP: 6,
   AUTH_FAILED: 7,
+  AUTH_KERB_GENERIC: 8,
+  AUTH_TIMEEXPIRE: 9,
+  AUTH_TKT_FILE: 10,
+  AUTH_DECODE: 11,
+  AUTH_NET_ADDR: 12,
+  RPCSEC_GSS_CREDPROBLEM: 13,
+  RPCSEC_GSS_CTXPROBLEM: 14,
 } as const;
 export type AuthStat = (typeof AuthStat)[keyof typeof AuthStat];
+
+const authStatNames: readonly string[] = Object.keys(AuthStat);
+
+/** "AUTH_TOOWEAK (5)", or "unknown auth_stat 99" for a value RFC 5531 §9 does not define. */
+export function describeAuthStat(stat: number): string {
+  const name = authStatNames[stat];
+  return name === undefined ? `unknown auth_stat ${stat}` : `${name} (${stat})`;
+}
 
 /** The largest opaque_auth body (RFC 5531 §8.2). */
 export const MAX_AUTH_BYTES = 400;
@@ -136,7 +151,8 @@ export function readCallHeader(r: XdrReader): CallHeader {
 export type ReplyHeader =
   | { readonly kind: "accepted"; readonly xid: number; readonly verf: OpaqueAuth; readonly stat: AcceptStat; readonly low?: number; readonly high?: number }
   | { readonly kind: "rpc-mismatch"; readonly xid: number; readonly low: number; readonly high: number }
-  | { readonly kind: "auth-error"; readonly xid: number; readonly stat: AuthStat };
+  /** `stat` as sent: a value RFC 5531 does not define is still an authentication error, named by its number. */
+  | { readonly kind: "auth-error"; readonly xid: number; readonly stat: number };
 
 /** Writes an accepted reply's header; for PROG_MISMATCH also the supported versions. */
 export function writeAcceptedReply(
@@ -167,7 +183,7 @@ export function acceptedReplySize(verf: OpaqueAuth): number {
 export function writeRejectedReply(
   w: XdrWriter,
   xid: number,
-  reject: { kind: "rpc-mismatch"; low: number; high: number } | { kind: "auth-error"; stat: AuthStat },
+  reject: { kind: "rpc-mismatch"; low: number; high: number } | { kind: "auth-error"; stat: number },
 ): void {
   w.uint(xid);
   w.uint(MsgType.REPLY);
@@ -199,9 +215,7 @@ export function readReplyHeader(r: XdrReader): ReplyHeader {
   const reject = r.uint();
   if (reject === RejectStat.RPC_MISMATCH) return { kind: "rpc-mismatch", xid, low: r.uint(), high: r.uint() };
   if (reject !== RejectStat.AUTH_ERROR) throw r.error(`unknown reject_stat ${reject}`, r.pos - 4);
-  const auth = r.uint();
-  if (auth > 0xff) throw r.error(`unknown auth_stat ${auth}`, r.pos - 4);
-  return { kind: "auth-error", xid, stat: auth as AuthStat };
+  return { kind: "auth-error", xid, stat: r.uint() };
 }
 
 // ---- AUTH_SYS --------------------------------------------------------------------------
