@@ -12,3 +12,4 @@ export { RpcError, type RpcStatus } from "./rpc/errors.js";
 export { AcceptStat, AuthFlavor, AuthStat, AUTH_NONE, type AuthSysParams, type OpaqueAuth } from "./rpc/message.js";
 export { callChannel, serveChannel, type CallHook, type CallRecord, type Phases, type TransportKind } from "./timing.js";
 export { connect, type ConnectOptions } from "./connect.js";
+export { defaultStreamLimits, type StreamLimits, type StreamStats } from "./transport/limits.js";

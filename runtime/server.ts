@@ -17,6 +17,7 @@ import {
 } from "./rpc/message.js";
 import type { HandlersOf, ProcedureDescription, ServiceDescription } from "./service.js";
 import { now, serveChannel, type CallHook, type Phases, type TransportKind } from "./timing.js";
+import type { StreamLimits, StreamStats } from "./transport/limits.js";
 import type { ReplySink } from "./transport/types.js";
 import { XdrReader } from "./xdr/reader.js";
 import { XdrWriter } from "./xdr/writer.js";
@@ -85,7 +86,8 @@ export interface ServerOptions {
 
 /** What transports need from a server: somewhere to hand each call. */
 export interface Dispatcher {
-  dispatch(message: Uint8Array, sink: ReplySink): void;
+  /** `reassembled`: the transport copied the message together from pieces (a counted runtime copy). */
+  dispatch(message: Uint8Array, sink: ReplySink, reassembled?: boolean): void;
 }
 
 export interface ListenOptions {
@@ -95,6 +97,8 @@ export interface ListenOptions {
   readonly path?: string;
   /** Register every program version with the local rpcbind, and unregister on close. */
   readonly rpcbind?: boolean;
+  /** What peers may cost a `tcp` or `unix` listener (see StreamLimits for the defaults). */
+  readonly limits?: StreamLimits;
 }
 
 export interface ListenAddress {
@@ -106,6 +110,8 @@ export interface ListenAddress {
 /** A transport's listening endpoint, as the server keeps it. */
 export interface Listener {
   readonly address: ListenAddress;
+  /** What the listener holds now, from its own counters (stream transports). */
+  readonly stats?: () => StreamStats;
   close(): Promise<void>;
 }
 
@@ -184,6 +190,11 @@ export class Server implements Dispatcher {
     return listener.address;
   }
 
+  /** Each stream listener's address and what it holds now (connections, buffered bytes, calls in progress…). */
+  listenerStats(): { address: ListenAddress; stats: StreamStats }[] {
+    return this.listeners.flatMap((l) => (l.stats === undefined ? [] : [{ address: l.address, stats: l.stats() }]));
+  }
+
   async close(): Promise<void> {
     const closers = this.closers.splice(0);
     const listeners = this.listeners.splice(0);
@@ -195,7 +206,7 @@ export class Server implements Dispatcher {
    * Serves one call and answers it at most once. Never throws for anything a peer, a handler
    * or a hook does: a message that is not a call is dropped; everything else is answered.
    */
-  dispatch(message: Uint8Array, sink: ReplySink): void {
+  dispatch(message: Uint8Array, sink: ReplySink, reassembled = false): void {
     const observed = serveChannel.hasSubscribers || this.options.onServe !== undefined;
     const arrived = observed ? now() : 0;
     const r = this.reader;
@@ -204,12 +215,13 @@ export class Server implements Dispatcher {
     try {
       header = readCallHeader(r);
     } catch {
+      sink.dropped?.();
       return; // not a call: nothing to answer (RFC 5531 gives no reply for it); drop it
     }
     const ledger = observed ? new CopyLedger() : undefined;
     const phases: Phases | undefined = observed ? {} : undefined;
     if (ledger !== undefined && sink.receiveCopies) ledger.record("wire", message.length);
-    if (ledger !== undefined && sink.copiedOut === true) ledger.record("runtime", message.length);
+    if (ledger !== undefined && (sink.copiedOut === true || reassembled)) ledger.record("runtime", message.length);
     let parsed = 0;
     if (phases !== undefined) {
       parsed = now();

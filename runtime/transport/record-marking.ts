@@ -1,17 +1,23 @@
 /**
  * Record marking (RFC 5531 §11): on a byte stream each RPC message is a record of one or
  * more fragments, each behind a 4-byte mark — the high bit says "last fragment", the low 31
- * bits give its length. The decoder hands out each whole record; a record that arrives in
- * one chunk is handed out as a view of it (no copy), one spread over chunks or fragments is
- * copied together once (reported as `reassembled`).
+ * bits give its length. The decoder hands out each whole record; a record whose bytes
+ * arrive in one chunk (one fragment body, behind any number of empty fragments) is handed
+ * out as a view of it (no copy), one spread over chunks or fragments is copied together
+ * once (reported as `reassembled`).
  *
  * Limits: a record longer than `maxRecordBytes` or with more than `maxFragments` fragments
- * is an error before anything is allocated for it; the bytes held at any time are bytes
- * actually received.
+ * is an error before anything is allocated for it. A partial record is copied into one
+ * buffer that doubles as bytes arrive — never past the length its marks declare so far, and
+ * never to more than twice the bytes received (plus a small minimum) — so a peer that
+ * trickles a record one byte per segment costs about a byte or two per byte, not a chunk
+ * object per byte.
  */
 
 export const recordMarkBytes = 4;
 const lastFragment = 0x80000000;
+/** The first reassembly buffer: room for a small call, allocated only once a record is split. */
+const minReassembly = 256;
 
 export class RecordError extends Error {
   override readonly name = "RecordError";
@@ -33,6 +39,12 @@ export interface RecordLimits {
 
 export const defaultRecordLimits: RecordLimits = { maxRecordBytes: 4 * 1024 * 1024, maxFragments: 1024 };
 
+/**
+ * Asked before the decoder holds `bytes` more bytes (a bigger reassembly buffer, or the rest
+ * of a chunk kept while paused); false refuses them, and `push` throws a RecordError.
+ */
+export type ReserveBytes = (bytes: number) => boolean;
+
 export class RecordDecoder {
   /** Bytes of the current fragment's mark seen so far, and its value. */
   private markBytes = 0;
@@ -40,31 +52,67 @@ export class RecordDecoder {
   /** Bytes of the current fragment still to come; -1 while reading a mark. */
   private remaining = -1;
   private last = false;
-  /** The record so far: views of received chunks. */
-  private parts: Uint8Array[] = [];
+  /** The record so far, when it did not arrive in one piece: `buf[0, length)`. */
+  private buf: Uint8Array | undefined;
   private length = 0;
+  /** Fragments of the current record begun so far (empty ones included). */
   private fragments = 0;
+  /** The undecoded rest of a chunk, kept while paused (a view: no copy). */
+  private held: Uint8Array | undefined;
+  /**
+   * Set (by the owner, from inside `deliver`) to stop decoding after the record just
+   * delivered: the rest of the chunk is held until `resume()`. Backpressure without
+   * dropping anything: the socket is paused too, so no more chunks come.
+   */
+  paused = false;
 
   constructor(
     private readonly deliver: (record: Uint8Array, reassembled: boolean) => void,
     private readonly limits: RecordLimits = defaultRecordLimits,
+    private readonly reserve?: ReserveBytes,
   ) {}
+
+  /** Received bytes held now: the partial record's buffer and any held input. */
+  get buffered(): number {
+    return (this.buf?.length ?? 0) + (this.held?.length ?? 0);
+  }
+
+  /** Whether part of a record (a mark byte at least) has arrived and the rest has not. */
+  get partial(): boolean {
+    return this.markBytes !== 0 || this.fragments !== 0;
+  }
+
+  /** Decodes the held input after a pause, until it is used up or the decoder is paused again. */
+  resume(): void {
+    this.paused = false;
+    const held = this.held;
+    if (held === undefined) return;
+    this.held = undefined;
+    this.push(held);
+  }
 
   /** Feeds bytes from the stream; throws RecordError on a record over the limits. */
   push(chunk: Uint8Array): void {
+    if (this.paused || this.held !== undefined) {
+      // Input while paused (the socket had it already): keep it behind what is held.
+      const held = this.held;
+      this.hold(held === undefined ? chunk : concat(held, chunk), held?.length ?? 0);
+      return;
+    }
     let i = 0;
     const n = chunk.length;
     while (i < n) {
       if (this.remaining < 0) {
         // Fast path: a whole single-fragment record inside this chunk, nothing pending.
-        if (this.markBytes === 0 && this.parts.length === 0 && n - i >= recordMarkBytes) {
+        if (this.markBytes === 0 && this.fragments === 0 && n - i >= recordMarkBytes) {
           const mark = ((chunk[i]! << 24) | (chunk[i + 1]! << 16) | (chunk[i + 2]! << 8) | chunk[i + 3]!) >>> 0;
           const len = mark & 0x7fffffff;
           if (mark & lastFragment && n - i - recordMarkBytes >= len) {
             this.check(len, 1);
             const start = i + recordMarkBytes;
-            this.deliver(chunk.subarray(start, start + len), false);
             i = start + len;
+            this.deliver(chunk.subarray(start, i), false);
+            if (this.paused) return this.holdRest(chunk, i);
             continue;
           }
         }
@@ -79,14 +127,26 @@ export class RecordDecoder {
       }
       const take = Math.min(this.remaining, n - i);
       if (take > 0) {
-        this.parts.push(chunk.subarray(i, i + take));
-        this.length += take;
+        if (this.last && take === this.remaining && this.length === 0) {
+          // The record's only bytes, all in this chunk (behind empty fragments, or a mark split
+          // across chunks): a view, as the fast path gives.
+          this.remaining = -1;
+          this.fragments = 0;
+          i += take;
+          this.deliver(chunk.subarray(i - take, i), false);
+          if (this.paused) return this.holdRest(chunk, i);
+          continue;
+        }
+        this.append(chunk, i, take);
         this.remaining -= take;
         i += take;
       }
       if (this.remaining === 0) {
         this.remaining = -1;
-        if (this.last) this.complete();
+        if (this.last) {
+          this.complete();
+          if (this.paused) return this.holdRest(chunk, i);
+        }
       }
     }
   }
@@ -100,22 +160,51 @@ export class RecordDecoder {
     }
   }
 
+  /** Copies `chunk[at, at + take)` behind the record so far, growing the buffer by doubling. */
+  private append(chunk: Uint8Array, at: number, take: number): void {
+    const need = this.length + take;
+    let buf = this.buf;
+    if (buf === undefined || buf.length < need) {
+      // Never past what the marks declare (this fragment's end), never ahead of twice what arrived.
+      const declared = this.length + this.remaining;
+      const size = Math.min(declared, Math.max(need, minReassembly, 2 * (buf?.length ?? 0)));
+      if (this.reserve !== undefined && !this.reserve(size - (buf?.length ?? 0))) {
+        throw new RecordError(`no room to buffer a record of ${need} bytes so far`);
+      }
+      const grown = new Uint8Array(size);
+      if (buf !== undefined) grown.set(buf.subarray(0, this.length));
+      this.buf = buf = grown;
+    }
+    buf.set(chunk.subarray(at, at + take), this.length);
+    this.length = need;
+  }
+
   private complete(): void {
-    const parts = this.parts;
-    const length = this.length;
-    this.parts = [];
+    const record = this.buf === undefined ? new Uint8Array(0) : this.buf.subarray(0, this.length);
+    // The delivered record is never written again (descriptor-mode views into it stay valid):
+    // the next split record gets a buffer of its own.
+    this.buf = undefined;
     this.length = 0;
     this.fragments = 0;
-    if (parts.length === 1) {
-      this.deliver(parts[0]!, false);
-      return;
-    }
-    const record = new Uint8Array(length);
-    let at = 0;
-    for (const p of parts) {
-      record.set(p, at);
-      at += p.length;
-    }
-    this.deliver(record, parts.length > 1);
+    this.deliver(record, record.length > 0);
   }
+
+  private holdRest(chunk: Uint8Array, i: number): void {
+    if (i < chunk.length) this.hold(chunk.subarray(i), 0);
+  }
+
+  /** Keeps `rest` (of which `already` bytes were held before) for `resume()`. */
+  private hold(rest: Uint8Array, already: number): void {
+    if (this.reserve !== undefined && !this.reserve(rest.length - already)) {
+      throw new RecordError(`no room to buffer ${rest.length} bytes of input`);
+    }
+    this.held = rest;
+  }
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
 }

@@ -3,6 +3,7 @@ import { rmSync } from "node:fs";
 import type { CopyLedger } from "../ledger.js";
 import type { Dispatcher, ListenOptions, Listener } from "../server.js";
 import type { TransportKind } from "../timing.js";
+import { resolveStreamLimits, type ResolvedStreamLimits, type StreamStats } from "./limits.js";
 import { defaultRecordLimits, markRecord, RecordDecoder, recordMarkBytes, RecordError } from "./record-marking.js";
 import type { ClientTransport, ReplySink } from "./types.js";
 
@@ -126,36 +127,323 @@ function streamTransport(socket: Socket, kind: TransportKind, maxMessageBytes: n
   return transport;
 }
 
+/** The connections from one IP address (TCP), for the per-peer limits. */
+interface Peer {
+  readonly address: string;
+  readonly members: Set<StreamConnection>;
+  calls: number;
+}
+
+/**
+ * One server connection: decodes records into calls, and is the sink their replies go to.
+ * It counts calls in progress (a call ends with its reply, or when the dispatcher says it
+ * was not a call) and stops reading while any bound is reached — calls in progress on the
+ * connection or from its peer, reply bytes Node still queues — until they drain. Nothing
+ * here allocates per call.
+ */
+class StreamConnection implements ReplySink {
+  readonly headerRoom = recordMarkBytes;
+  readonly receiveCopies = true;
+  readonly peer: string;
+  private readonly writer: RecordWriter;
+  readonly decoder: RecordDecoder;
+  /** Calls in progress: handed to the dispatcher, not yet answered. */
+  calls = 0;
+  /** Records handed to the dispatcher, and of those, the ones it answered or dropped. */
+  private received = 0;
+  private ended = 0;
+  /** Records the dispatcher dropped (not calls): they do not count as activity. */
+  private ignored = 0;
+  /** Reply bytes handed to the socket. */
+  private queued = 0;
+  /** Received bytes charged to the listener's total. */
+  accounted = 0;
+  /** Not reading: a bound is reached. */
+  private stopped = false;
+  closed = false;
+  /** What the last sweep saw, and when this connection last made progress. */
+  private seenCalls = 0;
+  private seenSent = 0;
+  private lastActive: number;
+  /** When the sweep first saw the current partial record (-1: none), and which record it was. */
+  private recordSince = -1;
+  private recordSeen = 0;
+
+  constructor(
+    readonly kind: TransportKind,
+    private readonly socket: Socket,
+    private readonly listener: StreamListener,
+    private readonly dispatcher: Dispatcher,
+    readonly peerGroup: Peer | undefined,
+    now: number,
+  ) {
+    this.peer = kind === "unix" ? "unix" : `${socket.remoteAddress}:${socket.remotePort}`;
+    this.writer = new RecordWriter(socket);
+    this.lastActive = now;
+    const limits = listener.limits;
+    this.decoder = new RecordDecoder(
+      (record, reassembled) => this.receive(record, reassembled),
+      limits,
+      (bytes) => listener.buffered - this.accounted + this.decoder.buffered + bytes <= limits.maxBufferedBytes,
+    );
+  }
+
+  send(buffer: Uint8Array, end: number, ledger: CopyLedger | undefined, release: (b: Uint8Array) => void): void {
+    this.queued += end;
+    this.writer.send(buffer, end, ledger, release);
+    this.end();
+  }
+
+  /** The dispatcher's word that a message was not a call and gets no reply. */
+  dropped(): void {
+    this.ignored++;
+    this.end();
+  }
+
+  private receive(record: Uint8Array, reassembled: boolean): void {
+    this.calls++;
+    this.listener.calls++;
+    const peer = this.peerGroup;
+    if (peer !== undefined) peer.calls++;
+    const ended = this.ended;
+    this.received++;
+    try {
+      this.dispatcher.dispatch(record, this, reassembled);
+    } catch {
+      // The dispatcher should answer every failure itself; if it threw before answering, no
+      // reply will come. Either way the connection and its other calls live on.
+      if (this.ended === ended) this.end();
+    }
+    const limits = this.listener.limits;
+    if (
+      this.calls >= limits.maxCallsPerConnection ||
+      (peer !== undefined && peer.calls >= limits.maxCallsPerPeer) ||
+      this.socket.writableLength > limits.maxUnsentBytes
+    ) {
+      this.stop();
+    }
+  }
+
+  /** A call ended (answered, or not a call). */
+  private end(): void {
+    this.ended++;
+    if (this.closed) return;
+    this.calls--;
+    this.listener.calls--;
+    const peer = this.peerGroup;
+    if (peer !== undefined) {
+      // The peer's bound may have held other connections back: let them go on too.
+      if (peer.calls-- === this.listener.limits.maxCallsPerPeer) for (const c of peer.members) c.go();
+    }
+    if (this.stopped) this.go();
+  }
+
+  private stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.decoder.paused = true;
+    this.socket.pause();
+  }
+
+  /** Reads on if every bound allows it. */
+  go(): void {
+    if (!this.stopped || this.closed) return;
+    const limits = this.listener.limits;
+    const peer = this.peerGroup;
+    if (
+      this.calls >= limits.maxCallsPerConnection ||
+      (peer !== undefined && peer.calls >= limits.maxCallsPerPeer) ||
+      this.socket.writableLength > limits.maxUnsentBytes
+    ) {
+      return;
+    }
+    this.stopped = false;
+    this.recordSince = -1; // a record's deadline does not run while the server is not reading
+    try {
+      this.decoder.resume(); // the rest of the chunk it stopped in (may stop again)
+    } catch (e) {
+      return this.fail(e);
+    }
+    this.account();
+    if (!this.stopped) this.socket.resume();
+  }
+
+  /** Bytes from the socket. */
+  data(chunk: Buffer): void {
+    try {
+      this.decoder.push(chunk);
+    } catch (e) {
+      return this.fail(e);
+    }
+    this.account();
+  }
+
+  private account(): void {
+    const b = this.decoder.buffered;
+    this.listener.buffered += b - this.accounted;
+    this.accounted = b;
+  }
+
+  /** Bad framing, or a memory bound: this peer cannot be answered reliably. */
+  private fail(_e: unknown): void {
+    this.listener.dropped++;
+    this.socket.destroy();
+  }
+
+  /** The socket is gone: gives back everything it held. */
+  release(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.listener.buffered -= this.accounted;
+    this.accounted = 0;
+    this.listener.calls -= this.calls;
+    const peer = this.peerGroup;
+    if (peer !== undefined) {
+      const held = peer.calls >= this.listener.limits.maxCallsPerPeer;
+      peer.calls -= this.calls;
+      peer.members.delete(this);
+      if (held) for (const c of peer.members) c.go();
+    }
+    this.calls = 0;
+  }
+
+  /** The timer's look at this connection: idle for too long, or a record unfinished for too long. */
+  sweep(now: number): void {
+    const limits = this.listener.limits;
+    const calls = this.received - this.ignored;
+    const sent = this.queued - this.socket.writableLength;
+    if (calls !== this.seenCalls || sent !== this.seenSent || (this.calls > 0 && this.socket.writableLength === 0)) {
+      // A call arrived, reply bytes left, or the application is still working on a call.
+      this.seenCalls = calls;
+      this.seenSent = sent;
+      this.lastActive = now;
+    } else if (now - this.lastActive >= limits.idleTimeoutMs) {
+      return this.timeOut();
+    }
+    if (this.stopped || !this.decoder.partial) {
+      this.recordSince = -1;
+    } else if (this.recordSince < 0 || this.recordSeen !== this.received) {
+      // A record began since the last look (no earlier than that look).
+      this.recordSince = now;
+      this.recordSeen = this.received;
+    } else if (now - this.recordSince >= limits.recordTimeoutMs) {
+      this.timeOut();
+    }
+  }
+
+  private timeOut(): void {
+    this.listener.timedOut++;
+    this.socket.destroy();
+  }
+}
+
+/** A listening stream socket with its limits, its connections and its counters. */
+class StreamListener {
+  readonly connections = new Set<StreamConnection>();
+  private readonly sockets = new Set<Socket>();
+  private readonly peers = new Map<string, Peer>();
+  buffered = 0;
+  calls = 0;
+  refused = 0;
+  timedOut = 0;
+  dropped = 0;
+  acceptErrors = 0;
+  private readonly timer: NodeJS.Timeout;
+  readonly net: NetServer;
+
+  constructor(
+    readonly kind: TransportKind,
+    readonly limits: ResolvedStreamLimits,
+    private readonly dispatcher: Dispatcher,
+  ) {
+    // Both timeouts are checked by one sweep over the connections, a few times per timeout:
+    // nothing is done per message, and a connection is closed at most one period late.
+    const period = Math.max(10, Math.min(1000, Math.floor(Math.min(limits.idleTimeoutMs, limits.recordTimeoutMs) / 4)));
+    this.timer = setInterval(() => this.sweep(), period);
+    this.timer.unref();
+    // A write high-water mark at or below the reply bound makes the socket say 'drain' when
+    // the replies that stopped reading have gone.
+    const highWaterMark = Math.min(limits.maxUnsentBytes, 16 * 1024);
+    this.net = createNetServer({ noDelay: true, highWaterMark }, (socket) => this.accept(socket));
+    // Out of descriptors (EMFILE, ENFILE), libuv accepts and closes the waiting connections
+    // with a descriptor it keeps in reserve, and Node reports each failed accept here: the
+    // listener goes on, without spinning, and serves again once descriptors are free.
+    this.net.on("error", () => {
+      this.acceptErrors++;
+    });
+  }
+
+  private accept(socket: Socket): void {
+    const limits = this.limits;
+    let peer: Peer | undefined;
+    if (this.kind === "tcp") {
+      const address = socket.remoteAddress ?? "";
+      peer = this.peers.get(address);
+      if (peer === undefined) this.peers.set(address, (peer = { address, members: new Set(), calls: 0 }));
+    }
+    if (this.sockets.size >= limits.maxConnections || (peer !== undefined && peer.members.size >= limits.maxConnectionsPerPeer)) {
+      // Accept and close at once: a refused peer holds a descriptor for no time at all.
+      this.refused++;
+      if (peer !== undefined && peer.members.size === 0) this.peers.delete(peer.address);
+      socket.on("error", () => {});
+      socket.destroy();
+      return;
+    }
+    this.sockets.add(socket);
+    socket.setNoDelay(true);
+    const connection = new StreamConnection(this.kind, socket, this, this.dispatcher, peer, performance.now());
+    this.connections.add(connection);
+    peer?.members.add(connection);
+    socket.on("data", (chunk: Buffer) => connection.data(chunk));
+    socket.on("drain", () => connection.go());
+    socket.on("error", () => {}); // a client's reset must not take the server down
+    socket.on("close", () => {
+      this.sockets.delete(socket);
+      this.connections.delete(connection);
+      connection.release();
+      if (peer !== undefined && peer.members.size === 0) this.peers.delete(peer.address);
+    });
+  }
+
+  private sweep(): void {
+    const now = performance.now();
+    for (const c of this.connections) c.sweep(now);
+  }
+
+  get stats(): StreamStats {
+    let unsent = 0;
+    for (const s of this.sockets) unsent += s.writableLength;
+    return {
+      connections: this.sockets.size,
+      bufferedBytes: this.buffered,
+      unsentBytes: unsent,
+      callsInProgress: this.calls,
+      refused: this.refused,
+      timedOut: this.timedOut,
+      dropped: this.dropped,
+      acceptErrors: this.acceptErrors,
+    };
+  }
+
+  close(done: () => void): void {
+    clearInterval(this.timer);
+    for (const s of this.sockets) s.destroy();
+    this.net.close(() => done());
+  }
+}
+
 export function listenStream(server: Dispatcher, options: ListenOptions): Promise<Listener> {
   const kind: TransportKind = options.transport === "unix" ? "unix" : "tcp";
-  const sockets = new Set<Socket>();
-  const net: NetServer = createNetServer({ noDelay: true }, (socket) => {
-    sockets.add(socket);
-    socket.setNoDelay(true);
-    const writer = new RecordWriter(socket);
-    const sink: ReplySink = {
-      kind,
-      headerRoom: recordMarkBytes,
-      receiveCopies: true,
-      peer: kind === "unix" ? "unix" : `${socket.remoteAddress}:${socket.remotePort}`,
-      send: (buffer, end, ledger, release) => writer.send(buffer, end, ledger, release),
-    };
-    const decoder = new RecordDecoder((record) => server.dispatch(record, sink), defaultRecordLimits);
-    socket.on("data", (chunk: Buffer) => {
-      try {
-        decoder.push(chunk);
-      } catch {
-        socket.destroy(); // a framing error: this client cannot be answered reliably
-      }
-    });
-    socket.on("error", () => {}); // a client's reset must not take the server down
-    socket.on("close", () => sockets.delete(socket));
-  });
-
+  if (kind === "unix" && options.path === undefined) throw new TypeError("listen: the unix transport needs a path");
+  const listener = new StreamListener(kind, resolveStreamLimits(options.limits), server);
+  const net = listener.net;
   return new Promise((resolve, reject) => {
-    net.once("error", reject);
+    const failed = (e: Error) => {
+      listener.close(() => reject(e));
+    };
+    net.once("error", failed);
     const ready = () => {
-      net.off("error", reject);
+      net.off("error", failed);
       const a = net.address();
       const address =
         kind === "unix"
@@ -163,21 +451,17 @@ export function listenStream(server: Dispatcher, options: ListenOptions): Promis
           : { host: typeof a === "object" && a !== null ? a.address : "", port: typeof a === "object" && a !== null ? a.port : 0 };
       resolve({
         address,
+        stats: () => listener.stats,
         close: () =>
           new Promise<void>((done) => {
-            for (const s of sockets) s.destroy();
-            net.close(() => {
+            listener.close(() => {
               if (kind === "unix") rmSync(options.path!, { force: true });
               done();
             });
           }),
       });
     };
-    if (kind === "unix") {
-      if (options.path === undefined) throw new TypeError("listen: the unix transport needs a path");
-      net.listen(options.path, ready);
-    } else {
-      net.listen(options.port ?? 0, options.host ?? "127.0.0.1", ready);
-    }
+    if (kind === "unix") net.listen(options.path!, ready);
+    else net.listen(options.port ?? 0, options.host ?? "127.0.0.1", ready);
   });
 }

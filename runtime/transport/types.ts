@@ -61,4 +61,6 @@ export interface ReplySink {
   readonly send: SendMessage;
   /** The caller's address, for auth hooks and the duplicate-request cache ("127.0.0.1:51234"). */
   readonly peer: string;
+  /** Told when a message gets no reply because it is not a call, so the transport stops waiting for one. */
+  dropped?(): void;
 }

@@ -1,0 +1,106 @@
+/**
+ * What a stream (TCP or Unix) listener lets its peers cost it. Every resource a peer can
+ * make the server hold has a bound: descriptors (connections), time (idle connections,
+ * records that never finish), memory (partial records, unsent replies) and work (calls in
+ * progress). At a bound the server either stops reading the connection until it drains
+ * (backpressure: a call on a stream is never dropped, RFC 5531 §11 gives no way to say so)
+ * or closes it (the peer is holding resources without using them).
+ *
+ * The defaults suit a real server on one host: about as many descriptors as a default
+ * `ulimit -n` leaves room for, timeouts longer than any honest client needs, and memory in
+ * the tens of MiB.
+ */
+export interface StreamLimits {
+  /** Connections open at once; one more is accepted and closed at once (default 1,024). */
+  readonly maxConnections?: number;
+  /** Connections open at once from one IP address (TCP only; default 64). */
+  readonly maxConnectionsPerPeer?: number;
+  /**
+   * A connection that receives no call and sends no reply bytes for this long is closed
+   * (default 120 s). One with calls still running in the application is not idle.
+   */
+  readonly idleTimeoutMs?: number;
+  /** A record whose first byte arrived must be complete within this long, or the connection is closed (default 30 s). */
+  readonly recordTimeoutMs?: number;
+  /** Largest record (one RPC message) accepted; a longer one closes the connection (default 4 MiB). */
+  readonly maxRecordBytes?: number;
+  /** Most fragments in one record (default 1,024). */
+  readonly maxFragments?: number;
+  /**
+   * Received bytes held across every connection of the listener: partial records and input
+   * not yet decoded (default 64 MiB). The connection whose bytes would exceed it is closed.
+   */
+  readonly maxBufferedBytes?: number;
+  /** Reply bytes queued on one connection beyond which it is not read until they drain (default 1 MiB). */
+  readonly maxUnsentBytes?: number;
+  /** Calls in progress on one connection beyond which it is not read until some finish (default 64). */
+  readonly maxCallsPerConnection?: number;
+  /** Calls in progress from one IP address, over all its connections (TCP only; default 256). */
+  readonly maxCallsPerPeer?: number;
+}
+
+export type ResolvedStreamLimits = { readonly [K in keyof StreamLimits]-?: number };
+
+export const defaultStreamLimits: ResolvedStreamLimits = Object.freeze({
+  maxConnections: 1024,
+  maxConnectionsPerPeer: 64,
+  idleTimeoutMs: 120_000,
+  recordTimeoutMs: 30_000,
+  maxRecordBytes: 4 * 1024 * 1024,
+  maxFragments: 1024,
+  maxBufferedBytes: 64 * 1024 * 1024,
+  maxUnsentBytes: 1024 * 1024,
+  maxCallsPerConnection: 64,
+  maxCallsPerPeer: 256,
+});
+
+/** Record lengths are 31 bits (RFC 5531 §11); timers hold at most 2³¹−1 ms. */
+const ceilings: ResolvedStreamLimits = {
+  maxConnections: 2 ** 31 - 1,
+  maxConnectionsPerPeer: 2 ** 31 - 1,
+  idleTimeoutMs: 2 ** 31 - 1,
+  recordTimeoutMs: 2 ** 31 - 1,
+  maxRecordBytes: 2 ** 31 - 1,
+  maxFragments: 2 ** 31 - 1,
+  maxBufferedBytes: Number.MAX_SAFE_INTEGER,
+  maxUnsentBytes: Number.MAX_SAFE_INTEGER,
+  maxCallsPerConnection: 2 ** 31 - 1,
+  maxCallsPerPeer: 2 ** 31 - 1,
+};
+
+/** The limits with defaults filled in; throws RangeError for a value that is not a whole number in range. */
+export function resolveStreamLimits(limits: StreamLimits | undefined): ResolvedStreamLimits {
+  if (limits === undefined) return defaultStreamLimits;
+  if (typeof limits !== "object" || limits === null) throw new TypeError("listen: limits must be an object");
+  const resolved: Record<string, number> = { ...defaultStreamLimits };
+  for (const [key, value] of Object.entries(limits)) {
+    if (!Object.hasOwn(defaultStreamLimits, key)) throw new RangeError(`listen: unknown limit "${key}"`);
+    if (value === undefined) continue;
+    const max = ceilings[key as keyof ResolvedStreamLimits];
+    if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > max) {
+      throw new RangeError(`listen: limits.${key} must be a whole number from 1 to ${max}, not ${String(value)}`);
+    }
+    resolved[key] = value;
+  }
+  return Object.freeze(resolved) as ResolvedStreamLimits;
+}
+
+/** What a stream listener holds now, from its own counters. */
+export interface StreamStats {
+  /** Connections open. */
+  readonly connections: number;
+  /** Received bytes held: partial records and input not yet decoded. */
+  readonly bufferedBytes: number;
+  /** Reply bytes queued in the sockets, not yet taken by the kernel. */
+  readonly unsentBytes: number;
+  /** Calls handed to the application and not yet answered. */
+  readonly callsInProgress: number;
+  /** Connections refused at once because of `maxConnections` or `maxConnectionsPerPeer`. */
+  readonly refused: number;
+  /** Connections closed for idleness or an unfinished record. */
+  readonly timedOut: number;
+  /** Connections closed for bad framing or for exceeding a memory bound. */
+  readonly dropped: number;
+  /** Failed accepts (EMFILE, ENFILE: the process is out of descriptors); the listener keeps going. */
+  readonly acceptErrors: number;
+}
