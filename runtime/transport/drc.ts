@@ -2,15 +2,55 @@ import { MAX_AUTH_BYTES, MsgType } from "../rpc/message.js";
 import { padded } from "../xdr/pad.js";
 
 /**
- * The duplicate-request cache of a datagram server (at-most-once execution over UDP).
+ * The duplicate-request cache of a datagram server: at-most-once execution over UDP.
  *
- * A call is known by who sent it and what it asks: the peer's address and port, the xid,
- * program, version and procedure. A call is, in the cache:
+ * A call is known, as Linux nfsd's cache knows it, by who sent it and what it asks: the
+ * peer's address and port, the xid, program, version and procedure (the key), and a
+ * checksum of its arguments — the first `checksumBytes` bytes after the call header, and
+ * their length. In the cache a call is:
  *   - absent: it is new, and runs (an *execution*);
  *   - in progress: its handler has not replied yet; a duplicate is DROPPED (the client will
  *     retransmit, and by then the reply may be cached);
  *   - done: its reply has been sent; a duplicate gets the same reply bytes again (a *hit*),
  *     and the procedure is not run a second time.
+ * A datagram with the key of a done call but other arguments is a new call, not a
+ * duplicate: it replaces the old entry (a client reuses an xid on a port only for a new
+ * call, after the old one has ended — RFC 5531 §9 makes the xid the only thing that matches
+ * a reply to its call) and runs. While the old call is still in progress it is dropped.
+ *
+ * Retention is time-based: a reply is kept `expireMs` (120 s) after it was sent, longer than
+ * the whole retry window of this runtime's clients (a call retransmits, 500 ms doubling to
+ * 8 s, until its timeout: 30 s by default). Two budgets bound the memory: the bytes of
+ * replies kept (`maxBytes`) and, as a safety net, their number (`maxEntries`). Over budget,
+ * the cache evicts the oldest reply of the peer *address* holding the largest share of
+ * either budget, so a peer flooding distinct xids evicts its own replies: with P addresses
+ * holding replies, one that holds at most 1/P of each budget loses replies only to age.
+ *
+ * Calls in progress are bounded per peer address (`maxInProgressPerPeer`) and in total
+ * (`maxInProgress`). A new call beyond either bound is dropped unanswered — its client
+ * retransmits later — so a peer that starts a thousand slow calls stalls only itself.
+ * A call in progress expires like a reply (a handler that never answers must not hold its
+ * slot for ever).
+ *
+ * What "at most once" means, then, over UDP: a call — the same key and arguments — runs
+ * once as long as its entry lives: from its arrival until `expireMs` after its reply was
+ * sent. It can run twice when
+ *   - its reply was evicted for budget (its peer held the largest share of the cache while
+ *     the cache was full), or its handler ran longer than `expireMs`;
+ *   - a retransmission arrives more than `expireMs` after the reply was sent (a client whose
+ *     `timeoutMs` is above `expireMs`);
+ *   - the server restarted, or the listener was closed (the cache is memory only);
+ *   - a late datagram of an old call arrives after its xid was reused, on the same port, for
+ *     a call with other arguments (the new call replaced the old entry);
+ *   - the cache is disabled (`duplicateCache: false`), or the reply alone exceeds `maxBytes`.
+ * Fairness is per source address, and UDP source addresses can be forged: a sender who
+ * forges many addresses counts as many peers. A reply that cannot be sent (too big for a
+ * datagram, or the send failed) is never kept: the transport keeps, and sends, a SYSTEM_ERR
+ * reply in its place — the call did run, so a retransmission must not run it again.
+ *
+ * Over TCP there is no cache: a call is sent once on a connection, and a connection that is
+ * cut before the reply arrives cannot tell the client whether the call ran. Retrying it on a
+ * new connection is the application's decision (at least once, not at most once).
  *
  * The reply is kept without a copy: the buffer the reply was marshaled into and sent from
  * IS the cache entry. It is written into the cache in the send callback, once the datagram
@@ -19,22 +59,19 @@ import { padded } from "../xdr/pad.js";
  * into regions of a shared slab (see runtime/buffers.ts), so keeping one holds only its own
  * bytes; the entry lets go of it when evicted, expired or cleared, and not while a resend of
  * it is still in flight.
- *
- * Bounded: at most `maxEntries` replies holding at most `maxBytes` bytes of replies, the
- * least recently inserted evicted first; entries expire `expireMs` after they were written.
- * Calls in progress are bounded by `maxEntries` too: beyond that, new calls are refused
- * (dropped, so the client retransmits later), and they expire like replies do (a handler
- * that never answers must not hold its slot for ever). A reply that alone exceeds
- * `maxBytes` is not cached: a retransmission of its call would run again.
  */
 
 export interface DuplicateCacheOptions {
-  /** Replies kept (default 1024); also the most calls tracked in progress. */
+  /** Replies kept at most (default 65536): a safety net under `maxBytes`. */
   readonly maxEntries?: number;
-  /** Bytes of replies kept (default 16 MiB). */
+  /** Bytes of replies kept at most (default 32 MiB). */
   readonly maxBytes?: number;
-  /** How long an entry is kept, in milliseconds (default 120 s). */
+  /** How long a reply is kept after it was sent, and a call may stay in progress, in milliseconds (default 120 s). */
   readonly expireMs?: number;
+  /** Calls in progress at most, all peers together (default 1024, or `maxEntries` if smaller). */
+  readonly maxInProgress?: number;
+  /** Calls in progress at most from one peer address (default 128, or `maxInProgress` if smaller). */
+  readonly maxInProgressPerPeer?: number;
 }
 
 /** What the cache has done, for tests and monitoring. */
@@ -45,12 +82,31 @@ export interface DuplicateCacheStats {
   hits: number;
   /** Duplicates of calls still in progress, dropped. */
   drops: number;
-  /** New calls dropped because `maxEntries` calls were already in progress. */
+  /** New calls dropped because `maxInProgress` calls, or `maxInProgressPerPeer` of their peer's, were in progress. */
   refused: number;
+  /** Of `refused`: those dropped for their peer's bound. */
+  refusedPeer: number;
   /** Replies evicted to stay within `maxEntries` or `maxBytes`. */
   evictions: number;
   /** Entries (replies or calls in progress) dropped for their age. */
   expirations: number;
+  /** Done calls replaced by a call with the same key and other arguments. */
+  replaced: number;
+  /** Replies that could not be sent, kept as SYSTEM_ERR instead (counted by the transport). */
+  unsendable: number;
+}
+
+/** One peer address: its calls in progress, and its replies kept, oldest first. */
+export class Peer {
+  running = 0;
+  entries = 0;
+  bytes = 0;
+  oldest: CacheEntry | undefined = undefined;
+  newest: CacheEntry | undefined = undefined;
+  /** Where the peer is in the cache's heap of peers holding replies, or -1. */
+  slot = -1;
+
+  constructor(readonly address: string) {}
 }
 
 /** One call: in progress until `buffer` is set, then done. */
@@ -64,22 +120,35 @@ export class CacheEntry {
   pins = 0;
   /** Out of the cache: the buffer goes back on the last unpin. */
   gone = false;
+  /** The peer's next newer reply (its replies form a list, oldest first). */
+  newer: CacheEntry | undefined = undefined;
+  older: CacheEntry | undefined = undefined;
 
   constructor(
     readonly key: string,
     /** When the call arrived; once done, when the reply was sent (for expiry). */
     public at: number,
+    /** The checksum of the call's arguments. */
+    readonly sum: number,
+    /** @internal */
+    readonly owner: Peer,
   ) {}
 }
 
 /** The verdict on a datagram that duplicates a call in progress (or finds no room): drop it. */
 export const DROP = "drop";
 
+/** How many bytes of the arguments the checksum covers (nfsd's RC_CSUMLEN). */
+export const checksumBytes = 256;
+
 function ignore(): void {}
 
 function u32(m: Uint8Array, o: number): number {
   return ((m[o]! << 24) | (m[o + 1]! << 16) | (m[o + 2]! << 8) | m[o + 3]!) >>> 0;
 }
+
+/** Where the last call `callKey` read has its arguments: set beside the key, so no object is allocated. */
+let argumentsAt = 0;
 
 /**
  * The cache key of a call datagram, or undefined if it is not a well-formed call header
@@ -96,7 +165,23 @@ export function callKey(peer: string, m: Uint8Array): string | undefined {
   if (verf + 8 > n) return undefined;
   const verfLength = u32(m, verf + 4);
   if (verfLength > MAX_AUTH_BYTES || verf + 8 + padded(verfLength) > n) return undefined;
+  argumentsAt = verf + 8 + padded(verfLength);
   return `${peer} ${u32(m, 0)} ${u32(m, 12)} ${u32(m, 16)} ${u32(m, 20)}`;
+}
+
+/**
+ * A 32-bit checksum of `m[from, to)`: FNV-1a over its first `checksumBytes` bytes, a word
+ * at a time (XDR is word-aligned), seeded with the length. Each step is a bijection of the
+ * running value, so arguments that differ in one word, or in length, never collide; it is
+ * not a cryptographic hash (whoever can forge a peer's address and xid can do worse).
+ */
+export function argumentsChecksum(m: Uint8Array, from: number, to: number): number {
+  let h = Math.imul(0x811c9dc5 ^ (to - from), 16777619);
+  const end = Math.min(to, from + checksumBytes);
+  let i = from;
+  for (; i + 4 <= end; i += 4) h = Math.imul(h ^ ((m[i]! << 24) | (m[i + 1]! << 16) | (m[i + 2]! << 8) | m[i + 3]!), 16777619);
+  for (; i < end; i++) h = Math.imul(h ^ m[i]!, 16777619);
+  return h;
 }
 
 const clock = (): number => performance.now();
@@ -105,10 +190,26 @@ export class DuplicateRequestCache {
   readonly maxEntries: number;
   readonly maxBytes: number;
   readonly expireMs: number;
-  readonly stats: DuplicateCacheStats = { executions: 0, hits: 0, drops: 0, refused: 0, evictions: 0, expirations: 0 };
-  /** Calls in progress and done calls, each in insertion order (oldest first). */
+  readonly maxInProgress: number;
+  readonly maxInProgressPerPeer: number;
+  readonly stats: DuplicateCacheStats = {
+    executions: 0,
+    hits: 0,
+    drops: 0,
+    refused: 0,
+    refusedPeer: 0,
+    evictions: 0,
+    expirations: 0,
+    replaced: 0,
+    unsendable: 0,
+  };
+  /** Calls in progress and done calls, each in the order they entered (oldest first). */
   private readonly running = new Map<string, CacheEntry>();
   private readonly done = new Map<string, CacheEntry>();
+  /** Peer addresses with calls in progress or replies kept. */
+  private readonly peers = new Map<string, Peer>();
+  /** The peers holding replies, as a binary max-heap on their share of the budgets. */
+  private readonly heap: Peer[] = [];
   private held = 0;
   /** No entry expires before this time: the common admit skips the sweep. */
   private nextExpiry = Infinity;
@@ -117,9 +218,11 @@ export class DuplicateRequestCache {
     options: DuplicateCacheOptions = {},
     private readonly now: () => number = clock,
   ) {
-    this.maxEntries = positive(options.maxEntries ?? 1024, "maxEntries");
-    this.maxBytes = positive(options.maxBytes ?? 16 * 1024 * 1024, "maxBytes");
+    this.maxEntries = positive(options.maxEntries ?? 65_536, "maxEntries");
+    this.maxBytes = positive(options.maxBytes ?? 32 * 1024 * 1024, "maxBytes");
     this.expireMs = positive(options.expireMs ?? 120_000, "expireMs");
+    this.maxInProgress = positive(options.maxInProgress ?? Math.min(1024, this.maxEntries), "maxInProgress");
+    this.maxInProgressPerPeer = positive(options.maxInProgressPerPeer ?? Math.min(128, this.maxInProgress), "maxInProgressPerPeer");
   }
 
   /** Replies cached. */
@@ -132,38 +235,58 @@ export class DuplicateRequestCache {
     return this.running.size;
   }
 
-  /** Bytes of reply buffers the cache holds. */
+  /** Bytes of replies the cache holds. */
   get bytes(): number {
     return this.held;
   }
 
+  /** Peer addresses with calls in progress or replies kept. */
+  get peerCount(): number {
+    return this.peers.size;
+  }
+
+  /** What the cache holds for one peer address: calls in progress, replies and their bytes. */
+  peer(address: string): { running: number; entries: number; bytes: number } {
+    const p = this.peers.get(address);
+    return { running: p?.running ?? 0, entries: p?.entries ?? 0, bytes: p?.bytes ?? 0 };
+  }
+
   /**
-   * Looks a call datagram from `peer` up. Returns:
+   * Looks a call datagram from `peer` (address and port; `address` alone is the unit of
+   * fairness, default `peer`) up. Returns:
    *   - undefined: not a well-formed call; not cached (the server decides what to do);
    *   - DROP: a duplicate of a call in progress, or no room for another call in progress;
    *   - a done entry (its `buffer` is set): send `buffer[0, end)` again, between `pin` and `unpin`;
    *   - a new entry in progress: run the call, and hand its reply to `complete` once sent.
    */
-  admit(peer: string, message: Uint8Array): CacheEntry | typeof DROP | undefined {
+  admit(peer: string, message: Uint8Array, address: string = peer): CacheEntry | typeof DROP | undefined {
     const t = this.now();
     if (t >= this.nextExpiry) this.expire(t);
     const key = callKey(peer, message);
     if (key === undefined) return undefined;
+    const sum = argumentsChecksum(message, argumentsAt, message.length);
     const done = this.done.get(key);
     if (done !== undefined) {
-      this.stats.hits++;
-      return done;
-    }
-    if (this.running.has(key)) {
+      if (done.sum === sum) {
+        this.stats.hits++;
+        return done;
+      }
+      this.remove(done);
+      this.stats.replaced++;
+    } else if (this.running.has(key)) {
       this.stats.drops++;
       return DROP;
     }
-    if (this.running.size >= this.maxEntries) {
+    let owner = this.peers.get(address);
+    if (this.running.size >= this.maxInProgress || (owner !== undefined && owner.running >= this.maxInProgressPerPeer)) {
       this.stats.refused++;
+      if (this.running.size < this.maxInProgress) this.stats.refusedPeer++;
       return DROP;
     }
-    const entry = new CacheEntry(key, t);
+    if (owner === undefined) this.peers.set(address, (owner = new Peer(address)));
+    const entry = new CacheEntry(key, t, sum, owner);
     this.running.set(key, entry);
+    owner.running++;
     if (this.nextExpiry === Infinity) this.nextExpiry = t + this.expireMs;
     this.stats.executions++;
     return entry;
@@ -172,15 +295,23 @@ export class DuplicateRequestCache {
   /**
    * The reply to `entry` is sent (the send callback): its buffer becomes the cache entry.
    * If the entry left the cache meanwhile (expired, cleared), the buffer is released.
+   * Only a reply that was sent may be completed: one that could not be sent is replaced by
+   * the transport with one that can (SYSTEM_ERR).
    */
   complete(entry: CacheEntry, buffer: Uint8Array, end: number, release: (buffer: Uint8Array) => void): void {
-    // Bytes are counted as the reply's length: its buffer may be a region of a shared slab.
-    if (this.running.get(entry.key) !== entry || end > this.maxBytes) {
-      this.running.delete(entry.key);
+    if (this.running.get(entry.key) !== entry) {
       release(buffer);
       return;
     }
     this.running.delete(entry.key);
+    const owner = entry.owner;
+    owner.running--;
+    // Bytes are counted as the reply's length: its buffer may be a region of a shared slab.
+    if (end > this.maxBytes) {
+      this.forget(owner);
+      release(buffer);
+      return;
+    }
     const t = this.now();
     entry.buffer = buffer;
     entry.end = end;
@@ -188,16 +319,33 @@ export class DuplicateRequestCache {
     entry.at = t;
     this.done.set(entry.key, entry);
     this.held += end;
+    // The peer's list, oldest first: the tail is the newest.
+    const newest = owner.newest;
+    entry.older = newest;
+    if (newest === undefined) owner.oldest = entry;
+    else newest.newer = entry;
+    owner.newest = entry;
+    owner.entries++;
+    owner.bytes += end;
+    if (owner.slot < 0) {
+      owner.slot = this.heap.length;
+      this.heap.push(owner);
+    }
+    this.up(owner.slot);
     if (this.nextExpiry === Infinity) this.nextExpiry = t + this.expireMs;
     while (this.done.size > this.maxEntries || this.held > this.maxBytes) {
-      this.remove(this.done.values().next().value!);
+      // The peer with the largest share gives up its oldest reply.
+      this.remove(this.heap[0]!.oldest!);
       this.stats.evictions++;
     }
   }
 
   /** The call in progress will never be answered (its dispatch failed): forget it. */
   abandon(entry: CacheEntry): void {
-    if (this.running.get(entry.key) === entry) this.running.delete(entry.key);
+    if (this.running.get(entry.key) !== entry) return;
+    this.running.delete(entry.key);
+    entry.owner.running--;
+    this.forget(entry.owner);
   }
 
   /** A resend of the cached reply starts: its buffer must stay as it is. */
@@ -214,6 +362,8 @@ export class DuplicateRequestCache {
   clear(): void {
     this.running.clear();
     for (const entry of this.done.values()) this.remove(entry);
+    this.peers.clear();
+    this.heap.length = 0;
     this.nextExpiry = Infinity;
   }
 
@@ -223,8 +373,11 @@ export class DuplicateRequestCache {
     for (const entry of this.running.values()) {
       if (entry.at > limit) break;
       this.running.delete(entry.key);
+      entry.owner.running--;
+      this.forget(entry.owner);
       this.stats.expirations++;
     }
+    // Replies enter `done` as they are sent, so its order is their age.
     for (const entry of this.done.values()) {
       if (entry.at > limit) break;
       this.remove(entry);
@@ -238,8 +391,25 @@ export class DuplicateRequestCache {
   private remove(entry: CacheEntry): void {
     this.done.delete(entry.key);
     this.held -= entry.end;
+    const owner = entry.owner;
+    const { older, newer } = entry;
+    if (older === undefined) owner.oldest = newer;
+    else older.newer = newer;
+    if (newer === undefined) owner.newest = older;
+    else newer.older = older;
+    entry.older = entry.newer = undefined;
+    owner.entries--;
+    owner.bytes -= entry.end;
+    if (owner.entries === 0) this.leaveHeap(owner);
+    else this.down(owner.slot);
+    this.forget(owner);
     entry.gone = true;
     if (entry.pins === 0) this.dispose(entry);
+  }
+
+  /** A peer with nothing in the cache is forgotten (forged source addresses must not pile up). */
+  private forget(owner: Peer): void {
+    if (owner.running === 0 && owner.entries === 0 && this.peers.get(owner.address) === owner) this.peers.delete(owner.address);
   }
 
   private dispose(entry: CacheEntry): void {
@@ -247,6 +417,60 @@ export class DuplicateRequestCache {
     if (buffer === undefined) return;
     entry.buffer = undefined;
     entry.release(buffer);
+  }
+
+  // ---- the heap of peers, largest share first --------------------------------------------
+
+  /** A peer's share of the budgets, scaled by maxEntries × maxBytes: the larger of its two fractions. */
+  private share(p: Peer): number {
+    return Math.max(p.entries * this.maxBytes, p.bytes * this.maxEntries);
+  }
+
+  private up(i: number): void {
+    const heap = this.heap;
+    const p = heap[i]!;
+    const s = this.share(p);
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      const q = heap[parent]!;
+      if (this.share(q) >= s) break;
+      heap[i] = q;
+      q.slot = i;
+      i = parent;
+    }
+    heap[i] = p;
+    p.slot = i;
+  }
+
+  private down(i: number): void {
+    const heap = this.heap;
+    const n = heap.length;
+    const p = heap[i]!;
+    const s = this.share(p);
+    for (;;) {
+      let child = 2 * i + 1;
+      if (child >= n) break;
+      if (child + 1 < n && this.share(heap[child + 1]!) > this.share(heap[child]!)) child++;
+      const c = heap[child]!;
+      if (this.share(c) <= s) break;
+      heap[i] = c;
+      c.slot = i;
+      i = child;
+    }
+    heap[i] = p;
+    p.slot = i;
+  }
+
+  private leaveHeap(p: Peer): void {
+    const heap = this.heap;
+    const i = p.slot;
+    p.slot = -1;
+    const last = heap.pop()!;
+    if (last === p) return;
+    heap[i] = last;
+    last.slot = i;
+    this.down(i);
+    this.up(last.slot);
   }
 }
 

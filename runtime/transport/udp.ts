@@ -2,7 +2,10 @@ import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
 import { isIPv6 } from "node:net";
 import type { CopyLedger } from "../ledger.js";
 import { RpcError } from "../rpc/errors.js";
-import type { Dispatcher, ListenAddress, Listener } from "../server.js";
+import { AcceptStat, AUTH_NONE, readCallHeader, writeAcceptedReply } from "../rpc/message.js";
+import type { CallContext, Dispatcher, ListenAddress, Listener, ServerOptions } from "../server.js";
+import { XdrReader } from "../xdr/reader.js";
+import { XdrWriter } from "../xdr/writer.js";
 import { DROP, DuplicateRequestCache, type CacheEntry, type DuplicateCacheOptions } from "./drc.js";
 import type { ClientTransport, ReplySink } from "./types.js";
 
@@ -119,6 +122,11 @@ export interface UdpListenOptions {
   /** The duplicate-request cache's bounds, or false to run without one (no at-most-once). */
   readonly duplicateCache?: DuplicateCacheOptions | false;
   /**
+   * Told about replies that could not be sent (longer than a datagram, or the send failed);
+   * the caller gets SYSTEM_ERR instead. Default: the server's own `onError`, if it has one.
+   */
+  readonly onError?: (error: unknown, call: CallContext) => void;
+  /**
    * TEST HOOK, simulating loss on the wire: called with the number of call datagrams
    * received before this one (0, 1, 2, …); true drops the datagram unread. Unset (the
    * default), it costs one comparison per datagram.
@@ -126,8 +134,9 @@ export interface UdpListenOptions {
   readonly dropCall?: (n: number) => boolean;
   /**
    * TEST HOOK, simulating loss on the wire: called with the number of reply datagrams sent
-   * before this one — replies from the cache included; true drops the datagram as if the
-   * network lost it after it was sent (the cache entry is still written).
+   * before this one — replies from the cache and SYSTEM_ERR replies in place of unsendable
+   * ones included; true drops the datagram as if the network lost it after it was sent (the
+   * cache entry is still written).
    */
   readonly dropReply?: (n: number) => boolean;
 }
@@ -151,6 +160,8 @@ class DatagramSink implements ReplySink {
     readonly address: string,
     readonly port: number,
     readonly entry: CacheEntry | undefined,
+    /** The call datagram: its header names the call if its reply cannot be sent. */
+    readonly call: Uint8Array,
   ) {
     this.retains = entry !== undefined;
   }
@@ -166,6 +177,7 @@ class UdpEndpoint implements UdpListener {
   private readonly maxMessageBytes: number;
   private readonly dropCall: ((n: number) => boolean) | undefined;
   private readonly dropReply: ((n: number) => boolean) | undefined;
+  private readonly onError: ((error: unknown, call: CallContext) => void) | undefined;
   private calls = 0;
   private replies = 0;
   private closed = false;
@@ -179,6 +191,7 @@ class UdpEndpoint implements UdpListener {
     this.cache = options.duplicateCache === false ? undefined : new DuplicateRequestCache(options.duplicateCache);
     this.dropCall = options.dropCall;
     this.dropReply = options.dropReply;
+    this.onError = options.onError ?? (server as { readonly options?: ServerOptions }).options?.onError;
     socket.on("message", (message: Buffer, from: RemoteInfo) => this.receive(message, from));
     socket.on("error", () => {}); // an ICMP error about one client must not take the server down
   }
@@ -190,7 +203,8 @@ class UdpEndpoint implements UdpListener {
     const peer = from.family === "IPv6" ? `[${from.address}]:${from.port}` : `${from.address}:${from.port}`;
     let entry: CacheEntry | undefined;
     if (this.cache !== undefined) {
-      const found = this.cache.admit(peer, message);
+      // Fair shares and bounds on calls in progress are per address: a peer has many ports.
+      const found = this.cache.admit(peer, message, from.address);
       if (found === DROP) return;
       if (found !== undefined && found.buffer !== undefined) {
         this.resend(found, from.address, from.port);
@@ -199,7 +213,7 @@ class UdpEndpoint implements UdpListener {
       entry = found;
     }
     try {
-      this.server.dispatch(message, new DatagramSink(this, peer, from.address, from.port, entry));
+      this.server.dispatch(message, new DatagramSink(this, peer, from.address, from.port, entry, message));
     } catch {
       // A dispatcher is not meant to throw; if one does, the datagram is dropped, not the server.
       if (entry !== undefined) this.cache!.abandon(entry);
@@ -212,19 +226,71 @@ class UdpEndpoint implements UdpListener {
       release(buffer);
       return;
     }
+    if (end > maxDatagramBytes) {
+      // The kernel would refuse it (EMSGSIZE); say so before trying.
+      release(buffer);
+      this.unsendable(sink, new RpcError("TRANSPORT", `a reply of ${end} bytes does not fit in one UDP datagram (${maxDatagramBytes} bytes at most)`));
+      return;
+    }
     ledger?.record("wire", end);
-    const entry = sink.entry;
     if (this.dropReply !== undefined && this.dropReply(this.replies++)) {
-      this.sent(entry, buffer, end, release);
+      this.sent(sink, null, buffer, end, release);
       return;
     }
     // The cache entry is written once the datagram is out: buffering overlapped with sending.
-    this.socket.send(buffer.subarray(0, end), sink.port, sink.address, () => this.sent(entry, buffer, end, release));
+    this.socket.send(buffer.subarray(0, end), sink.port, sink.address, (error) => this.sent(sink, error, buffer, end, release));
   }
 
-  private sent(entry: CacheEntry | undefined, buffer: Uint8Array, end: number, release: (buffer: Uint8Array) => void): void {
-    if (entry !== undefined) this.cache!.complete(entry, buffer, end, release);
-    else release(buffer);
+  private sent(sink: DatagramSink, error: Error | null, buffer: Uint8Array, end: number, release: (buffer: Uint8Array) => void): void {
+    if (error) {
+      // A reply that was not sent is never cached: its retransmissions would get nothing.
+      release(buffer);
+      this.unsendable(sink, new RpcError("TRANSPORT", `the reply could not be sent: ${error.message}`, { cause: error }));
+    } else if (sink.entry !== undefined) {
+      this.cache!.complete(sink.entry, buffer, end, release);
+    } else {
+      release(buffer);
+    }
+  }
+
+  /**
+   * The call ran but its reply cannot reach the caller: the caller gets SYSTEM_ERR instead,
+   * promptly rather than at its timeout, and the cache keeps that small reply — sent or not —
+   * so a retransmission is answered and does not run the call again.
+   */
+  private unsendable(sink: DatagramSink, error: RpcError): void {
+    if (this.cache !== undefined) this.cache.stats.unsendable++;
+    const c = sink.call;
+    const xid = ((c[0]! << 24) | (c[1]! << 16) | (c[2]! << 8) | c[3]!) >>> 0;
+    if (this.onError !== undefined) {
+      try {
+        // The server parsed this header before it replied; it parses again.
+        const header = readCallHeader(new XdrReader(c));
+        const call: CallContext = {
+          xid,
+          program: header.prog,
+          version: header.vers,
+          procedure: header.proc,
+          cred: header.cred,
+          verf: header.verf,
+          authSys: undefined,
+          transport: "udp",
+          peer: sink.peer,
+        };
+        this.onError(error, call);
+      } catch {
+        // The application's hook must not take the server down.
+      }
+    }
+    const w = new XdrWriter(32);
+    writeAcceptedReply(w, xid, AUTH_NONE, AcceptStat.SYSTEM_ERR);
+    const reply = w.bytes();
+    const entry = sink.entry;
+    const keep = () => {
+      if (entry !== undefined) this.cache!.complete(entry, reply, reply.length, ignore);
+    };
+    if (this.closed || (this.dropReply !== undefined && this.dropReply(this.replies++))) return keep();
+    this.socket.send(reply, sink.port, sink.address, keep);
   }
 
   /** A retransmitted call that was answered already: the cached reply bytes, not a second execution. */
@@ -246,6 +312,8 @@ class UdpEndpoint implements UdpListener {
     });
   }
 }
+
+function ignore(): void {}
 
 /** A datagram socket bound to `host:port`: each datagram is one call, answered to its source. */
 export function listenUdp(server: Dispatcher, options: UdpListenOptions): Promise<UdpListener> {
