@@ -6,6 +6,8 @@ import {
   AcceptStat,
   AUTH_NONE,
   authSys,
+  describeAuthStat,
+  MsgType,
   readReplyHeader,
   writeCallHeader,
   type AuthSysParams,
@@ -27,7 +29,11 @@ import { XdrWriter } from "./xdr/writer.js";
  */
 
 export interface CallOptions {
-  /** Give up after this long (default: the client's, else 30 s). */
+  /**
+   * Give up after this long (default: the client's, else 30 s); `Infinity` waits until the
+   * reply, an abort or the channel's end. Not a number ≥ 0: the call is rejected with a
+   * RangeError, unsent.
+   */
   readonly timeoutMs?: number;
   readonly signal?: AbortSignal;
 }
@@ -69,6 +75,8 @@ export interface Channel {
 }
 
 const defaultTimeoutMs = 30_000;
+/** The longest delay a Node timer holds (2³¹ − 1 ms); a longer one fires after 1 ms. */
+const maxTimerMs = 0x7fffffff;
 
 /** One outstanding call. Plain fields, reused shape: one object per call besides the promise. */
 class Pending {
@@ -138,6 +146,10 @@ export class RpcChannel implements Channel {
     if (this.closed !== undefined) return Promise.reject(new RpcError("CLOSED", `channel is closed: ${this.closed.message}`));
     const signal = options?.signal ?? client?.signal;
     if (signal?.aborted) return Promise.reject(new RpcError("ABORTED", `${procedure.name} was aborted before it was sent`, { cause: signal.reason }));
+    const timeout = options?.timeoutMs ?? client?.timeoutMs ?? defaultTimeoutMs;
+    if (!(timeout >= 0) || typeof timeout !== "number") {
+      return Promise.reject(new RangeError(`${procedure.name}: timeoutMs must be a number ≥ 0 (Infinity: no timeout), got ${String(timeout)}`));
+    }
 
     this.xid = (this.xid + 1) >>> 0;
     const p = new Pending(this.xid, service, procedure as ProcedureDescription, args, this.credentialsOf(client), signal);
@@ -148,7 +160,6 @@ export class RpcChannel implements Channel {
       p.ledger = new CopyLedger();
       p.phases = {};
     }
-    const timeout = options?.timeoutMs ?? client?.timeoutMs ?? defaultTimeoutMs;
     p.deadline = Date.now() + timeout;
     if (this.link.datagram) {
       p.interval = this.options.retransmitMs ?? 500;
@@ -164,7 +175,7 @@ export class RpcChannel implements Channel {
     }
     this.schedule(this.link.datagram ? Math.min(p.deadline, p.retransmitAt) : p.deadline);
     if (signal !== undefined) {
-      p.abort = () => this.settle(p, new RpcError("ABORTED", `${procedure.name} was aborted`, { cause: signal.reason }));
+      p.abort = () => this.abandon(p, new RpcError("ABORTED", `${procedure.name} was aborted`, { cause: signal.reason }));
       signal.addEventListener("abort", p.abort, { once: true });
     }
     return p.promise as Promise<R>;
@@ -201,8 +212,9 @@ export class RpcChannel implements Channel {
     let header: ReplyHeader;
     try {
       header = readReplyHeader(r);
-    } catch {
-      return; // not a reply we can read: drop it, as libtirpc does; the call will time out
+    } catch (e) {
+      this.unreadable(message, e);
+      return;
     }
     const p = this.pending.get(header.xid);
     if (p === undefined) return; // a late or duplicate reply
@@ -226,6 +238,31 @@ export class RpcChannel implements Channel {
     }
     if (p.phases !== undefined) p.phases.resume = now() - arrived;
     this.settle(p, undefined, result);
+  }
+
+  /** The caller gave up on a call: the transport may take back what the call holds. */
+  private abandon(p: Pending, error: RpcError): void {
+    if (this.pending.get(p.xid) !== p) return;
+    this.link.abandon?.(p.xid);
+    this.settle(p, error);
+  }
+
+  /**
+   * A message the channel cannot read as a reply: an unknown reply_stat, accept_stat or
+   * reject_stat, or one cut short. If its first word names an outstanding call and it is not
+   * a call itself (a server may send calls back on a connection), that call fails now with
+   * CANNOT_DECODE, rather than waiting out its timeout for a reply the server will not send
+   * differently (a retransmission gets the same reply from a duplicate-request cache). So
+   * does libtirpc, which takes the first message with a call's xid as its reply and fails
+   * the call if it does not decode. Anything else is dropped.
+   */
+  private unreadable(message: Uint8Array, error: unknown): void {
+    if (message.length < 4) return;
+    const view = new DataView(message.buffer, message.byteOffset, message.length);
+    const p = this.pending.get(view.getUint32(0));
+    if (p === undefined || (message.length >= 8 && view.getUint32(4) === MsgType.CALL)) return;
+    const why = error instanceof Error ? error.message : String(error);
+    this.settle(p, new RpcError("CANNOT_DECODE", `the reply to ${p.procedure.name} (xid ${p.xid}) cannot be read: ${why}`, { cause: error }));
   }
 
   /** Completes a call exactly once: removes it, resolves or rejects, publishes its record. */
@@ -267,14 +304,20 @@ export class RpcChannel implements Channel {
     return cred;
   }
 
-  /** One timer for every deadline and retransmission: no timer per call. */
+  /**
+   * One timer for every deadline and retransmission: no timer per call. A deadline further
+   * than a timer can hold is approached in steps of the longest delay it can (each sweep
+   * finds nothing due and schedules the next step); none is set for an infinite one.
+   */
   private schedule(at: number): void {
     if (at >= this.timerAt) return;
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timerAt = at;
-    this.timer = setTimeout(() => this.sweep(), Math.max(0, at - Date.now()));
+    this.timer = setTimeout(this.sweeper, Math.min(Math.max(0, at - Date.now()), maxTimerMs));
     this.timer.unref?.();
   }
+
+  private readonly sweeper = (): void => this.sweep();
 
   private sweep(): void {
     this.timer = undefined;
@@ -283,7 +326,9 @@ export class RpcChannel implements Channel {
     let next = Infinity;
     for (const p of this.pending.values()) {
       if (p.deadline <= t) {
-        this.settle(p, new RpcError("TIMEOUT", `no reply to ${p.procedure.name} (xid ${p.xid}) within the timeout`));
+        const why = this.link.abandon?.(p.xid);
+        const detail = `no reply to ${p.procedure.name} (xid ${p.xid}) within the timeout`;
+        this.settle(p, new RpcError("TIMEOUT", why === undefined ? detail : `${detail}: ${why}`));
         continue;
       }
       if (this.link.datagram && p.retransmitAt <= t) {
@@ -323,7 +368,7 @@ function replyError(h: ReplyHeader, p: Pending): RpcError {
     case "rpc-mismatch":
       return new RpcError("RPC_MISMATCH", `the server speaks RPC versions ${h.low} to ${h.high}`, { low: h.low, high: h.high });
     case "auth-error":
-      return new RpcError("AUTH_ERROR", `the server rejected the credentials of ${what} (auth_stat ${h.stat})`, { authStat: h.stat });
+      return new RpcError("AUTH_ERROR", `the server rejected the credentials of ${what}: ${describeAuthStat(h.stat)}`, { authStat: h.stat });
     case "accepted":
       switch (h.stat) {
         case AcceptStat.PROG_UNAVAIL:

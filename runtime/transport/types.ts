@@ -45,6 +45,12 @@ export interface ClientTransport {
   onMessage: (message: Uint8Array, reassembled: boolean, copiedOut?: boolean) => void;
   /** Set by the channel: the connection is gone; every waiter must be released. */
   onClose: (error: Error | undefined) => void;
+  /**
+   * Optional: the channel gave up on the call with this xid (timed out or aborted), so the
+   * transport may reclaim what the call holds (a shared-memory slot). Returns why the call
+   * never reached the server, if the transport knows, for the caller's error.
+   */
+  abandon?(xid: number): string | undefined;
   close(): Promise<void>;
 }
 
