@@ -65,7 +65,10 @@ function verdict<T>(label: string, seed: number, started: number, details: fc.Ru
   // An interrupt before any failure is not a failure (the time bound did its job).
   if (details.counterexample === null && details.interrupted) return;
   const report = fc.defaultReportMessage(details) ?? "the property failed";
-  throw new Error(`fuzz ${label} failed with seed ${seed} (replay: FUZZ_SEED=${seed})\n${report}`);
+  const cause = details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance);
+  throw new Error(`fuzz ${label} failed with seed ${seed} (replay: FUZZ_SEED=${seed})\n${cause.slice(0, 4000)}\n${report}`, {
+    cause: details.errorInstance,
+  });
 }
 
 /** Runs a synchronous property with every seed; throws, naming the seed, on the first failure. */
