@@ -31,6 +31,9 @@ import { exampleCalls, exampleHandlers, loadExample, payload, type Example, type
 const host = "127.0.0.1";
 const EXPROC_ADD = 1;
 const EXPROC_REVERSE = 7;
+const EXPROC_GREET = 8;
+/** A second address of the loopback network: a second peer, as the cache counts peers. */
+const otherHost = "127.0.0.2";
 
 // ---- helpers -------------------------------------------------------------------------------
 
@@ -53,9 +56,10 @@ class Raw {
     });
   }
 
-  static async open(): Promise<Raw> {
+  /** Bound to `address`: another address of the loopback network (127.0.0.2) is another peer. */
+  static async open(address = host): Promise<Raw> {
     const socket = createSocket("udp4");
-    await new Promise<void>((resolve) => socket.bind(0, host, resolve));
+    await new Promise<void>((resolve) => socket.bind(0, address, resolve));
     const raw = new Raw(socket);
     cleanup.push(() => new Promise<void>((resolve) => socket.close(() => resolve())));
     return raw;
@@ -85,6 +89,11 @@ class Raw {
       this.wake = undefined;
     }
     return this.received[this.read++]!.message;
+  }
+
+  /** Marks every datagram received so far as read. */
+  skip(): void {
+    this.read = this.received.length;
   }
 
   /** A call and its reply. */
@@ -124,6 +133,26 @@ function acceptStat(reply: Uint8Array): number {
 function addResult(reply: Uint8Array): number {
   expect(acceptStat(reply)).toBe(0);
   return new DataView(reply.buffer, reply.byteOffset, reply.byteLength).getInt32(24);
+}
+
+/**
+ * Sends distinct-xid calls (Null unless `call` says otherwise) from `raw` as fast as the
+ * event loop lets it, in batches, while `more()`; returns how many were sent.
+ */
+async function flood(raw: Raw, port: number, more: () => boolean, call: (xid: number) => Uint8Array, perSecond = Infinity): Promise<number> {
+  const firstXid = 1;
+  const start = performance.now();
+  let xid = firstXid;
+  while (more()) {
+    const ahead = (xid - firstXid) / perSecond - (performance.now() - start) / 1000;
+    if (ahead > 0) await sleep(ahead * 1000);
+    const batch: Promise<void>[] = [];
+    for (let i = 0; i < 32 && (i === 0 || more()); i++) batch.push(raw.send(call(xid++), port));
+    await Promise.all(batch);
+    // Let the server read what arrived: a kernel receive buffer overflowing would only test the kernel.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+  return xid - firstXid;
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -581,4 +610,206 @@ describe("duplicate-request cache", () => {
     expect(released).toEqual([late]);
     expect(cache.size).toBe(0);
   });
+});
+
+// ---- at most once, under load and attack ----------------------------------------------------
+
+describe("UDP at most once, under load and attack", () => {
+  const nullCall = (service: ServiceDescription) => (xid: number) => callBytes(service, xid, 0);
+
+  it("a call whose replies are lost for 3 s runs once while another peer floods distinct xids past the cache's budget", async () => {
+    const ex = examples.synthesized;
+    const calls = new Map<string, number>();
+    let lossUntil = Infinity;
+    // A small budget, so the flood overruns it many times over (the old cache kept the last 1,024 calls of anyone).
+    const { listener } = await serve(ex, { duplicateCache: { maxEntries: 1000 }, dropReply: () => performance.now() < lossUntil }, exampleHandlers(calls));
+    const port = listener.address.port;
+    const attacker = await Raw.open(otherHost);
+    // Sends at 0, 0.25, 0.75, 1.75 and 3.75 s: only the last gets through.
+    const client = clientWith(ex, await channelTo(port, { retransmitMs: 250 }), { timeoutMs: 10_000 });
+    lossUntil = performance.now() + 3000;
+    const answer = client.exprocAdd(40, 2);
+    const sent = await flood(attacker, port, () => performance.now() < lossUntil, nullCall(ex.service));
+    expect(await answer).toBe(42);
+    expect(calls.get("add")).toBe(1);
+    const cache = listener.cache!;
+    expect(sent).toBeGreaterThan(3000);
+    expect(cache.stats.evictions).toBeGreaterThan(2000);
+    expect(cache.stats.hits).toBeGreaterThanOrEqual(1); // the retransmission after the loss, at least
+    expect(cache.peer(host)).toMatchObject({ running: 0, entries: 1 });
+    expect(cache.size).toBeLessThanOrEqual(1000);
+  }, 20_000);
+
+  it("with the default budgets, 2,000 calls/s from the caller's own address do not push its reply out within its retry window", async () => {
+    const ex = examples.synthesized;
+    const calls = new Map<string, number>();
+    let lossUntil = Infinity;
+    const { listener } = await serve(ex, { dropReply: () => performance.now() < lossUntil }, exampleHandlers(calls));
+    const port = listener.address.port;
+    const neighbour = await Raw.open(); // 127.0.0.1 too: one peer, as the cache counts them
+    const client = clientWith(ex, await channelTo(port, { retransmitMs: 250 }), { timeoutMs: 10_000 });
+    lossUntil = performance.now() + 3000;
+    const answer = client.exprocReverse(payload(1440));
+    // 65,536 replies over a 30 s window is 2,184 calls/s; the old FIFO of 1,024 lasted half a second at this rate.
+    const sent = await flood(neighbour, port, () => performance.now() < lossUntil, nullCall(ex.service), 2000);
+    expect(await answer).toEqual(payload(1440).reverse());
+    expect(calls.get("reverse")).toBe(1);
+    expect(sent).toBeGreaterThan(4 * 1024);
+    expect(listener.cache!.stats.evictions).toBe(0);
+    expect(listener.cache!.peer(host).entries).toBe(listener.cache!.stats.executions);
+  }, 20_000);
+
+  it("the same xid from the same port with other arguments runs as a new call; its retransmission does not", async () => {
+    const ex = examples.synthesized;
+    const calls = new Map<string, number>();
+    const { listener } = await serve(ex, {}, exampleHandlers(calls));
+    const port = listener.address.port;
+    const raw = await Raw.open();
+    expect(addResult((await raw.call(addCall(ex.service, 5, 1, 2), port))!)).toBe(3);
+    expect(addResult((await raw.call(addCall(ex.service, 5, 10, 20), port))!)).toBe(30);
+    expect(calls.get("add")).toBe(2);
+    expect(addResult((await raw.call(addCall(ex.service, 5, 10, 20), port))!)).toBe(30);
+    expect(calls.get("add")).toBe(2);
+    expect(listener.cache!.stats).toMatchObject({ executions: 2, hits: 1, replaced: 1 });
+  });
+
+  it("one peer's 1,000 calls to a slow procedure do not stop another peer's calls", async () => {
+    const ex = examples.synthesized;
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    let slow = 0;
+    let received = 0;
+    const { listener } = await serve(ex, { dropCall: (n) => ((received = n + 1), false) }, {
+      ...exampleHandlers(),
+      exprocAdd: async (a: number, b: number, call: CallContext) => {
+        if (call.peer.startsWith(`${otherHost}:`)) {
+          slow++;
+          await gate;
+        }
+        return a + b;
+      },
+    } as unknown as HandlersOf<ServiceDescription>);
+    const port = listener.address.port;
+    const cache = listener.cache!;
+    const greedy = await Raw.open(otherHost);
+    let xid = 0;
+    const sent = await flood(greedy, port, () => xid < 1000, (x) => addCall(ex.service, (xid = x), x, 0));
+    expect(sent).toBe(1000);
+    await sleep(50);
+    expect(slow).toBe(cache.maxInProgressPerPeer);
+    expect(cache.peer(otherHost).running).toBe(cache.maxInProgressPerPeer);
+    expect(cache.stats.refusedPeer).toBe(received - cache.maxInProgressPerPeer);
+    expect(received).toBeGreaterThan(900); // the kernel may drop a few; the server saw most
+
+    // Another peer, calling the same procedure, is served at once.
+    const client = clientWith(ex, await channelTo(port), { timeoutMs: 2000 });
+    const sums = await Promise.all(Array.from({ length: 64 }, (_, i) => client.exprocAdd(i, 1)));
+    expect(sums).toEqual(Array.from({ length: 64 }, (_, i) => i + 1));
+    expect(slow).toBe(cache.maxInProgressPerPeer);
+
+    // When the slow calls finish, their replies go out and the peer may call again.
+    open();
+    await sleep(100);
+    expect(cache.inProgress).toBe(0);
+    expect(greedy.received).toHaveLength(cache.maxInProgressPerPeer);
+    greedy.skip();
+    expect(addResult((await greedy.call(addCall(ex.service, 5000, 7, 0), port))!)).toBe(7);
+  }, 20_000);
+
+  it("a reply too big for a datagram is not cached: the caller gets SYSTEM_ERR at once, onError is told, and a retransmission does not run the call again", async () => {
+    const ex = examples.synthesized;
+    const calls = new Map<string, number>();
+    const errors: { error: unknown; call: CallContext }[] = [];
+    const server = createServer({ onError: (error, call) => void errors.push({ error, call }) }).register(ex.service, exampleHandlers(calls));
+    const listener = await listenUdp(server, { host });
+    cleanup.push(() => listener.close());
+    const port = listener.address.port;
+    const client = clientWith(ex, await channelTo(port), { timeoutMs: 10_000 });
+    const start = performance.now();
+    const e = await rejection(client.exprocGreet("x".repeat(40_000), 2)); // 80,002 characters back
+    expect(performance.now() - start).toBeLessThan(2000);
+    expect(e.status).toBe("SYSTEM_ERR");
+    expect(calls.get("greet")).toBe(1);
+    expect(errors).toHaveLength(1);
+    expect(errors[0]!.error).toBeInstanceOf(RpcError);
+    expect((errors[0]!.error as Error).message).toMatch(/a reply of 800\d\d bytes does not fit in one UDP datagram \(65507 bytes at most\)/);
+    expect(errors[0]!.call).toMatchObject({ procedure: EXPROC_GREET, transport: "udp" });
+    expect(errors[0]!.call.peer).toMatch(/^127\.0\.0\.1:\d+$/);
+    const cache = listener.cache!;
+    // Kept: the 24-byte SYSTEM_ERR, not the reply that could not be sent.
+    expect(cache.stats.unsendable).toBe(1);
+    expect(cache.bytes).toBe(24);
+
+    // A retransmission (the same call, byte for byte) gets SYSTEM_ERR from the cache.
+    const raw = await Raw.open();
+    const greet = callBytes(ex.service, 77, EXPROC_GREET, (w) => {
+      w.string("y".repeat(33_000), 0xffffffff);
+      w.uint(2);
+    });
+    const first = (await raw.call(greet, port))!;
+    expect(acceptStat(first)).toBe(5); // SYSTEM_ERR
+    expect(u32(first, 0)).toBe(77);
+    expect(first.length).toBe(24);
+    const again = (await raw.call(greet, port))!;
+    expect(again).toEqual(first);
+    expect(calls.get("greet")).toBe(2);
+    expect(cache.stats).toMatchObject({ hits: 1, unsendable: 2 });
+    // Replies that fit are still answered in full.
+    expect(await client.exprocGreet("x".repeat(30_000), 2)).toBe(`${"x".repeat(30_000)}!`.repeat(2));
+  }, 20_000);
+
+  it("a reply whose send fails is not cached: SYSTEM_ERR is sent and kept in its place", async () => {
+    const ex = examples.synthesized;
+    const calls = new Map<string, number>();
+    const errors: unknown[] = [];
+    const { listener } = await serve(ex, { onError: (error) => void errors.push(error) }, exampleHandlers(calls));
+    // The kernel refusing the first reply (as it may, with ENOBUFS or EPERM from a firewall).
+    const socket = (listener as unknown as { socket: Socket }).socket;
+    const send = socket.send.bind(socket) as (...args: unknown[]) => void;
+    let failures = 1;
+    socket.send = ((...args: unknown[]) => {
+      if (failures-- > 0) {
+        const callback = args[args.length - 1] as (error: Error | null) => void;
+        return void setImmediate(() => callback(Object.assign(new Error("send ENOBUFS"), { code: "ENOBUFS" })));
+      }
+      send(...args);
+    }) as typeof socket.send;
+    const port = listener.address.port;
+    const raw = await Raw.open();
+    const reply = (await raw.call(addCall(ex.service, 3, 20, 22), port))!;
+    expect(acceptStat(reply)).toBe(5);
+    expect((errors[0] as Error).message).toMatch(/the reply could not be sent: send ENOBUFS/);
+    // The call ran once; its retransmission is answered from the cache, with the same SYSTEM_ERR.
+    expect((await raw.call(addCall(ex.service, 3, 20, 22), port))!).toEqual(reply);
+    expect(calls.get("add")).toBe(1);
+    expect(listener.cache!.stats).toMatchObject({ executions: 1, hits: 1, unsendable: 1 });
+  });
+
+  it("under a flood of distinct calls with big replies, the cache stays within its byte budget and keeps a quiet peer's replies", async () => {
+    const ex = examples.synthesized;
+    const calls = new Map<string, number>();
+    const maxBytes = 512 * 1024;
+    const { listener } = await serve(ex, { duplicateCache: { maxBytes } }, exampleHandlers(calls));
+    const port = listener.address.port;
+    const cache = listener.cache!;
+    const quiet = await Raw.open();
+    for (let xid = 1; xid <= 20; xid++) expect(addResult((await quiet.call(addCall(ex.service, xid, xid, 0), port))!)).toBe(xid);
+    const flooder = await Raw.open(otherHost);
+    const reverse = (xid: number) => callBytes(ex.service, xid, EXPROC_REVERSE, (w) => w.varOpaque(payload(1440), 0xffffffff));
+    let most = 0;
+    const until = performance.now() + 2000;
+    const sent = await flood(flooder, port, () => {
+      most = Math.max(most, cache.bytes);
+      return performance.now() < until;
+    }, reverse);
+    expect(sent).toBeGreaterThan(2000);
+    expect(calls.get("reverse")).toBeGreaterThan((2 * maxBytes) / 1468); // the flood overran the budget
+    expect(most).toBeLessThanOrEqual(maxBytes);
+    expect(cache.bytes).toBeLessThanOrEqual(maxBytes);
+    expect(cache.stats.evictions).toBeGreaterThan(0);
+    // The quiet peer's replies are all still there.
+    expect(cache.peer(host).entries).toBe(20);
+    for (let xid = 1; xid <= 20; xid++) expect(addResult((await quiet.call(addCall(ex.service, xid, xid, 0), port))!)).toBe(xid);
+    expect(calls.get("add")).toBe(20);
+  }, 20_000);
 });
