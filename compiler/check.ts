@@ -1,6 +1,7 @@
 import type * as ast from "./ast.js";
 import { aliasTypes, intTypes, libtirpcTypes, predefinedConstants } from "./builtins.js";
 import type { DiagnosticBag } from "./diagnostics.js";
+import { nameClashes } from "./emit/names.js";
 import { Layout } from "./layout.js";
 import {
   maxLength,
@@ -127,6 +128,8 @@ class Checker {
       constants,
       programs,
     };
+    // Declarations the generated TypeScript would give one name (emit/names.ts has the rules).
+    for (const clash of nameClashes(model)) this.diagnostics.error(clash.span, clash.message);
     return { model, layout };
   }
 

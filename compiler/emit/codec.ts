@@ -1,5 +1,6 @@
 import type { Layout, Path, Plan, Scalar, Shape, Step } from "../layout.js";
 import type { NamedType } from "../model.js";
+import { propertyKey } from "./names.js";
 import type { RunValue, Strategy } from "./strategy.js";
 import { tsType, type TypeScope } from "./types.js";
 
@@ -9,21 +10,34 @@ import { tsType, type TypeScope } from "./types.js";
  * bytes of a run go. The same walk serves named types and procedure arguments/results.
  */
 
-/** Per-function code generation state: fresh local names. */
+/**
+ * Per-function code generation state: fresh local names. Every name is new in the function
+ * (`$v`, `$v2`, ... and a field `v2` then gets `$v22`), so no local shadows another.
+ */
 class Fn {
-  private readonly used = new Map<string, number>();
+  private readonly next = new Map<string, number>();
+  private readonly used = new Set<string>();
 
   fresh = (base: string): string => {
     const clean = base.replace(/[^A-Za-z0-9_$]/g, "_");
-    const n = (this.used.get(clean) ?? 0) + 1;
-    this.used.set(clean, n);
-    return n === 1 ? clean : `${clean}${n}`;
+    let n = this.next.get(clean) ?? 1;
+    let name = n === 1 ? clean : `${clean}${n}`;
+    while (this.used.has(name)) name = `${clean}${++n}`;
+    this.next.set(clean, n + 1);
+    this.used.add(name);
+    return name;
   };
 }
 
+/** The module-level helper that reads a field named `__proto__` (emitted by `support`). */
+const own = "own$";
+
 const pathKey = (p: Path) => p.map((s) => s.access).join("");
 const pathLabel = (p: Path) => p.map((s) => s.label).join(".");
-const access = (root: string, p: Path) => root + p.map((s) => s.access).join("");
+/** Reads `field` of `object`; `__proto__` only as an own property: `.__proto__` finds the prototype too. */
+const member = (object: string, field: string) => (field === "__proto__" ? `${own}(${object}, "__proto__")` : `${object}.${field}`);
+const access = (root: string, p: Path) =>
+  p.reduce((x, s) => (s.access.startsWith(".") ? member(x, s.access.slice(1)) : x + s.access), root);
 const localFor = (fn: Fn, p: Path) => fn.fresh(p.length === 0 ? "$v" : `$${p.map((s) => s.label).join("_")}`);
 
 /** A struct that is a linked-list node: its own plan without the link, and the link's field. */
@@ -49,6 +63,8 @@ const locationOf = (s: Step | undefined): string[] => (s === undefined || s.kind
 export class CodecWriter {
   /** Enums whose values need a set for membership checks, by enum name. */
   private readonly enumSets = new Map<string, { name: string; values: number[] }>();
+  /** Whether some codec reads a field named `__proto__` through `own$`. */
+  private ownUsed = false;
 
   constructor(
     private readonly strategy: Strategy,
@@ -67,6 +83,7 @@ export class CodecWriter {
     const sinkType = this.rt(s.sinkType, true);
     const reader = this.rt("XdrReader", true);
     const encodeBody = this.encodeFunction(plan, ts);
+    if (encodeBody.includes(`${own}(`)) this.ownUsed = true;
     const decodeBody = this.decodeFunction(plan, ts);
     const max = plan.size.max === undefined ? "undefined" : String(plan.size.max);
     const encode =
@@ -83,13 +100,21 @@ export class CodecWriter {
     );
   }
 
-  /** Module-level statements the codecs of this module need (enum value sets). */
+  /** Module-level statements the codecs of this module need (enum value sets, `own$`). */
   support(): string[] {
-    return [...this.enumSets.entries()].map(
+    const out = [...this.enumSets.entries()].map(
       ([enumName, e]) =>
         `/** The values of enum ${enumName}, for membership checks. */\n` +
         `const ${e.name}: ReadonlySet<number> = new Set([${e.values.join(", ")}]);`,
     );
+    if (this.ownUsed) {
+      out.push(
+        `/** A field named __proto__, read only as an own property: \`.__proto__\` would also find the prototype. */\n` +
+          `function ${own}<T extends object, K extends keyof T>(o: T, key: K): T[K] {\n` +
+          `return (Object.hasOwn(o, key) ? o[key] : undefined) as T[K];\n}`,
+      );
+    }
+    return out;
   }
 
   // ---- encode --------------------------------------------------------------------------
@@ -125,7 +150,7 @@ export class CodecWriter {
       `} catch (err) {`,
       `throw ${i} === 0 ? err : ${this.rt("within")}(err, [\`${list.field}[\${${i}}]\`]);`,
       `}`,
-      `const ${next} = ${node}.${list.field};`,
+      `const ${next} = ${member(node, list.field)};`,
       `if (${next} === null) {`,
       `${s.sink}.optional(false);`,
       `return;`,
@@ -133,7 +158,7 @@ export class CodecWriter {
       `if (${next} === undefined) throw ${this.rt("invalidValue")}(${s.encodeAt}, ${JSON.stringify(list.field)}, "optional data (a value or null)", ${next});`,
       `${s.sink}.optional(true);`,
       `${node} = ${next};`,
-      `if ((${i} & 1) === 1) ${slow} = ${slow}.${list.field}!;`,
+      `if ((${i} & 1) === 1) ${slow} = ${member(slow, list.field)}!;`,
       `if (${node} === ${slow}) throw ${s.sink}.error(\`the list is cyclic: node \${${i} + 1} is an earlier node again\`);`,
       `}`,
     ];
@@ -241,7 +266,7 @@ export class CodecWriter {
     const s = this.strategy;
     const u = step.type;
     const d = fn.fresh(`$${u.discriminant.name}`);
-    const discAccess = `${access(value, step.path)}.${u.discriminant.name}`;
+    const discAccess = member(access(value, step.path), u.discriminant.name);
     const code = [
       `const ${d} = ${discAccess};`,
       ...this.checkScalar(step.discriminant, d, s.encodeAt, u.discriminant.name),
@@ -254,7 +279,8 @@ export class CodecWriter {
       const ts = this.ts(a.plan);
       const x = fn.fresh(`$${a.field}`);
       const body = this.encodeElement(a.plan, x, ts, fn);
-      return [`const ${x} = (${access(value, step.path)} as { ${a.field}: ${ts} }).${a.field};`, ...this.within([a.field], body)];
+      const read = member(`(${access(value, step.path)} as { ${a.field}: ${ts} })`, a.field);
+      return [`const ${x} = ${read};`, ...this.within([a.field], body)];
     };
     for (const a of step.arms) {
       code.push(...a.values.map((v) => `case ${isBool ? String(v === 1) : v}:`), `{`, ...arm(a), `break;`, `}`);
@@ -354,6 +380,7 @@ export class CodecWriter {
       `throw ${this.rt("within")}(err, ${i} === 0 ? [${JSON.stringify(list.field)}] : [\`${list.field}[\${${i}}]\`, ${JSON.stringify(list.field)}]);`,
       `}`,
       `if (${tail} === null) ${head} = ${node};`,
+      // An own property already (the literal made it), so even `__proto__` is assigned, not the prototype.
       `else ${tail}.${list.field} = ${node};`,
       `${tail} = ${node};`,
       `${i}++;`,
@@ -475,10 +502,11 @@ export class CodecWriter {
       // Inside a one-label case the discriminant is narrowed to that label: a bool's value is a literal there.
       const only = a.values.length === 1 ? a.values[0] : undefined;
       const discValue = step.discriminant.kind !== "bool" ? d : only !== undefined ? String(only === 1) : `${d} === 1`;
-      const disc = `${u.discriminant.name}: ${discValue}`;
+      const disc = `${propertyKey(u.discriminant.name)}: ${discValue}`;
       if (a.plan === undefined || a.field === undefined) return [`${x} = { ${disc} } as ${ts};`];
       const armTs = this.ts(a.plan);
-      const body = this.decodeElement(a.plan, armTs, fn, (expr) => `${x} = { ${disc}, ${a.field}: ${expr} } as ${ts};`);
+      const field = propertyKey(a.field);
+      const body = this.decodeElement(a.plan, armTs, fn, (expr) => `${x} = { ${disc}, ${field}: ${expr} } as ${ts};`);
       return this.within([a.field], body);
     };
     for (const a of step.arms) code.push(...a.values.map((v) => `case ${v}:`), `{`, ...arm(a), `break;`, `}`);
@@ -525,7 +553,7 @@ export class CodecWriter {
       case "leaf":
         return locals.get(pathKey(shape.path))!;
       case "object":
-        return `{ ${shape.fields.map((f) => `${f.name}: ${this.shapeExpr(f.shape, locals, "")}`).join(", ")} }`;
+        return `{ ${shape.fields.map((f) => `${propertyKey(f.name)}: ${this.shapeExpr(f.shape, locals, "")}`).join(", ")} }`;
       case "tuple":
         return `[${shape.items.map((i) => this.shapeExpr(i, locals, "")).join(", ")}]${ts === "" ? "" : ` as ${ts}`}`;
     }

@@ -6,7 +6,7 @@ import { version } from "../version.js";
 import { classic } from "./classic.js";
 import { CodecWriter } from "./codec.js";
 import { descriptor } from "./descriptor.js";
-import { codecName, safeName } from "./names.js";
+import { codecName, safeName, topLevelNames } from "./names.js";
 import { ModulePrinter, type Statement } from "./printer.js";
 import { programStatements } from "./program.js";
 import type { Strategy } from "./strategy.js";
@@ -41,10 +41,8 @@ export async function emitModule(model: Model, layout: Layout, options: EmitOpti
   const runtime = options.runtimeModule ?? defaultRuntimeModule;
   const codecs = new CodecWriter(strategies[options.mode], layout, scope, runtime);
 
-  for (const d of model.declarations) {
-    if (d.kind === "const") printer.declare(safeName(d.constant.name));
-    if (d.kind === "type") printer.declare(safeName(d.type.name));
-  }
+  // Every name the module declares, before any import: an import never shadows one (it is aliased).
+  for (const n of topLevelNames(model)) printer.declare(n.name);
   const programConstants = new Set<string>();
   const body: Statement[] = [];
   // A program's stubs hold its types' codecs from the moment the module loads, so they come

@@ -1,15 +1,62 @@
+import type { Model, Procedure, Version } from "../model.js";
+import type { Span } from "../source.js";
+
 /**
- * Naming rules for generated code (DESIGN §7). IDL identifiers are kept exactly, except
- * where TypeScript forbids them as a declaration's name: those get a trailing underscore.
+ * Naming rules for generated code (DESIGN §7).
+ *
+ * IDL identifiers match `[A-Za-z_][A-Za-z0-9_]*`, so they never contain `$`. Every name the
+ * generator makes up for itself contains one: locals derived from fields are `$` + the field
+ * path (`$hint_x`); module-level helpers hold a `$` after their first letter
+ * (`CalcV1$add$args`, `kind$values`, `own$`), so no local can shadow one; runtime imports that
+ * a declared name would shadow are aliased `Name$1`. The other locals are short fixed words
+ * (`v`, `w`, `r`, `o`, `dv`, `i`, `n`, `e`), which none of the module-level names a codec
+ * refers to can equal (codecs end in `Codec` or hold a `$`; runtime imports are aliased; the
+ * globals it uses are reserved below). A name a function has already used gets the next free
+ * number, so no local shadows another.
+ *
+ * The public names keep the IDL's spelling:
+ * - constants, types, and program, version and procedure numbers: the IDL name, with a
+ *   trailing `_` if TypeScript forbids it as a declaration's name or the generated code
+ *   needs it for a built-in (`number` → `number_`, `Promise` → `Promise_`: see `reserved`);
+ * - the codec of type `T`: `TCodec` (after the rule above: `number_Codec`);
+ * - a version `CALC_V1`: `CalcV1`, `CalcV1Client`, `CalcV1Handlers` (split on `_`, each part
+ *   capitalised; kept as written if its first part begins with a digit or it is all `_`);
+ * - a procedure `GET_ATTR`: the method and key `getAttr` (lowerCamelCase, kept as written in
+ *   the same cases), with a trailing `_` if a client or handler object already has that
+ *   member (`then` → `then_`, `constructor`, `toString`, `rpcCall`, ...);
+ * - fields, arms and enum members: the IDL name as an own property (`__proto__` too).
+ *
+ * Two declarations that end up with the same name (`foo` beside `fooCodec`, a version `V1`
+ * and its own number constant `V1`, procedures `GET_X` and `GET__X`) are refused with an error
+ * at the second, naming the first: names are not on the wire, so either may be renamed.
  */
 
+/** Names a top-level declaration may not take: they get a trailing `_`. */
 const reserved = new Set(
   (
+    // ECMAScript reserved words, strict-mode and module ones included.
     "break case catch class const continue debugger default delete do else enum export extends false finally for " +
     "function if import in instanceof new null return super switch this throw true try typeof var void while with " +
     "implements interface let package private protected public static yield await " +
-    // Type names that a type alias or interface may not take, or that generated code uses.
-    "any boolean number string symbol bigint never unknown object undefined Uint8Array Exclude Record Array"
+    // Bindings strict mode forbids, and `undefined`, which generated code reads.
+    "eval arguments undefined " +
+    // Types a type alias or interface may not be named.
+    "any boolean number string symbol bigint never unknown object " +
+    // Globals the generated code refers to, by value or as a type.
+    "Array BigInt Exclude Object Promise ReadonlySet Record Set Uint8Array"
+  ).split(" "),
+);
+
+/**
+ * Members a generated client class or a handler object has already — the class's
+ * constructor, `RpcClient`'s own members, `Object.prototype`'s — and `then`, which would make
+ * a client a thenable that `await` calls: a procedure whose method would be one gets a `_`.
+ */
+const reservedMembers = new Set(
+  (
+    "constructor then rpcChannel rpcService rpcOptions rpcCall " +
+    "__proto__ __defineGetter__ __defineSetter__ __lookupGetter__ __lookupSetter__ hasOwnProperty isPrototypeOf " +
+    "propertyIsEnumerable toLocaleString toString valueOf"
   ).split(" "),
 );
 
@@ -18,22 +65,137 @@ export function safeName(name: string): string {
   return reserved.has(name) ? `${name}_` : name;
 }
 
-/** `TCodec` for the type `T`. */
+/** `TCodec` for the type `T` (already made safe). */
 export function codecName(typeName: string): string {
   return `${typeName}Codec`;
 }
 
-/** `CALC_V1` → `CalcV1`: split on `_`, capitalise each part. */
+/** `CALC_V1` → `CalcV1`: split on `_`, capitalise each part; kept as written if that is no identifier. */
 export function pascalCase(name: string): string {
-  return name
+  const pascal = name
     .split("_")
     .filter((part) => part !== "")
     .map((part) => part[0]!.toUpperCase() + part.slice(1).toLowerCase())
     .join("");
+  return /^[A-Za-z]/.test(pascal) ? pascal : name;
 }
 
 /** `NFSPROC_GETATTR` → `nfsprocGetattr`. */
 export function camelCase(name: string): string {
   const pascal = pascalCase(name);
-  return pascal === "" ? name : pascal[0]!.toLowerCase() + pascal.slice(1);
+  return /^[A-Za-z]/.test(pascal) ? pascal[0]!.toLowerCase() + pascal.slice(1) : name;
+}
+
+/** The service description of a version: `CalcV1`; its client and handlers add a suffix. */
+export function serviceName(v: Version): string {
+  return safeName(pascalCase(v.name));
+}
+
+/** A procedure's method on the client, handler key and key in the service description. */
+export function memberName(proc: Procedure): string {
+  const name = camelCase(proc.name);
+  return reservedMembers.has(name) ? `${name}_` : name;
+}
+
+/** A property name in an object literal: `__proto__` must be computed, or it sets the prototype. */
+export function propertyKey(name: string): string {
+  return name === "__proto__" ? `["__proto__"]` : name;
+}
+
+/** A top-level name the module declares, with what declares it. */
+export interface TopLevelName {
+  readonly name: string;
+  readonly what: string;
+  readonly span: Span | undefined;
+}
+
+/**
+ * The names the module declares at its top level, except the generated helpers (which hold
+ * a `$`): every constant and type with its codec, program, version and procedure numbers,
+ * and each version's service description, client class and handlers interface.
+ */
+export function topLevelNames(model: Model): TopLevelName[] {
+  const names: TopLevelName[] = [];
+  const idl = (kind: string, name: string, span: Span | undefined) => {
+    const safe = safeName(name);
+    names.push({ name: safe, what: safe === name ? `${kind} '${name}'` : `${kind} '${name}' (written '${safe}')`, span });
+  };
+  const procedureNames = new Set<string>();
+  for (const d of model.declarations) {
+    switch (d.kind) {
+      case "const":
+        idl("constant", d.constant.name, d.constant.span);
+        break;
+      case "type":
+        idl(d.type.kind, d.type.name, d.type.span);
+        names.push({ name: codecName(safeName(d.type.name)), what: `the codec of ${d.type.kind} '${d.type.name}'`, span: d.type.span });
+        break;
+      case "program": {
+        const p = d.program;
+        idl("program", p.name, p.span);
+        for (const v of p.versions) {
+          idl("version", v.name, v.span);
+          for (const proc of v.procedures) {
+            // A procedure keeps its name (and number) across versions: one constant.
+            if (procedureNames.has(proc.name)) continue;
+            procedureNames.add(proc.name);
+            idl("procedure", proc.name, proc.span);
+          }
+        }
+        for (const v of p.versions) {
+          const service = serviceName(v);
+          names.push({ name: service, what: `the service description of version '${v.name}'`, span: v.span });
+          names.push({ name: `${service}Client`, what: `the client class of version '${v.name}'`, span: v.span });
+          names.push({ name: `${service}Handlers`, what: `the handlers interface of version '${v.name}'`, span: v.span });
+        }
+        break;
+      }
+    }
+  }
+  return names;
+}
+
+/** A name clash found before emitting, reported as an error at `span`. */
+export interface NameClash {
+  readonly span: Span | undefined;
+  readonly message: string;
+}
+
+/**
+ * Every pair of declarations the rules above would give the same TypeScript name, in one
+ * pass over the model: the top-level names of the module, and the methods of each version.
+ */
+export function nameClashes(model: Model): NameClash[] {
+  const clashes: NameClash[] = [];
+  const where = (span: Span | undefined) => (span === undefined ? "" : ` (at ${span.file.path}:${span.line}:${span.col})`);
+  const taken = new Map<string, TopLevelName>();
+  for (const n of topLevelNames(model)) {
+    const first = taken.get(n.name);
+    if (first === undefined) taken.set(n.name, n);
+    else {
+      clashes.push({
+        span: n.span ?? first.span,
+        message: `${n.what} and ${first.what}${where(first.span)} would both be named '${n.name}' in TypeScript; rename one of them`,
+      });
+    }
+  }
+  for (const p of model.programs) {
+    for (const v of p.versions) {
+      const members = new Map<string, Procedure>();
+      for (const proc of v.procedures) {
+        const member = memberName(proc);
+        const first = members.get(member);
+        if (first === undefined) members.set(member, proc);
+        else {
+          clashes.push({
+            span: proc.span,
+            message:
+              `procedures '${proc.name}' and '${first.name}'${where(first.span)} of version '${v.name}' ` +
+              `would both be the method '${member}'; rename one of them`,
+          });
+        }
+      }
+    }
+  }
+  return clashes;
 }

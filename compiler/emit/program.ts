@@ -3,7 +3,7 @@ import type { Layout } from "../layout.js";
 import type { Procedure, Program, Type, Version } from "../model.js";
 import type { CodecWriter } from "./codec.js";
 import type { Mode } from "./module.js";
-import { camelCase, pascalCase, safeName } from "./names.js";
+import { memberName, serviceName } from "./names.js";
 import type { Statement } from "./printer.js";
 import { constStatement, origin, tsType, type TypeScope } from "./types.js";
 
@@ -80,14 +80,14 @@ function handlersInterface(v: Version, ctx: ProgramContext): Statement {
     kind: StructureKind.Interface,
     docs: [`What a server implements for version ${v.name}: one handler per procedure (procedure 0 is answered by the runtime).`],
     isExported: true,
-    name: `${safeName(pascalCase(v.name))}Handlers`,
+    name: `${serviceName(v)}Handlers`,
     methods: v.procedures
       .filter((proc) => proc.number !== 0)
       .map((proc) => {
         const result = resultType(proc, scope);
         return {
           docs: [signature(proc)],
-          name: camelCase(proc.name),
+          name: memberName(proc),
           parameters: [...parameters(proc, scope), { name: "call", type: context }],
           returnType: `${result} | Promise<${result}>`,
         };
@@ -101,7 +101,7 @@ function clientClass(p: Program, v: Version, ctx: ProgramContext): Statement {
   const channel = scope.printer.import("Channel", runtime, true);
   const clientOptions = scope.printer.import("ClientOptions", runtime, true);
   const callOptions = scope.printer.import("CallOptions", runtime, true);
-  const service = safeName(pascalCase(v.name));
+  const service = serviceName(v);
   return {
     kind: StructureKind.Class,
     docs: [`A client of program ${p.name} version ${v.name}.`],
@@ -122,10 +122,10 @@ function clientClass(p: Program, v: Version, ctx: ProgramContext): Statement {
       const args = names.length === 0 ? "undefined" : names.length === 1 ? names[0] : `[${names.join(", ")}]`;
       return {
         docs: [signature(proc)],
-        name: camelCase(proc.name),
+        name: memberName(proc),
         parameters: [...parameters(proc, scope), { name: "options", type: callOptions, hasQuestionToken: true }],
         returnType: `Promise<${resultType(proc, scope)}>`,
-        statements: [`return this.rpcCall(${service}.procedures.${camelCase(proc.name)}, ${args}, options);`],
+        statements: [`return this.rpcCall(${service}.procedures.${memberName(proc)}, ${args}, options);`],
       };
     }),
   };
@@ -137,7 +137,7 @@ function serviceDescription(p: Program, v: Version, codecs: ProcedureCodecs, ctx
     .map((proc) => {
       const { args, result } = codecs.of(v, proc);
       return (
-        `${camelCase(proc.name)}: { number: ${proc.number}, name: ${JSON.stringify(proc.name)}, ` +
+        `${memberName(proc)}: { number: ${proc.number}, name: ${JSON.stringify(proc.name)}, ` +
         `arity: ${proc.args.length}, args: ${args}, result: ${result} }`
       );
     })
@@ -149,7 +149,7 @@ function serviceDescription(p: Program, v: Version, codecs: ProcedureCodecs, ctx
     declarationKind: VariableDeclarationKind.Const,
     declarations: [
       {
-        name: safeName(pascalCase(v.name)),
+        name: serviceName(v),
         initializer:
           `{\nprogram: ${p.number},\nversion: ${v.number},\nname: ${JSON.stringify(v.name)},\n` +
           `mode: ${JSON.stringify(ctx.mode)},\nprocedures: {\n${procedures}\n},\n} as const satisfies ` +
@@ -176,10 +176,10 @@ class ProcedureCodecs {
 
   forVersion(v: Version): Statement[] {
     const statements: Statement[] = [];
-    const base = `${safeName(pascalCase(v.name))}$`;
+    const base = `${serviceName(v)}$`;
     for (const proc of v.procedures) {
-      const args = this.codec(proc.args, `${base}${camelCase(proc.name)}$args`, `the arguments of ${proc.name}`, statements);
-      const result = this.codec([proc.result], `${base}${camelCase(proc.name)}$result`, `the result of ${proc.name}`, statements);
+      const args = this.codec(proc.args, `${base}${memberName(proc)}$args`, `the arguments of ${proc.name}`, statements);
+      const result = this.codec([proc.result], `${base}${memberName(proc)}$result`, `the result of ${proc.name}`, statements);
       this.assigned.set(`${v.name}.${proc.name}`, { args, result });
     }
     return statements;

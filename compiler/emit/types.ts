@@ -2,7 +2,7 @@ import { basename } from "node:path";
 import { StructureKind, VariableDeclarationKind } from "ts-morph";
 import type { CaseLabel, Constant, EnumType, NamedType, StructType, Type, UnionType } from "../model.js";
 import type { Span } from "../source.js";
-import { safeName } from "./names.js";
+import { propertyKey, safeName } from "./names.js";
 import type { ModulePrinter, Statement } from "./printer.js";
 
 /**
@@ -109,7 +109,7 @@ export function namedTypeStatements(t: NamedType, scope: TypeScope): Statement[]
 
 /** An enum is a frozen object of its members plus the union of their values, so `E.M` reads as in C. */
 function enumStatements(t: EnumType, name: string): Statement[] {
-  const members = t.members.map((m) => `${m.name}: ${m.value}`).join(",\n");
+  const members = t.members.map((m) => `${propertyKey(m.name)}: ${m.value}`).join(",\n");
   return [
     {
       kind: StructureKind.VariableStatement,
