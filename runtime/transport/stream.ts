@@ -160,6 +160,12 @@ class StreamConnection implements ReplySink {
   accounted = 0;
   /** Not reading: a bound is reached. */
   private stopped = false;
+  /** A look at the bounds is scheduled (see `wake`). */
+  private waking = false;
+  private readonly wakeUp = () => {
+    this.waking = false;
+    this.go();
+  };
   closed = false;
   /** What the last sweep saw, and when this connection last made progress. */
   private seenCalls = 0;
@@ -233,9 +239,20 @@ class StreamConnection implements ReplySink {
     const peer = this.peerGroup;
     if (peer !== undefined) {
       // The peer's bound may have held other connections back: let them go on too.
-      if (peer.calls-- === this.listener.limits.maxCallsPerPeer) for (const c of peer.members) c.go();
+      if (peer.calls-- === this.listener.limits.maxCallsPerPeer) for (const c of peer.members) c.wake();
     }
-    if (this.stopped) this.go();
+    this.wake();
+  }
+
+  /**
+   * Reads on soon if stopped. Not at once: `end` runs inside the dispatcher (a reply is
+   * being sent), which must not be entered again from there.
+   */
+  wake(): void {
+    if (this.stopped && !this.waking && !this.closed) {
+      this.waking = true;
+      process.nextTick(this.wakeUp);
+    }
   }
 
   private stop(): void {
@@ -302,7 +319,7 @@ class StreamConnection implements ReplySink {
       const held = peer.calls >= this.listener.limits.maxCallsPerPeer;
       peer.calls -= this.calls;
       peer.members.delete(this);
-      if (held) for (const c of peer.members) c.go();
+      if (held) for (const c of peer.members) c.wake();
     }
     this.calls = 0;
   }
