@@ -27,6 +27,9 @@ const prettierOptions: prettier.Options = {
 
 let project: Project | undefined;
 
+/** How many top-level statements prettier formats at once (see `print`). */
+const statementsPerFormat = 256;
+
 export type Statement = string | StatementStructures;
 
 export class ModulePrinter {
@@ -84,9 +87,22 @@ export class ModulePrinter {
       { statements: [header, ...imports, ...this.statements] },
       { overwrite: true },
     );
-    // One blank line before each top-level declaration's doc comment; prettier keeps it.
-    const text = file.getFullText().replace(/\n\/\*\*/g, "\n\n/**");
+    const full = file.getFullText();
+    // Where each statement begins, its leading comments and blank lines included.
+    const starts = file.compilerNode.statements.map((s) => s.pos);
     project.removeSourceFile(file);
-    return prettier.format(text, prettierOptions);
+    // Prettier gets the module a few hundred statements at a time: its TypeScript front end
+    // takes time quadratic in the number of top-level exports (it looks up each `export`
+    // keyword's next token from the start of the file), minutes for 10^5 constants.
+    const parts: string[] = [];
+    for (let i = 0; i === 0 || i < starts.length; i += statementsPerFormat) {
+      const end = starts[i + statementsPerFormat] ?? full.length;
+      // One blank line before each top-level declaration's doc comment; prettier keeps it.
+      const text = full.slice(i === 0 ? 0 : starts[i], end).replace(/\n\/\*\*/g, "\n\n/**");
+      // Prettier drops a piece's leading blank line; where the whole file had one, it would keep it.
+      if (i > 0 && /^[ \t]*\n[ \t]*\n/.test(text)) parts.push("\n");
+      parts.push(await prettier.format(text, prettierOptions));
+    }
+    return parts.join("");
   }
 }
