@@ -165,8 +165,10 @@ function makeNamed(t: NamedType, depth: number, options: ArbitraryOptions): fc.A
       return arbitraryOf(t.type, depth, options);
     case "struct": {
       if (t.builtin !== undefined && t.name === "netbuf") return netbufArbitrary;
-      const fields: Record<string, fc.Arbitrary<unknown>> = {};
-      for (const f of t.fields) fields[f.name] = arbitraryOf(f.type, depth, options);
+      // Own properties even for a field named __proto__ (an assignment would set the prototype).
+      const fields: Record<string, fc.Arbitrary<unknown>> = Object.fromEntries(
+        t.fields.map((f) => [f.name, arbitraryOf(f.type, depth, options)]),
+      );
       return fc.record(fields, { noNullPrototype: true });
     }
     case "union":
