@@ -381,6 +381,23 @@ describe("memory", () => {
     expect(s.stats()).toMatchObject({ timedOut: 1, unsentBytes: 0, bufferedBytes: 0, callsInProgress: 0 });
   });
 
+  it("a client that reads its replies late gets every one of them: reading resumes as they drain", async () => {
+    const s = await serve({ maxUnsentBytes: 4096 });
+    const peer = await raw(s, { read: false });
+    peer.socket.write(cat(...Array.from({ length: 400 }, (_, i) => record(callMessage(i, 2, 64 * 1024)))));
+    await sleep(300);
+    const executed = s.h.counts.big;
+    expect(executed).toBeLessThan(400); // the kernel's buffers took some; the server stopped
+    expect(s.stats().unsentBytes).toBeLessThanOrEqual(4096 + 64 * 1024 + 32);
+    // Now it reads: the replies drain, the server reads on, and every call is answered once.
+    const decoder = new RecordDecoder((r) => peer.replies.push(new DataView(r.buffer, r.byteOffset, r.length).getUint32(0)));
+    peer.socket.on("data", (c: Buffer) => decoder.push(c));
+    peer.socket.resume();
+    await until("every reply", () => peer.replies.length === 400, 10_000);
+    expect(peer.replies).toEqual(Array.from({ length: 400 }, (_, i) => i));
+    expect(s.h.counts.big).toBe(400);
+  });
+
   it("partial records across connections stay within maxBufferedBytes: the connection that would exceed it is closed", async () => {
     const s = await serve({ maxBufferedBytes: 64 * 1024, maxRecordBytes: 1 << 20, recordTimeoutMs: 10_000 });
     const peers: RawPeer[] = [];
