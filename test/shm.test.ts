@@ -332,3 +332,212 @@ describe("shm, binding", () => {
     expect(slotBytesFor([big])).toBeGreaterThanOrEqual(100_000 + 24);
   });
 });
+
+// ---- calls given up on, and the server's options -------------------------------------------
+
+/**
+ * A server module that misbehaves on purpose, in JavaScript beside each mode's compiled
+ * example: EXPROC_LOOKUP(1) never answers, EXPROC_LOOKUP(500–599) answers after (id − 500) ms,
+ * EXPROC_RANGE(n) blocks the worker for n ms, EXPROC_REVERSE of data opening with a 0 byte
+ * never answers. Its `serverOptions` verify flavor 99 and throw from `authenticate` for uid 13.
+ */
+const faultsModule = `import { ExampleV1 } from "./example.js";
+const never = () => new Promise(() => {});
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+export const serverOptions = {
+  verifiers: { 99: (cred) => (cred.body.length === 4 && cred.body[0] === 7 ? undefined : 1) },
+  authenticate: (call) => {
+    if (call.authSys !== undefined && call.authSys.uid === 13) throw new Error("unlucky");
+    return undefined;
+  },
+};
+export default function register(server) {
+  server.register(ExampleV1, {
+    exprocAdd: (a, b) => (a + b) | 0,
+    exprocEcho: (r) => r,
+    exprocLookup: (id) => (id === 1 ? never() : id >= 500 && id < 600 ? sleep(id - 500).then(() => ({ status: 1 })) : { status: 1 }),
+    exprocRange: (n) => {
+      const end = Date.now() + n;
+      while (Date.now() < end);
+      return null;
+    },
+    exprocReverse: (d) => (d.length > 0 && d[0] === 0 ? never() : d.slice().reverse()),
+  });
+}
+`;
+
+const faultsUrl = {} as Record<Mode, URL>;
+
+async function bindFaults(mode: Mode, example: Example, options: Partial<Omit<ShmConnectOptions, "transport" | "module">> = {}) {
+  if (faultsUrl[mode] === undefined) {
+    const file = join(work, mode, "faults.js");
+    writeFileSync(file, faultsModule);
+    faultsUrl[mode] = pathToFileURL(file);
+  }
+  const channel = await connect({ transport: "shm", module: faultsUrl[mode], services: [example.service], ...options });
+  return { channel, client: example.client(channel) };
+}
+
+function within(channel: Channel, example: Example, timeoutMs: number, signal?: AbortSignal) {
+  const p = example.service.procedures;
+  const call = <R>(name: string, args: unknown) =>
+    channel.call(example.service, p[name]!, args, { timeoutMs }, signal === undefined ? undefined : { signal }) as Promise<R>;
+  return {
+    lookup: (id: number) => call<unknown>("exprocLookup", id),
+    add: (a: number, b: number) => call<number>("exprocAdd", [a, b]),
+    range: (n: number) => call<unknown>("exprocRange", n),
+    reverse: (d: Uint8Array) => call<Uint8Array>("exprocReverse", d),
+  };
+}
+
+describe.each(modes)("shm, %s: calls given up on give their slots back", (mode) => {
+  let example: Example;
+  beforeAll(async () => {
+    example = await loadExample(mode);
+  });
+
+  it("after 2×slots calls time out (or are aborted) on a handler that never answers, normal calls still succeed", async () => {
+    const slots = 4;
+    const { channel, client } = await bindFaults(mode, example, { slots });
+    try {
+      for (let round = 0; round < 3; round++) {
+        const lost = await Promise.all(Array.from({ length: 2 * slots }, () => rejection(within(channel, example, 80).lookup(1))));
+        for (const e of lost) expect(e.status).toBe("TIMEOUT");
+        // Calls beyond the slots waited in the queue: the error of those still queued at their
+        // deadline says who held the slots (the others got a slot given back in between).
+        const queued = lost.filter((e) => /never got one of the 4 shm slots/.test(e.message)).length;
+        expect(queued).toBeGreaterThan(0);
+        expect(queued).toBeLessThanOrEqual(slots);
+        const sums = await Promise.all(Array.from({ length: 2 * slots }, (_, i) => within(channel, example, 5000).add(i, 1000)));
+        expect(sums).toEqual(Array.from({ length: 2 * slots }, (_, i) => i + 1000));
+      }
+      const controller = new AbortController();
+      const aborted = Array.from({ length: 2 * slots }, () => rejection(within(channel, example, 60_000, controller.signal).lookup(1)));
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      controller.abort();
+      for (const e of await Promise.all(aborted)) expect(e.status).toBe("ABORTED");
+      // Every slot is back: as many calls as slots each get one (none waits in the queue).
+      const held = await Promise.all(Array.from({ length: slots }, () => rejection(within(channel, example, 150).lookup(1))));
+      for (const e of held) expect(e.message).not.toMatch(/never got one/);
+      expect(await client.exprocEcho(record(3))).toEqual(record(3));
+    } finally {
+      await channel.close();
+    }
+  });
+
+  it("out-of-band calls withdrawn before the worker read them, and their slots, come back clean", async () => {
+    // 256-byte slots: 1000-byte calls and replies go over the port.
+    const { channel } = await bindFaults(mode, example, { slots: 2, slotBytes: 256 });
+    try {
+      const silent = payload(1000);
+      silent[0] = 0;
+      // The worker blocks 300 ms in slot 0 while the out-of-band call waits in slot 1, unread.
+      const blocked = rejection(within(channel, example, 100).range(300));
+      const withdrawn = rejection(within(channel, example, 100).reverse(silent));
+      expect((await blocked).status).toBe("TIMEOUT");
+      expect((await withdrawn).status).toBe("TIMEOUT");
+      const cancelled = await rejection(within(channel, example, 100).reverse(silent)); // read, then given up
+      expect(cancelled.status).toBe("TIMEOUT");
+      // Later out-of-band calls get their own messages, not the stale ones.
+      for (let i = 1; i <= 4; i++) {
+        const data = payload(1000).map((x) => (x + i) & 0xff);
+        data[0] = i;
+        expect(await within(channel, example, 5000).reverse(data)).toEqual(data.slice().reverse());
+      }
+    } finally {
+      await channel.close();
+    }
+  });
+
+  it("replies racing their calls' timeouts: each call settles once, correctly, and no slot is lost", async () => {
+    const slots = 4;
+    const { channel } = await bindFaults(mode, example, { slots, spinMicros: 0 });
+    try {
+      // Answered after 0–11 ms, given up after 1–10 ms: replies and cancellations cross.
+      const outcomes = await Promise.all(
+        Array.from({ length: 300 }, (_, i) =>
+          within(channel, example, 1 + (i % 10))
+            .lookup(500 + (i % 12))
+            .then(
+              (v) => ({ ok: true as const, v }),
+              (e: unknown) => ({ ok: false as const, e }),
+            ),
+        ),
+      );
+      for (const o of outcomes) {
+        if (o.ok) expect(o.v).toEqual({ status: 1 });
+        else expect((o.e as RpcError).status).toBe("TIMEOUT");
+      }
+      const sums = await Promise.all(Array.from({ length: 16 }, (_, i) => within(channel, example, 5000).add(i, 100 - 2 * i)));
+      expect(sums).toEqual(Array.from({ length: 16 }, (_, i) => 100 - i));
+      const held = await Promise.all(Array.from({ length: slots }, () => rejection(within(channel, example, 200).lookup(1))));
+      for (const e of held) expect(e.message).not.toMatch(/never got one/);
+    } finally {
+      await channel.close();
+    }
+  });
+});
+
+describe("shm, a worker blocked in a synchronous loop", () => {
+  it("a call that finds no slot fails TIMEOUT naming the slots held; once the loop ends the slots come back", async () => {
+    const example = await loadExample("synthesized");
+    const { channel } = await bindFaults("synthesized", example, { slots: 2 });
+    try {
+      const started = Date.now();
+      const blocked = rejection(within(channel, example, 150).range(1200));
+      const waiting = rejection(within(channel, example, 150).add(1, 1));
+      expect((await blocked).status).toBe("TIMEOUT");
+      expect((await waiting).status).toBe("TIMEOUT");
+      const e = await rejection(within(channel, example, 300).add(2, 2));
+      expect(e.status).toBe("TIMEOUT");
+      expect(e.message).toMatch(
+        /^RPC TIMEOUT: no reply to EXPROC_ADD \(xid \d+\) within the timeout: it never got one of the 2 shm slots; slots \d \(given up \d+ ms ago\), \d \(given up \d+ ms ago\) still held for calls given up on, which the server worker has not handed back \(is a handler blocked in a synchronous loop\?\)$/,
+      );
+      expect(Date.now() - started).toBeLessThan(1200); // it said so while the worker was still blocked
+      expect(await within(channel, example, 5000).add(3, 4)).toBe(7);
+      const held = await Promise.all(Array.from({ length: 2 }, () => rejection(within(channel, example, 150).lookup(1))));
+      for (const h of held) expect(h.message).not.toMatch(/never got one/);
+    } finally {
+      await channel.close();
+    }
+  });
+});
+
+describe("shm, access", () => {
+  const junk = (n: number) => Uint8Array.from({ length: n }, (_, i) => (i * 31 + 5) & 0xff);
+  const unverified = [
+    { flavor: 3, body: junk(40) },
+    { flavor: 6, body: junk(28) },
+    { flavor: 99, body: junk(12) },
+  ];
+  const add = (channel: Channel, example: Example, auth: object | undefined) =>
+    channel.call(example.service, example.service.procedures.exprocAdd!, [20, 22], { auth: auth as never, timeoutMs: 5000 }, undefined);
+
+  it("refuses flavors nobody verifies, with or without a hook; admits a registered one; a throwing hook costs one SYSTEM_ERR", async () => {
+    const example = await loadExample("synthesized");
+    const plain = await bind("synthesized", example);
+    const hooked = await bindFaults("synthesized", example);
+    try {
+      for (const channel of [plain.channel, hooked.channel]) {
+        for (const cred of unverified) {
+          const e = await rejection(add(channel, example, cred));
+          expect([e.status, e.authStat]).toEqual(["AUTH_ERROR", channel === hooked.channel && cred.flavor === 99 ? 1 : 2]);
+        }
+        expect(await add(channel, example, undefined)).toBe(42);
+      }
+      expect(await add(hooked.channel, example, { flavor: 99, body: Uint8Array.of(7, 0, 0, 0) })).toBe(42);
+      const sys = { stamp: 1, machinename: "h", uid: 13, gid: 0, gids: [] };
+      expect((await rejection(add(hooked.channel, example, sys))).status).toBe("SYSTEM_ERR");
+      expect(await add(hooked.channel, example, { ...sys, uid: 14 })).toBe(42);
+    } finally {
+      await plain.channel.close();
+      await hooked.channel.close();
+    }
+  });
+
+  it("rejects connect when the module's serverOptions is not an object", async () => {
+    const file = join(work, "synthesized", "bad-options.js");
+    writeFileSync(file, `export const serverOptions = 5;\nexport default function register() {}\n`);
+    await expect(connect({ transport: "shm", module: pathToFileURL(file) })).rejects.toThrow(/serverOptions is not an object/);
+  });
+});

@@ -15,6 +15,14 @@ import { copyBytes, type CopyLedger } from "../ledger.js";
  *   FREE (client) → CALL (published to the server) → SERVING (taken by the server)
  *                 → REPLY (published to the client) → FREE
  *
+ * A call the client gives up on (timed out, aborted) is taken back: the client turns CALL
+ * into WITHDRAWN or SERVING into CANCELLED with a compare-exchange, the server sees it
+ * between calls, drops the call (its reply, if one ever comes, goes nowhere) and hands the
+ * slot back as a REPLY the client discards. The server takes a call (CALL → SERVING) and
+ * publishes its reply (SERVING → REPLY) with compare-exchanges too, so when both sides race
+ * for one slot exactly one wins: a reply published first is delivered as usual, one
+ * cancelled first is dropped. Either way the slot comes back once.
+ *
  * Wake-ups: each side bumps a counter after publishing (CALLS, REPLIES) and calls
  * `Atomics.notify` only if the other side has raised its SLEEPING flag, so while both spin
  * no system call is made. A sleeper raises its flag, then waits on the counter value it read
@@ -42,7 +50,16 @@ export const Control = {
 /** Word offsets in a slot's header. */
 export const SlotWord = { STATE: 0, LENGTH: 1, OUT_OF_BAND: 2 } as const;
 
-export const SlotState = { FREE: 0, CALL: 1, SERVING: 2, REPLY: 3 } as const;
+export const SlotState = {
+  FREE: 0,
+  CALL: 1,
+  SERVING: 2,
+  REPLY: 3,
+  /** Given up by the client before the server took the call (from CALL). */
+  WITHDRAWN: 4,
+  /** Given up by the client while the server was serving the call (from SERVING). */
+  CANCELLED: 5,
+} as const;
 
 /** Sizes of one binding's shared memory. */
 export interface ShmLayout {
@@ -135,6 +152,11 @@ export const waitAsync: WaitAsync = (Atomics as unknown as { waitAsync: WaitAsyn
  */
 export function publish(words: Int32Array, at: number, state: number, counter: number, sleeping: number): boolean {
   Atomics.store(words, at + SlotWord.STATE, state);
+  return signal(words, counter, sleeping);
+}
+
+/** Bumps `counter` and wakes the other side only if it may sleep; returns whether it had to. */
+export function signal(words: Int32Array, counter: number, sleeping: number): boolean {
   Atomics.add(words, counter, 1);
   if (Atomics.load(words, sleeping) === 0) return false;
   Atomics.notify(words, counter);

@@ -1,7 +1,7 @@
 import { parentPort, receiveMessageOnPort, workerData } from "node:worker_threads";
 import { copyBytes, type CopyLedger } from "../ledger.js";
 import type { Mode } from "../marshal.js";
-import { Server } from "../server.js";
+import { Server, type ServerOptions } from "../server.js";
 import type { ReplySink } from "./types.js";
 import {
   Control,
@@ -10,6 +10,7 @@ import {
   postOutOfBand,
   publish,
   shmLayout,
+  signal,
   SlotState,
   slotView,
   slotWord,
@@ -26,6 +27,13 @@ import {
  * `Atomics.wait` (blocking is fine here: the thread has nothing else to do). While an asynchronous handler
  * is outstanding it must not block, or the promise it waits on could never settle: then it
  * spins politely (yielding to its event loop between polls) and sleeps in `Atomics.waitAsync`.
+ *
+ * A call the client gives up on (shm-protocol.ts) is dropped between calls: the slot's sinks
+ * die — a late reply is neither marshaled into the slot, which may hold another call by
+ * then, nor published — and the slot goes back to the client.
+ *
+ * The module may also export `serverOptions` (ServerOptions: verifiers, authenticate, onError,
+ * onServe) for the Server it is given.
  */
 
 /** Longest blocking sleep before the worker lets its event loop run (user timers, hooks). */
@@ -44,7 +52,7 @@ const spin = new SpinBudget(spinMs);
 const oob = init.port;
 oob.unref();
 
-const server = new Server();
+let server = new Server();
 const views: Uint8Array[] = [];
 const headers: DataView[] = [];
 const at: number[] = [];
@@ -60,11 +68,22 @@ let serving = 0;
 /** Out-of-band calls pulled from the port ahead of their slot. */
 const early = new Map<number, Uint8Array>();
 
+/** Whether a call's sinks may still touch its slot: false once the client has given up on the call. */
+interface Lease {
+  live: boolean;
+}
+
 /** Publishes the reply of slot `i`, copying it into the slot (or sending it aside) if it is not there yet. */
-function reply(i: number, buffer: Uint8Array, end: number, ledger: CopyLedger | undefined, release: (b: Uint8Array) => void): void {
+function reply(i: number, lease: Lease, buffer: Uint8Array, end: number, ledger: CopyLedger | undefined, release: (b: Uint8Array) => void): void {
+  if (!lease.live) {
+    release(buffer); // the client gave up on this call and has the slot back
+    return;
+  }
   const w = at[i]!;
-  if (Atomics.load(words, w + SlotWord.STATE) !== SlotState.SERVING) {
-    release(buffer); // not ours to answer (cannot happen with the runtime's server: one reply per call)
+  const state = Atomics.load(words, w + SlotWord.STATE);
+  if (state !== SlotState.SERVING) {
+    release(buffer);
+    if (state === SlotState.CANCELLED) giveBack(i, state);
     return;
   }
   const view = views[i]!;
@@ -82,6 +101,35 @@ function reply(i: number, buffer: Uint8Array, end: number, ledger: CopyLedger | 
   Atomics.store(words, w + SlotWord.LENGTH, end);
   Atomics.store(words, w + SlotWord.OUT_OF_BAND, outOfBand);
   serving--;
+  if (Atomics.compareExchange(words, w + SlotWord.STATE, SlotState.SERVING, SlotState.REPLY) !== SlotState.SERVING) {
+    // Cancelled while the reply was being written: the client discards it (and its out-of-band message).
+    retire(i);
+    Atomics.store(words, w + SlotWord.STATE, SlotState.REPLY);
+  }
+  signal(words, Control.REPLIES, Control.CLIENT_SLEEPING);
+}
+
+/** Kills slot `i`'s sinks, whose call the client gave up on; the next call in the slot gets new ones. */
+function retire(i: number): void {
+  leases[i]!.live = false;
+  sinks[i] = sinksFor(i);
+}
+
+/**
+ * Hands back slot `i`, which the client took back (`state` WITHDRAWN or CANCELLED), as a
+ * REPLY with no message. A withdrawn call's out-of-band message, never read, is taken off
+ * the port, or it would be taken for the next one in the slot.
+ */
+function giveBack(i: number, state: number): void {
+  const w = at[i]!;
+  if (state === SlotState.CANCELLED) {
+    retire(i);
+    serving--;
+  } else if (Atomics.load(words, w + SlotWord.OUT_OF_BAND) !== 0) {
+    takeOutOfBand(i);
+  }
+  Atomics.store(words, w + SlotWord.LENGTH, 0);
+  Atomics.store(words, w + SlotWord.OUT_OF_BAND, 0);
   publish(words, w, SlotState.REPLY, Control.REPLIES, Control.CLIENT_SLEEPING);
 }
 
@@ -99,9 +147,12 @@ interface Sinks {
 
 function sinksFor(i: number): Sinks {
   const view = views[i]!;
-  const acquire = (mode: Mode): Uint8Array | undefined => (mode === "classic" ? undefined : view);
+  const lease: Lease = { live: true };
+  leases[i] = lease;
+  // A dead lease lends nothing: a late reply is marshaled into a buffer of its own, then dropped.
+  const acquire = (mode: Mode): Uint8Array | undefined => (mode === "classic" || !lease.live ? undefined : view);
   const send = (buffer: Uint8Array, end: number, ledger: CopyLedger | undefined, release: (b: Uint8Array) => void) =>
-    reply(i, buffer, end, ledger, release);
+    reply(i, lease, buffer, end, ledger, release);
   const base = { kind: "shm", headerRoom: 0, peer: "shm", acquire, send } as const;
   return {
     inPlace: { ...base, receiveCopies: false },
@@ -109,6 +160,7 @@ function sinksFor(i: number): Sinks {
     copied: { ...base, receiveCopies: false, copiedOut: true },
   };
 }
+const leases: Lease[] = [];
 const sinks: Sinks[] = views.map((_, i) => sinksFor(i));
 
 /** program → version → mode, from the services the module registered. */
@@ -179,13 +231,21 @@ function serveSlot(i: number): void {
   server.dispatch(message, sink);
 }
 
-/** Dispatches every slot published to the server; returns how many. */
+/** Dispatches every slot published to the server, and hands back those given up on; returns how many calls it dispatched. */
 function drain(): number {
   let n = 0;
   for (let i = 0; i < layout.slots; i++) {
     const w = at[i]!;
-    if (Atomics.load(words, w + SlotWord.STATE) !== SlotState.CALL) continue;
-    Atomics.store(words, w + SlotWord.STATE, SlotState.SERVING);
+    const state = Atomics.load(words, w + SlotWord.STATE);
+    if (state !== SlotState.CALL) {
+      if (state >= SlotState.WITHDRAWN) giveBack(i, state);
+      continue;
+    }
+    // Taken with a compare-exchange: the client may be withdrawing the call this very moment.
+    if (Atomics.compareExchange(words, w + SlotWord.STATE, SlotState.CALL, SlotState.SERVING) !== SlotState.CALL) {
+      giveBack(i, SlotState.WITHDRAWN);
+      continue;
+    }
     serving++;
     n++;
     serveSlot(i);
@@ -253,6 +313,11 @@ try {
   loaded = await import(init.module);
   const register = typeof loaded === "object" && loaded !== null && "default" in loaded ? loaded.default : undefined;
   if (typeof register !== "function") throw new TypeError(`${init.module} has no default export that registers handlers`);
+  const options = typeof loaded === "object" && loaded !== null && "serverOptions" in loaded ? loaded.serverOptions : undefined;
+  if (options !== undefined) {
+    if (typeof options !== "object" || options === null) throw new TypeError(`${init.module}: serverOptions is not an object`);
+    server = new Server(options as ServerOptions);
+  }
   await (register as (server: Server, data: unknown) => unknown)(server, data);
   learnModes();
 } catch (e) {

@@ -14,6 +14,7 @@ import {
   postOutOfBand,
   publish,
   shmLayout,
+  signal,
   SlotState,
   slotView,
   slotWord,
@@ -85,6 +86,16 @@ import type { AcquireBuffer, ClientTransport, SendMessage } from "./types.js";
  * involved on either side) and decodes the private buffer in place. Correctness over speed:
  * one extra copy and a port message per large message.
  *
+ * **Calls given up on.** A call that times out or is aborted while it waits for a slot
+ * leaves the queue. One in a slot is taken back (shm-protocol.ts): the worker, between
+ * calls, drops it — a reply that comes later goes nowhere — and hands the slot back, so a
+ * handler that never answers costs a slot only until its caller gives up. A worker blocked
+ * in a synchronous loop hands nothing back until it returns; a call that then finds no slot
+ * until its timeout fails TIMEOUT with a message naming the slots still held and since when.
+ *
+ * **The server's options.** The module may export `serverOptions` (verifiers, authenticate,
+ * onError, onServe) for the Server its default export is given.
+ *
  * **Lifetime.** `channel.close()` terminates the worker. A worker that dies — an exception
  * at its top level or in a handler's timer, `process.exit` in it — closes the transport, and
  * the channel releases every waiting caller with RpcError CLOSED. The worker keeps the
@@ -131,6 +142,11 @@ function workerEntry(): URL {
 function moduleHref(module: string | URL): string {
   if (module instanceof URL) return module.href;
   return /^[a-z][a-z0-9+.-]+:/i.test(module) ? module : pathToFileURL(resolve(module)).href;
+}
+
+/** The xid that opens a message (RFC 5531 §9), read from plain or shared memory. */
+function xidOf(message: Uint8Array, at: number): number {
+  return ((message[at]! << 24) | (message[at + 1]! << 16) | (message[at + 2]! << 8) | message[at + 3]!) >>> 0;
 }
 
 function check(name: string, value: number, min: number, max: number): number {
@@ -219,6 +235,11 @@ class ShmTransport implements ClientTransport {
   private readonly ledgers: (CopyLedger | undefined)[];
   private readonly queue: Queued[] = [];
   private readonly early = new Map<number, Uint8Array>();
+  /** Per slot: the channel gave up on its call, which the worker has not handed back yet (since `abandonedAt`). */
+  private readonly abandoned: boolean[];
+  private readonly abandonedAt: number[];
+  /** The xids of calls sent out of band, by slot (their slot holds no message to read the xid from). */
+  private readonly oobXids = new Map<number, number>();
   private readonly spin: SpinBudget;
   /** The mode of the message being marshaled (told by `acquire`, used by the `send` that follows). */
   private marshaling: Mode | undefined;
@@ -246,6 +267,8 @@ class ShmTransport implements ClientTransport {
     }
     this.modes = new Array<Mode | undefined>(layout.slots).fill(undefined);
     this.ledgers = new Array<CopyLedger | undefined>(layout.slots).fill(undefined);
+    this.abandoned = new Array<boolean>(layout.slots).fill(false);
+    this.abandonedAt = new Array<number>(layout.slots).fill(0);
     port.unref();
     worker.on("error", (e) => {
       this.failure ??= e;
@@ -284,6 +307,57 @@ class ShmTransport implements ClientTransport {
     this.place(top, buffer, end, ledger, release, mode);
   };
 
+  /**
+   * The channel gave up on call `xid`. Queued, it leaves the queue. In a slot, the slot is
+   * taken back with a compare-exchange (CALL → WITHDRAWN, SERVING → CANCELLED) and the worker
+   * is woken to hand it back; if the reply won the race, it is collected and dropped. Returns,
+   * for a call that never got a slot, why.
+   */
+  abandon(xid: number): string | undefined {
+    if (this.closed) return undefined;
+    const queue = this.queue;
+    for (let q = 0; q < queue.length; q++) {
+      const { buffer, release } = queue[q]!;
+      if (xidOf(buffer, 0) !== xid) continue;
+      queue.splice(q, 1);
+      release(buffer);
+      return this.held();
+    }
+    const words = this.words;
+    for (let i = 0; i < this.layout.slots; i++) {
+      if (this.abandoned[i] || Atomics.load(words, this.at[i]! + SlotWord.STATE) === SlotState.FREE) continue;
+      // The call's xid opens its message; a reply being written over it opens with the same xid.
+      if (this.oobXids.get(i) !== xid && xidOf(this.views[i]!, 0) !== xid) continue;
+      const w = this.at[i]! + SlotWord.STATE;
+      let state = Atomics.compareExchange(words, w, SlotState.CALL, SlotState.WITHDRAWN);
+      if (state === SlotState.SERVING) state = Atomics.compareExchange(words, w, SlotState.SERVING, SlotState.CANCELLED);
+      this.abandoned[i] = true;
+      this.abandonedAt[i] = performance.now();
+      // A reply already published (REPLY) is collected as usual, and dropped.
+      if (state !== SlotState.REPLY) signal(words, Control.CALLS, Control.SERVER_SLEEPING);
+      return undefined;
+    }
+    return undefined;
+  }
+
+  /** Why a call found no slot: who holds them. */
+  private held(): string {
+    const now = performance.now();
+    const stuck: string[] = [];
+    for (let i = 0; i < this.layout.slots; i++) {
+      if (this.abandoned[i]) stuck.push(`${i} (given up ${Math.round(now - this.abandonedAt[i]!)} ms ago)`);
+    }
+    const serving = this.layout.slots - this.free.length - stuck.length;
+    const parts = [`it never got one of the ${this.layout.slots} shm slots`];
+    if (stuck.length > 0) {
+      parts.push(
+        `slot${stuck.length > 1 ? "s" : ""} ${stuck.join(", ")} still held for calls given up on, which the server worker has not handed back (is a handler blocked in a synchronous loop?)`,
+      );
+    }
+    if (serving > 0) parts.push(`${serving} slot${serving > 1 ? "s" : ""} held by calls still being served`);
+    return parts.join("; ");
+  }
+
   async close(): Promise<void> {
     if (!this.closed) {
       this.closing = true;
@@ -307,6 +381,7 @@ class ShmTransport implements ClientTransport {
       release(buffer);
       this.launch(i, end, 0, mode, ledger);
     } else {
+      this.oobXids.set(i, xidOf(buffer, 0));
       postOutOfBand(this.port, i, buffer, end, ledger);
       release(buffer);
       this.launch(i, end, 1, mode, ledger);
@@ -409,6 +484,10 @@ class ShmTransport implements ClientTransport {
     const w = this.at[i]!;
     const length = Atomics.load(words, w + SlotWord.LENGTH);
     const outOfBand = Atomics.load(words, w + SlotWord.OUT_OF_BAND) !== 0;
+    if (this.abandoned[i]) {
+      this.reclaim(i, outOfBand);
+      return;
+    }
     const mode = this.modes[i];
     const ledger = this.ledgers[i];
     this.ledgers[i] = undefined;
@@ -435,6 +514,18 @@ class ShmTransport implements ClientTransport {
       this.free.push(i);
       this.pump();
     }
+  }
+
+  /** Slot `i`, handed back after its call was given up on: whatever reply it holds is dropped. */
+  private reclaim(i: number, outOfBand: boolean): void {
+    this.abandoned[i] = false;
+    this.ledgers[i] = undefined;
+    if (this.oobXids.size !== 0) this.oobXids.delete(i);
+    if (outOfBand && this.takeOutOfBand(i) === undefined) return; // the binding failed
+    Atomics.store(this.words, this.at[i]! + SlotWord.STATE, SlotState.FREE);
+    this.busy--;
+    this.free.push(i);
+    this.pump();
   }
 
   /** Moves queued calls into slots as they free. */
