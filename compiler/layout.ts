@@ -21,41 +21,91 @@ const pad4 = (n: number) => n + ((4 - (n % 4)) % 4);
 /** max as a safe integer, or unbounded. */
 const cap = (n: number | undefined) => (n === undefined || n > Number.MAX_SAFE_INTEGER ? undefined : n);
 
+/**
+ * Plans inline what they can, but not without end: past this depth of nesting (inlined
+ * structs, typedefs, array elements, optional data, union arms) a named type is marshaled by
+ * a call to its own codec. Each codec's code then grows with its own definition, not with
+ * everything it contains: 200 fixed-size structs nested one in the next otherwise generate
+ * code cubic in the depth (gigabytes for prettier).
+ */
+export const maxInlineDepth = 8;
+/** A nested fixed-size struct is inlined only if it encodes in at most this many bytes. */
+export const maxInlineBytes = 1024;
+/** Runs of scalars are cut after this many items, so per-run work stays small. */
+const maxRunItems = 256;
+
 export class Layout {
   private readonly minimum = new Map<NamedType, number>();
   private readonly maximum = new Map<NamedType, number | undefined>();
-  private readonly visiting = new Set<NamedType>();
-  private recursiveTypes: Set<NamedType> | undefined;
+  private readonly recursiveTypes = new Set<NamedType>();
+  /** A typedef that only renames another named type, resolved to the type it names at last. */
+  private readonly aliases = new Map<NamedType, NamedType>();
 
   /**
    * @param types every named type the sizes may reach. Minimum sizes are found as a fixed
    * point from "infinite" downwards, so a type left infinite can never be finished: it
    * contains itself other than through optional data or a variable-length array.
+   * Everything is computed in loops over the strongly connected components, children first,
+   * never by recursion per type: a chain of 10^5 typedefs must not overflow the stack.
    */
   constructor(types: Iterable<NamedType>) {
     const all = reachable(types);
-    for (const t of all) this.minimum.set(t, Infinity);
-    for (let changed = true; changed; ) {
-      changed = false;
-      for (const t of all) {
-        const min = this.minOfNamed(t);
-        if (min < this.minimum.get(t)!) {
-          this.minimum.set(t, min);
-          changed = true;
+    const components = stronglyConnected(all);
+    for (const c of components) {
+      if (c.length > 1 || children(c[0]!).includes(c[0]!)) for (const t of c) this.recursiveTypes.add(t);
+    }
+    const order = components.flat();
+
+    // Minimums: a worklist, children first; a type whose minimum falls wakes those that contain it.
+    const parents = new Map<NamedType, NamedType[]>();
+    for (const t of all) {
+      this.minimum.set(t, Infinity);
+      for (const c of children(t)) {
+        let ps = parents.get(c);
+        if (ps === undefined) parents.set(c, (ps = []));
+        ps.push(t);
+      }
+    }
+    const queue = [...order];
+    const queued = new Set(order);
+    for (let i = 0; i < queue.length; i++) {
+      const t = queue[i]!;
+      queued.delete(t);
+      const min = this.minOfNamed(t);
+      if (min >= this.minimum.get(t)!) continue;
+      this.minimum.set(t, min);
+      for (const p of parents.get(t) ?? []) {
+        if (!queued.has(p)) {
+          queued.add(p);
+          queue.push(p);
         }
       }
     }
+
+    // Maximums: a type that can contain itself, or contains such a type, is unbounded.
+    for (const t of order) this.maximum.set(t, this.recursiveTypes.has(t) ? undefined : this.maxOfNamed(t));
   }
 
   /** Whether `t` can contain itself (through optional data or a variable-length array). */
   isRecursive(t: NamedType): boolean {
-    if (this.recursiveTypes === undefined) {
-      this.recursiveTypes = new Set();
-      for (const u of this.minimum.keys()) {
-        if (reachable(children(u)).includes(u)) this.recursiveTypes.add(u);
-      }
-    }
     return this.recursiveTypes.has(t);
+  }
+
+  /** `t`, or for a typedef that only renames another named type, the type at the end of the chain. */
+  resolveAlias(t: NamedType): NamedType {
+    const chain: NamedType[] = [];
+    let u = t;
+    while (u.kind === "typedef" && u.type.kind === "named" && !this.recursiveTypes.has(u)) {
+      const known = this.aliases.get(u);
+      if (known !== undefined) {
+        u = known;
+        break;
+      }
+      chain.push(u);
+      u = u.type.target;
+    }
+    for (const c of chain) this.aliases.set(c, u);
+    return u;
   }
 
   /** Named types that have no finite encoding. */
@@ -131,15 +181,15 @@ export class Layout {
   }
 
   /** The plan of a value of `type` (a named type's plan expands its own definition). */
-  planOf(type: Type): Plan {
-    const b = new PlanBuilder(this);
+  planOf(type: Type, depth = 0): Plan {
+    const b = new PlanBuilder(this, depth);
     const shape = b.visit(type, [], false);
     return b.finish(type, shape, this.sizeOf(type));
   }
 
   /** The plan of a named type's own codec: its definition, never a call to itself. */
   planOfNamed(t: NamedType): Plan {
-    const b = new PlanBuilder(this);
+    const b = new PlanBuilder(this, 0);
     const shape = t.kind === "typedef" ? b.visit(t.type, [], false) : b.visit({ kind: "named", target: t }, [], true);
     return b.finish({ kind: "named", target: t }, shape, this.sizeOfNamed(t));
   }
@@ -147,7 +197,7 @@ export class Layout {
   /** A procedure's arguments: one after the other, as a tuple (no tuple for a single argument). */
   planOfArguments(types: readonly Type[]): Plan {
     if (types.length === 1) return this.planOf(types[0]!);
-    const b = new PlanBuilder(this);
+    const b = new PlanBuilder(this, 0);
     const items = types.map((t, i) => b.visit(t, [{ access: `[${i}]`, label: `arg${i + 1}` }]));
     return b.finish(undefined, { kind: "tuple", items }, this.sum(types.map((t) => this.sizeOf(t))));
   }
@@ -161,19 +211,23 @@ export class Layout {
       case "struct":
         return t.fields.reduce((sum, f) => sum + this.min(f.type), 0);
       case "union": {
-        const arms = t.arms.map((a) => (a.field ? this.min(a.field.type) : 0));
-        if (t.defaultArm) arms.push(t.defaultArm.field ? this.min(t.defaultArm.field.type) : 0);
         // No arms only after an error (the grammar needs one): the discriminant alone.
-        return 4 + (arms.length === 0 ? 0 : Math.min(...arms));
+        // A loop, not Math.min(...arms): a union may have more arms than a call has arguments.
+        let min = t.arms.length === 0 && !t.defaultArm ? 0 : Infinity;
+        for (const a of t.arms) min = Math.min(min, a.field ? this.min(a.field.type) : 0);
+        if (t.defaultArm) min = Math.min(min, t.defaultArm.field ? this.min(t.defaultArm.field.type) : 0);
+        return 4 + min;
       }
     }
   }
 
-  /** A type met again while its own maximum is being found is recursive: unbounded. */
+  /**
+   * From the maximums of the types `t` contains, which the constructor finds first; a type
+   * that can contain itself is unbounded (the constructor never asks for one).
+   */
   private maxOfNamed(t: NamedType): number | undefined {
     if (this.maximum.has(t)) return this.maximum.get(t);
-    if (this.visiting.has(t)) return undefined;
-    this.visiting.add(t);
+    if (this.recursiveTypes.has(t)) return undefined;
     let max: number | undefined;
     switch (t.kind) {
       case "enum":
@@ -186,14 +240,15 @@ export class Layout {
         max = this.sum(t.fields.map((f) => ({ min: 0, max: this.max(f.type) }))).max;
         break;
       case "union": {
-        const arms = t.arms.map((a) => (a.field ? this.max(a.field.type) : 0));
-        if (t.defaultArm) arms.push(t.defaultArm.field ? this.max(t.defaultArm.field.type) : 0);
-        max = arms.includes(undefined) ? undefined : cap(4 + Math.max(0, ...(arms as number[])));
+        let most: number | undefined = 0;
+        for (const a of [...t.arms, ...(t.defaultArm ? [t.defaultArm] : [])]) {
+          const arm = a.field ? this.max(a.field.type) : 0;
+          most = most === undefined || arm === undefined ? undefined : Math.max(most, arm);
+        }
+        max = most === undefined ? undefined : cap(4 + most);
         break;
       }
     }
-    this.visiting.delete(t);
-    this.maximum.set(t, max);
     return max;
   }
 
@@ -233,9 +288,56 @@ function reachable(roots: Iterable<NamedType>): NamedType[] {
     const t = stack.pop()!;
     if (seen.has(t)) continue;
     seen.add(t);
-    stack.push(...children(t));
+    for (const c of children(t)) stack.push(c);
   }
   return [...seen];
+}
+
+/**
+ * Tarjan's strongly connected components of the containment graph, without recursion.
+ * Components come out children first: each after every component it contains.
+ */
+function stronglyConnected(types: readonly NamedType[]): NamedType[][] {
+  const index = new Map<NamedType, number>();
+  const low = new Map<NamedType, number>();
+  const onStack = new Set<NamedType>();
+  const stack: NamedType[] = [];
+  const components: NamedType[][] = [];
+  for (const root of types) {
+    if (index.has(root)) continue;
+    // Frames of the depth-first walk: a type and the children it has yet to visit.
+    const frames: { t: NamedType; next: NamedType[]; i: number }[] = [];
+    const enter = (t: NamedType) => {
+      index.set(t, index.size);
+      low.set(t, index.get(t)!);
+      stack.push(t);
+      onStack.add(t);
+      frames.push({ t, next: children(t), i: 0 });
+    };
+    enter(root);
+    while (frames.length > 0) {
+      const f = frames[frames.length - 1]!;
+      if (f.i < f.next.length) {
+        const c = f.next[f.i++]!;
+        if (!index.has(c)) enter(c);
+        else if (onStack.has(c)) low.set(f.t, Math.min(low.get(f.t)!, index.get(c)!));
+        continue;
+      }
+      frames.pop();
+      const parent = frames[frames.length - 1];
+      if (parent !== undefined) low.set(parent.t, Math.min(low.get(parent.t)!, low.get(f.t)!));
+      if (low.get(f.t) !== index.get(f.t)) continue;
+      const component: NamedType[] = [];
+      let u: NamedType;
+      do {
+        u = stack.pop()!;
+        onStack.delete(u);
+        component.push(u);
+      } while (u !== f.t);
+      components.push(component);
+    }
+  }
+  return components;
 }
 
 // ---- plans -------------------------------------------------------------------------------
@@ -342,7 +444,11 @@ class PlanBuilder {
   private run: RunItem[] = [];
   private runSize = 0;
 
-  constructor(private readonly layout: Layout) {}
+  /** @param depth how deep in other plans this one is nested. */
+  constructor(
+    private readonly layout: Layout,
+    private readonly depth: number,
+  ) {}
 
   finish(type: Type | undefined, shape: Shape, size: Size): Plan {
     this.flush();
@@ -375,25 +481,28 @@ class PlanBuilder {
           path,
           fixed: type.kind === "fixedArray",
           bound: type.kind === "fixedArray" ? type.size : (type.max ?? maxLengthBound),
-          element: this.layout.planOf(type.element),
+          element: this.layout.planOf(type.element, this.depth + path.length + 1),
         });
       case "optional":
-        return this.push({ kind: "optional", path, element: this.layout.planOf(type.element) });
+        return this.push({ kind: "optional", path, element: this.layout.planOf(type.element, this.depth + path.length + 1) });
       case "named":
         return this.named(type.target, path, root);
     }
   }
 
-  private named(t: NamedType, path: Path, root: boolean): Shape {
+  private named(named: NamedType, path: Path, root: boolean): Shape {
+    // Renaming typedefs add nothing to the code: go straight to what they name.
+    const t = this.layout.resolveAlias(named);
     const recursive = this.layout.isRecursive(t);
+    const deep = !root && this.depth + path.length >= maxInlineDepth;
     switch (t.kind) {
       case "enum":
         return this.scalar({ kind: "enum", type: t }, path);
       case "typedef":
-        if (recursive) return this.push({ kind: "call", path, type: t, recursive });
+        if (recursive || deep) return this.push({ kind: "call", path, type: t, recursive });
         return this.visit(t.type, path, root);
       case "struct":
-        if (root || (!recursive && isFixed(this.layout.sizeOfNamed(t)))) {
+        if (root || (!recursive && !deep && this.inlinable(t))) {
           this.objects.push(path);
           const at = (name: string) => [...path, { access: `.${name}`, label: name }];
           const fields = t.fields.map((f) => ({ name: f.name, shape: this.visit(f.type, at(f.name)) }));
@@ -406,9 +515,9 @@ class PlanBuilder {
         const arm = (values: number[], field: { name: string; type: Type } | undefined): ArmPlan => ({
           values,
           field: field?.name,
-          plan: field === undefined ? undefined : this.layout.planOf(field.type),
+          plan: field === undefined ? undefined : this.layout.planOf(field.type, this.depth + path.length + 1),
         });
-        const discriminant = this.layout.planOf(t.discriminant.type);
+        const discriminant = this.layout.planOf(t.discriminant.type, this.depth + path.length + 1);
         const only = discriminant.steps[0];
         if (only?.kind !== "run" || only.items.length !== 1) throw new Error(`union ${t.name}: bad discriminant`);
         return this.push({
@@ -423,7 +532,13 @@ class PlanBuilder {
     }
   }
 
+  private inlinable(t: NamedType): boolean {
+    const size = this.layout.sizeOfNamed(t);
+    return isFixed(size) && size.min <= maxInlineBytes;
+  }
+
   private scalar(scalar: Scalar, path: Path): Shape {
+    if (this.run.length >= maxRunItems) this.flush();
     this.run.push({ offset: this.runSize, path, scalar });
     this.runSize += scalarSize(scalar);
     return { kind: "leaf", path };
