@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { XdrWriter } from "../runtime/index.js";
 import { AUTH_NONE, writeCallHeader } from "../runtime/rpc/message.js";
-import { argumentsChecksum, checksumBytes, DROP, DuplicateRequestCache, type CacheEntry } from "../runtime/transport/drc.js";
+import { argumentsChecksum, checksumBytes, compactSlack, DROP, DuplicateRequestCache, type CacheEntry } from "../runtime/transport/drc.js";
 
 /**
  * The duplicate-request cache on its own, with an injected clock: what it promises (see the
@@ -289,5 +289,68 @@ describe("calls in progress", () => {
     run(cache, "a", 3);
     expect(cache.peerCount).toBe(1);
     expect(cache.size).toBe(1);
+  });
+});
+
+describe("the memory kept replies hold", () => {
+  /** Replies marshaled into regions of shared slabs, as the server does (runtime/buffers.ts). */
+  function slabs(size: number) {
+    let slab = new Uint8Array(size);
+    let used = 0;
+    return (n: number, fill: number): Uint8Array => {
+      if (size - used < n) {
+        slab = new Uint8Array(size);
+        used = 0;
+      }
+      const region = slab.subarray(used);
+      region.fill(fill, 0, n);
+      used += (n + 7) & ~7;
+      return region;
+    };
+  }
+
+  function answer(cache: DuplicateRequestCache, address: string, xid: number, reply: Uint8Array, n: number): void {
+    const found = cache.admit(`${address}:1`, call(xid), address);
+    expect(verdict(found)).toBe("new");
+    cache.complete(found as CacheEntry, reply, n, () => {});
+  }
+
+  it("a quiet peer's replies amid a flood do not each hold a slab: mostly empty slabs are compacted", () => {
+    const slabSize = 64 * 1024;
+    const take = slabs(slabSize);
+    const maxBytes = 64 * 1024;
+    const { cache } = cacheAt({ maxBytes });
+    let most = 0;
+    for (let i = 1; i <= 500; i++) {
+      // One quiet reply, then a slab's worth of flood: without compaction every slab stays.
+      answer(cache, "quiet", i, take(28, i & 0xff), 28);
+      for (let j = 0; j < 64; j++) answer(cache, "flood", i * 100 + j, take(1000, 0xee), 1000);
+      most = Math.max(most, cache.memory);
+    }
+    expect(cache.bytes).toBeLessThanOrEqual(maxBytes);
+    // The documented bound; without compaction the 500 quiet replies would hold 500 slabs (31 MiB).
+    expect(most).toBeLessThanOrEqual(2 * maxBytes + 2 * compactSlack);
+    expect(cache.stats.compacted).toBeGreaterThan(0);
+    expect(cache.stats.compacted).toBeLessThanOrEqual(cache.stats.executions);
+    // Every quiet reply is still there, with its bytes.
+    expect(cache.peer("quiet").entries).toBe(500);
+    for (let i = 1; i <= 500; i++) {
+      const hit = cache.admit("quiet:1", call(i), "quiet") as CacheEntry;
+      expect(hit.buffer!.subarray(0, 28)).toEqual(new Uint8Array(28).fill(i & 0xff));
+    }
+  });
+
+  it("one client's replies, evicted in the order they came, empty slabs whole: nothing is copied", () => {
+    const slabSize = 64 * 1024;
+    const take = slabs(slabSize);
+    const { cache } = cacheAt({ maxBytes: 256 * 1024 });
+    for (let xid = 1; xid <= 20_000; xid++) {
+      answer(cache, "a", xid, take(200, 1), 200);
+      // The live replies' slabs (less the few bytes at each slab's end), and the oldest and newest partly used.
+      expect(cache.memory).toBeLessThanOrEqual(cache.bytes * 1.01 + 2 * slabSize);
+    }
+    expect(cache.stats.compacted).toBe(0);
+    cache.clear();
+    expect(cache.memory).toBe(0);
   });
 });

@@ -55,11 +55,19 @@ import { padded } from "../xdr/pad.js";
  * The reply is kept without a copy: the buffer the reply was marshaled into and sent from
  * IS the cache entry. It is written into the cache in the send callback, once the datagram
  * is out — the server's buffering overlapped with the reply's transmission, off the
- * latency's critical path (the seeds' protocol processing). The server marshals such replies
- * into regions of a shared slab (see runtime/buffers.ts), so keeping one holds only its own
- * bytes; the entry lets go of it when evicted, expired or cleared, and not while a resend of
- * it is still in flight.
+ * latency's critical path. The server marshals such replies into regions of a shared slab
+ * (see runtime/buffers.ts); the entry lets go of its region when evicted, expired or
+ * cleared, and not while a resend of it is still in flight. A slab lives while any reply in
+ * it is kept, so replies that outlive their neighbours (a quiet peer's, amid a flood whose
+ * replies are evicted) could each hold a whole slab: the cache counts the memory it keeps
+ * reachable (`memory`), and when that exceeds twice the reply bytes by `compactSlack`, it
+ * copies the replies of slabs less than half used into buffers of their own, oldest first,
+ * so the slabs can go. A reply is copied at most once; with one client, or replies evicted
+ * in the order they came, slabs empty whole and nothing is copied.
  */
+
+/** How far `memory` may exceed twice the reply bytes before the cache compacts. */
+export const compactSlack = 1024 * 1024;
 
 export interface DuplicateCacheOptions {
   /** Replies kept at most (default 65536): a safety net under `maxBytes`. */
@@ -94,6 +102,20 @@ export interface DuplicateCacheStats {
   replaced: number;
   /** Replies that could not be sent, kept as SYSTEM_ERR instead (counted by the transport). */
   unsendable: number;
+  /** Replies copied out of mostly empty slabs, so the slabs could be freed. */
+  compacted: number;
+}
+
+/** A piece of memory kept replies live in: a slab the server marshals into, or a reply's own buffer. */
+class Block {
+  /** Replies kept in it, and their bytes. */
+  count = 0;
+  live = 0;
+
+  constructor(
+    readonly memory: ArrayBufferLike,
+    readonly size: number,
+  ) {}
 }
 
 /** One peer address: its calls in progress, and its replies kept, oldest first. */
@@ -123,6 +145,8 @@ export class CacheEntry {
   /** The peer's next newer reply (its replies form a list, oldest first). */
   newer: CacheEntry | undefined = undefined;
   older: CacheEntry | undefined = undefined;
+  /** @internal The memory `buffer` is a view of. */
+  block: Block | undefined = undefined;
 
   constructor(
     readonly key: string,
@@ -202,6 +226,7 @@ export class DuplicateRequestCache {
     expirations: 0,
     replaced: 0,
     unsendable: 0,
+    compacted: 0,
   };
   /** Calls in progress and done calls, each in the order they entered (oldest first). */
   private readonly running = new Map<string, CacheEntry>();
@@ -211,6 +236,13 @@ export class DuplicateRequestCache {
   /** The peers holding replies, as a binary max-heap on their share of the budgets. */
   private readonly heap: Peer[] = [];
   private held = 0;
+  /** The blocks kept replies live in, by their memory; the one the last reply went into. */
+  private readonly blocks = new Map<ArrayBufferLike, Block>();
+  private lastBlock: Block | undefined = undefined;
+  /** Bytes of those blocks: the memory the cache keeps reachable. */
+  private pinned = 0;
+  /** `pinned` after the last compaction: the next one waits for `compactSlack` more. */
+  private compactedTo = 0;
   /** No entry expires before this time: the common admit skips the sweep. */
   private nextExpiry = Infinity;
 
@@ -238,6 +270,11 @@ export class DuplicateRequestCache {
   /** Bytes of replies the cache holds. */
   get bytes(): number {
     return this.held;
+  }
+
+  /** Bytes of memory the kept replies hold reachable (the slabs they are in). */
+  get memory(): number {
+    return this.pinned;
   }
 
   /** Peer addresses with calls in progress or replies kept. */
@@ -319,6 +356,7 @@ export class DuplicateRequestCache {
     entry.at = t;
     this.done.set(entry.key, entry);
     this.held += end;
+    this.attach(entry, buffer, end, true);
     // The peer's list, oldest first: the tail is the newest.
     const newest = owner.newest;
     entry.older = newest;
@@ -338,6 +376,7 @@ export class DuplicateRequestCache {
       this.remove(this.heap[0]!.oldest!);
       this.stats.evictions++;
     }
+    if (this.pinned > Math.max(2 * this.held, this.compactedTo) + compactSlack) this.compact();
   }
 
   /** The call in progress will never be answered (its dispatch failed): forget it. */
@@ -364,6 +403,9 @@ export class DuplicateRequestCache {
     for (const entry of this.done.values()) this.remove(entry);
     this.peers.clear();
     this.heap.length = 0;
+    this.blocks.clear();
+    this.lastBlock = undefined;
+    this.pinned = this.compactedTo = 0;
     this.nextExpiry = Infinity;
   }
 
@@ -398,6 +440,7 @@ export class DuplicateRequestCache {
     if (newer === undefined) owner.newest = older;
     else newer.older = older;
     entry.older = entry.newer = undefined;
+    this.detach(entry);
     owner.entries--;
     owner.bytes -= entry.end;
     if (owner.entries === 0) this.leaveHeap(owner);
@@ -410,6 +453,60 @@ export class DuplicateRequestCache {
   /** A peer with nothing in the cache is forgotten (forged source addresses must not pile up). */
   private forget(owner: Peer): void {
     if (owner.running === 0 && owner.entries === 0 && this.peers.get(owner.address) === owner) this.peers.delete(owner.address);
+  }
+
+  /** Counts a kept reply in the block of memory its buffer is a view of (the last one, mostly: no lookup). */
+  private attach(entry: CacheEntry, buffer: Uint8Array, end: number, last: boolean): void {
+    const memory = buffer.buffer;
+    let block = this.lastBlock;
+    if (block === undefined || block.memory !== memory) {
+      block = this.blocks.get(memory);
+      if (block === undefined) {
+        block = new Block(memory, memory.byteLength);
+        this.blocks.set(memory, block);
+        this.pinned += block.size;
+      }
+      if (last) this.lastBlock = block;
+    }
+    block.count++;
+    block.live += end;
+    entry.block = block;
+  }
+
+  private detach(entry: CacheEntry): void {
+    const block = entry.block;
+    if (block === undefined) return;
+    entry.block = undefined;
+    block.live -= entry.end;
+    if (--block.count > 0) return;
+    this.blocks.delete(block.memory);
+    this.pinned -= block.size;
+    // The next compaction waits for `compactSlack` more memory than the lowest since the last.
+    if (this.pinned < this.compactedTo) this.compactedTo = this.pinned;
+    if (this.lastBlock === block) this.lastBlock = undefined;
+  }
+
+  /**
+   * Copies the replies of blocks less than half used into buffers of their own, oldest
+   * first, until the blocks hold at most twice the reply bytes (plus half the slack) — not
+   * the block being filled, nor a reply being resent.
+   */
+  private compact(): void {
+    const target = 2 * this.held + compactSlack / 2;
+    for (const entry of this.done.values()) {
+      if (this.pinned <= target) break;
+      const block = entry.block!;
+      if (block === this.lastBlock || entry.pins > 0 || block.live * 2 >= block.size) continue;
+      const old = entry.buffer!;
+      const copy = new Uint8Array(old.subarray(0, entry.end));
+      this.detach(entry);
+      entry.release(old);
+      entry.release = ignore;
+      entry.buffer = copy;
+      this.attach(entry, copy, entry.end, false);
+      this.stats.compacted++;
+    }
+    this.compactedTo = this.pinned;
   }
 
   private dispose(entry: CacheEntry): void {
