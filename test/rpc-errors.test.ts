@@ -1,6 +1,7 @@
 import { createServer as createNetServer, type Socket } from "node:net";
 import { beforeAll, describe, expect, it } from "vitest";
 import {
+  AuthFlavor,
   AuthStat,
   connect,
   createServer,
@@ -150,6 +151,39 @@ describe("replies a server gives", () => {
     const user = new Client(channel, { auth: { stamp: 7, machinename: "host.example", uid: 1000, gid: 100, gids: [4, 24] } });
     expect(await user.exprocAdd(20, 22)).toBe(42);
     expect(seen[0]!.authSys).toEqual({ stamp: 7, machinename: "host.example", uid: 1000, gid: 100, gids: [4, 24] });
+    await channel.close();
+  });
+});
+
+describe("access and unreadable replies", () => {
+  it("AUTH_ERROR names its auth_stat; a flavor nobody verifies is refused even with a hook that accepts everything", async () => {
+    const calls = new Map<string, number>();
+    const server = createServer({ authenticate: () => undefined }).register(example.service, exampleHandlers(calls));
+    const channel = await connect({ transport: "inproc", server });
+    const Client = example.module.ExampleV1Client as new (c: Channel, o: object) => { exprocAdd(a: number, b: number): Promise<number> };
+    const dh = new Client(channel, { auth: { flavor: AuthFlavor.AUTH_DH, body: Uint8Array.of(1, 2, 3, 4) } });
+    const e = await failure(dh.exprocAdd(1, 2));
+    expect([e.status, e.authStat]).toEqual(["AUTH_ERROR", AuthStat.AUTH_REJECTEDCRED]);
+    expect(e.message).toBe(
+      `RPC AUTH_ERROR: the server rejected the credentials of EXPROC_ADD (program ${example.service.program} version 1 procedure 1): AUTH_REJECTEDCRED (2)`,
+    );
+    expect(calls.get("add")).toBeUndefined();
+    await channel.close();
+  });
+
+  it("CANNOT_DECODE at once for a reply with an accept_stat RFC 5531 does not define", async () => {
+    const server = createServer().register(example.service, exampleHandlers());
+    const link = connectInproc(server);
+    const channel = new RpcChannel(link);
+    const deliver = link.onMessage;
+    // Rewrites the accept_stat word (bytes 20..23 of the reply) to 99 on its way in.
+    link.onMessage = (m, re) => {
+      m[23] = 99;
+      deliver(m, re);
+    };
+    const e = await failure(channel.call(example.service, procedure("exprocAdd"), [1, 2], { timeoutMs: 60_000 }, undefined));
+    expect(e.status).toBe("CANNOT_DECODE");
+    expect(e.message).toMatch(/^RPC CANNOT_DECODE: the reply to EXPROC_ADD \(xid \d+\) cannot be read: .*unknown accept_stat 99/);
     await channel.close();
   });
 });
