@@ -128,6 +128,14 @@ export class RpcChannel implements Channel {
     private readonly options: ChannelOptions = {},
   ) {
     this.transport = link.kind;
+    for (const name of ["retransmitMs", "maxRetransmitMs"] as const) {
+      const v = options[name];
+      // 0 would retransmit on every turn of the event loop.
+      if (v !== undefined && !(typeof v === "number" && v > 0)) {
+        void link.close();
+        throw new RangeError(`${name} must be a number > 0, got ${String(v)}`);
+      }
+    }
     // Random start: a restarted client must not reuse the xids a server's cache remembers.
     this.xid = (Math.random() * 0x100000000) >>> 0;
     link.onMessage = (message, reassembled, copiedOut) => this.receive(message, reassembled, copiedOut === true);

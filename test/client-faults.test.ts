@@ -233,4 +233,11 @@ describe("timeouts", () => {
     await channel.close();
     await never.close();
   });
+
+  it("a retransmission interval that is not > 0 is refused when the channel is made", async () => {
+    const server = createServer().register(example.service, exampleHandlers());
+    for (const options of [{ retransmitMs: 0 }, { maxRetransmitMs: -5 }, { retransmitMs: Number.NaN }]) {
+      await expect(connect({ transport: "inproc", server, ...options })).rejects.toThrow(/^(max)?[rR]etransmitMs must be a number > 0, got /);
+    }
+  });
 });
