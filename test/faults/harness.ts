@@ -113,6 +113,8 @@ export class Child {
       else this.events.push(event);
       this.wake();
     });
+    // A child that died (killed, or exited) must not turn a late command into an uncaught EPIPE.
+    process.stdin!.on("error", (e) => void (this.output += `[${name} stdin: ${e.message}]\n`));
     process.stderr!.on("data", (d: Buffer) => {
       this.output += d.toString();
       if (this.output.length > 100_000) this.output = this.output.slice(-50_000);
@@ -132,7 +134,7 @@ export class Child {
   }
 
   send(command: Record<string, unknown>): void {
-    this.process.stdin!.write(`${JSON.stringify(command)}\n`);
+    if (this.running) this.process.stdin!.write(`${JSON.stringify(command)}\n`);
   }
 
   /** The next event named `event` not yet returned; rejects after `ms`, or if the child exits first. */
