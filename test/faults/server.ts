@@ -8,8 +8,11 @@ import { createServer, type CallContext, type HandlersOf, type ServiceDescriptio
  * network namespace. It serves the example interface (idl/example.x) with the example's
  * semantics, counts executions, and talks JSON lines: events on stdout, commands on stdin.
  *
- * argv[2] is the configuration (ServerConfig, as JSON). Events: `ready` (addresses),
- * `stats` (answers the `stats` command), `closed`, `error`. It exits when stdin closes.
+ * argv[2] is the configuration (ServerConfig, as JSON). Commands: `stats` (answered by a
+ * `stats` event: heap after a forced collection when run with --expose-gc, executions),
+ * `reset` (zeroes the counts), `close` (closes the listeners — unregistering from rpcbind —
+ * answered by `closed`). Other events: `ready` (its addresses), `error`. It exits when its
+ * stdin closes.
  */
 
 export interface ServerConfig {
@@ -136,6 +139,12 @@ createInterface({ input: process.stdin })
   .on("line", (line) => {
     const { cmd } = JSON.parse(line) as { cmd: string };
     if (cmd === "stats") print("stats", stats());
+    else if (cmd === "reset") {
+      byCall.clear();
+      byArgument.clear();
+      for (const k of Object.keys(executions)) delete executions[k];
+      print("reset");
+    }
     else if (cmd === "close") {
       void server.close().then(() => {
         print("closed", stats());
