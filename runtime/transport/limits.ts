@@ -6,9 +6,22 @@
  * (backpressure: a call on a stream is never dropped, RFC 5531 §11 gives no way to say so)
  * or closes it (the peer is holding resources without using them).
  *
- * The defaults suit a real server on one host: about as many descriptors as a default
- * `ulimit -n` leaves room for, timeouts longer than any honest client needs, and memory in
- * the tens of MiB.
+ * The defaults suit a real server: 1,024 connections (a select()-based libtirpc server's
+ * FD_SETSIZE; Node raises its descriptor limit to the hard limit, so the cap, not EMFILE, is
+ * what peers meet), 64 of them per address (room for a busy client host or a NAT); an idle
+ * connection kept 2 minutes and a record given 30 s (4 MiB at 140 KB/s); 64 MiB of partial
+ * records at most; per connection 1 MiB of queued replies and 64 calls in progress (more
+ * than a pipelining client needs to keep a link busy), 256 calls per address. What a peer
+ * can make the server hold, at most:
+ *
+ * - descriptors: `maxConnections`, `maxConnectionsPerPeer` from one address;
+ * - received bytes: `maxBufferedBytes` over all connections (one partial record of up to
+ *   `maxRecordBytes` per connection, plus the chunk being decoded);
+ * - queued replies: `maxUnsentBytes` plus the replies of the calls still in progress, per
+ *   connection;
+ * - calls: `maxCallsPerConnection`, `maxCallsPerPeer`; a call in progress also holds its
+ *   message (up to `maxRecordBytes`) as long as the application holds its arguments;
+ * - time: `idleTimeoutMs` without a call or reply progress, `recordTimeoutMs` per record.
  */
 export interface StreamLimits {
   /** Connections open at once; one more is accepted and closed at once (default 1,024). */
