@@ -85,7 +85,34 @@ export function originOf(pp: Preprocessed, line: number, col: number): Span {
 }
 
 const maxIncludeDepth = 64;
-const maxExpansionDepth = 64;
+
+/**
+ * Bounds on macro expansion. cpp's rescanning never expands a macro inside itself, so
+ * expansion ends, but a macro whose value names another twice, forty deep, would produce
+ * 2^40 tokens; bounded, it fails at once with the place of the use.
+ */
+export const expansionLimits = {
+  /** Macros expanding inside each other. */
+  depth: 64,
+  /** Macro replacements made for one use of a macro, rescans included. */
+  steps: 65_536,
+  /** Characters that one use of a macro expands to. */
+  length: 65_536,
+  /** Replacements in a whole file (a use of a macro already expanded costs none). */
+  totalSteps: 4_194_304,
+  /** Characters by which expansion may lengthen a whole file. */
+  totalGrowth: 16 * 1024 * 1024,
+} as const;
+
+/** An expansion past one of `expansionLimits`; the message says which. */
+class ExpansionError extends Error {}
+
+/** A name or other source text quoted in a message: long ones are cut in the middle. */
+export function quoteSource(text: string, max = 60): string {
+  if (text.length <= max) return text;
+  const half = Math.floor((max - 1) / 2);
+  return `${text.slice(0, half)}…${text.slice(text.length - half)}`;
+}
 
 interface Conditional {
   readonly span: Span;
@@ -111,6 +138,16 @@ export function preprocess(
   const stack: SourceFile[] = [];
   const passThroughDefines: PassThroughDefine[] = [];
   const headerImports: HeaderImport[] = [];
+
+  /**
+   * What a macro expands to where it is used outside any other macro, so that a line using
+   * an expensive macro many times pays once; emptied whenever a macro is defined or undefined.
+   */
+  const expansions = new Map<string, string>();
+  let totalSteps = 0;
+  let growth = 0;
+  /** After an expansion error nothing more is expanded: the output is not used, and each use would fail again. */
+  let expansionFailed = false;
 
   const emit = (text: string, origin: LineOrigin) => {
     out.push(text);
@@ -162,7 +199,7 @@ export function preprocess(
         emit("", identity);
         continue;
       }
-      const expanded = expandLine(blanked.text);
+      const expanded = expandLine(blanked.text, file, lineNo);
       emit(expanded.text, { file, line: lineNo, pieces: expanded.pieces });
     }
 
@@ -227,19 +264,25 @@ export function preprocess(
       case "define": {
         const d = /^([A-Za-z_]\w*)(\()?\s*(.*)$/s.exec(rest);
         if (d === null) diagnostics.error(span, "#define needs a macro name");
-        else if (d[2] !== undefined) diagnostics.error(span, `function-like macro '${d[1]}' is not supported`);
-        else macros.set(d[1]!, d[3]!.trim());
+        else if (d[2] !== undefined) diagnostics.error(span, `function-like macro '${quoteSource(d[1]!)}' is not supported`);
+        else {
+          macros.set(d[1]!, d[3]!.trim());
+          expansions.clear();
+        }
         return;
       }
       case "undef":
         if (!/^[A-Za-z_]\w*$/.test(rest)) diagnostics.error(span, "#undef needs one macro name");
-        else macros.delete(rest);
+        else {
+          macros.delete(rest);
+          expansions.clear();
+        }
         return;
       case "include":
         include(rest, span);
         return;
       case "error":
-        diagnostics.error(span, `#error ${rest}`.trim());
+        diagnostics.error(span, `#error ${quoteSource(rest, 200)}`.trim());
         return;
       case "warning":
       case "pragma":
@@ -247,7 +290,7 @@ export function preprocess(
       case "line":
         return;
       default:
-        diagnostics.error(span, `unknown preprocessor directive '#${name}'`);
+        diagnostics.error(span, `unknown preprocessor directive '#${quoteSource(name)}'`);
     }
   }
 
@@ -308,15 +351,22 @@ export function preprocess(
    * Replaces object-like macros in a code line. Text from an expansion keeps the column of
    * the macro's name, and the columns after it are shifted back, so positions stay exact.
    */
-  function expandLine(text: string): { text: string; pieces: ColumnPiece[] } {
+  function expandLine(text: string, file: SourceFile, lineNo: number): { text: string; pieces: ColumnPiece[] } {
     const pieces: ColumnPiece[] = [{ out: 1, src: 1, fixed: false }];
-    if (macros.size === 0) return { text, pieces };
+    if (macros.size === 0 || expansionFailed) return { text, pieces };
     let result = "";
     let last = 0;
     for (const m of text.matchAll(/[A-Za-z_]\w*/g)) {
-      const value = macros.get(m[0]);
-      if (value === undefined) continue;
-      const replacement = expandText(value, new Set([m[0]]), 0);
+      if (!macros.has(m[0])) continue;
+      let replacement: string;
+      try {
+        replacement = expandUse(m[0]);
+      } catch (e) {
+        if (!(e instanceof ExpansionError)) throw e;
+        diagnostics.error({ file, line: lineNo, col: m.index + 1 }, e.message);
+        expansionFailed = true;
+        return { text, pieces: [pieces[0]!] };
+      }
       result += text.slice(last, m.index);
       const useCol = m.index + 1;
       pieces.push({ out: result.length + 1, src: useCol, fixed: true });
@@ -328,14 +378,56 @@ export function preprocess(
     return { text: result + text.slice(last), pieces };
   }
 
-  /** cpp's rescanning: a macro's value is expanded again, but never the macro itself. */
-  function expandText(text: string, active: Set<string>, depth: number): string {
-    if (depth > maxExpansionDepth) return text;
-    return text.replace(/[A-Za-z_]\w*/g, (id) => {
+  /** The expansion of one use of macro `id` outside any other macro, within `expansionLimits`. */
+  function expandUse(id: string): string {
+    let expansion = expansions.get(id);
+    if (expansion === undefined) {
+      expansion = expandText(macros.get(id)!, [id], { steps: 0 });
+      expansions.set(id, expansion);
+    }
+    growth += expansion.length - id.length;
+    if (growth > expansionLimits.totalGrowth) {
+      throw new ExpansionError(`macro expansion makes the file more than ${expansionLimits.totalGrowth} characters longer`);
+    }
+    return expansion;
+  }
+
+  /**
+   * cpp's rescanning: a macro's value is expanded again, but never a macro inside itself
+   * (`active` holds the macros being expanded, outermost first).
+   */
+  function expandText(text: string, active: string[], budget: { steps: number }): string {
+    let result = "";
+    let last = 0;
+    for (const m of text.matchAll(/[A-Za-z_]\w*/g)) {
+      const id = m[0];
       const value = macros.get(id);
-      if (value === undefined || active.has(id)) return id;
-      return expandText(value, new Set([...active, id]), depth + 1);
-    });
+      if (value === undefined || active.includes(id)) continue;
+      const use = quoteSource(active[0]!);
+      if (active.length >= expansionLimits.depth) {
+        throw new ExpansionError(`macro '${use}' expands macros nested more than ${expansionLimits.depth} deep`);
+      }
+      if (++budget.steps > expansionLimits.steps) {
+        throw new ExpansionError(`macro '${use}' takes more than ${expansionLimits.steps} macro replacements to expand`);
+      }
+      if (++totalSteps > expansionLimits.totalSteps) {
+        throw new ExpansionError(`macro expansion takes more than ${expansionLimits.totalSteps} replacements in this file`);
+      }
+      active.push(id);
+      const replacement = expandText(value, active, budget);
+      active.pop();
+      result += text.slice(last, m.index) + replacement;
+      last = m.index + id.length;
+      if (result.length > expansionLimits.length) {
+        throw new ExpansionError(`macro '${use}' expands to more than ${expansionLimits.length} characters`);
+      }
+    }
+    if (last > 0) result += text.slice(last);
+    else result = text;
+    if (result.length > expansionLimits.length) {
+      throw new ExpansionError(`macro '${quoteSource(active[0]!)}' expands to more than ${expansionLimits.length} characters`);
+    }
+    return result;
   }
 
   /** Evaluates a `#if` expression as cpp does: names that are not macros are 0. */
@@ -344,11 +436,21 @@ export function preprocess(
       /\bdefined\s*(?:\(\s*([A-Za-z_]\w*)\s*\)|([A-Za-z_]\w*))/g,
       (_, a?: string, b?: string) => (macros.has((a ?? b)!) ? "1" : "0"),
     );
-    const expanded = expandText(withDefined, new Set(), 0);
+    let expanded = withDefined;
+    if (!expansionFailed) {
+      try {
+        expanded = withDefined.replace(/[A-Za-z_]\w*/g, (id) => (macros.has(id) ? expandUse(id) : id));
+      } catch (e) {
+        if (!(e instanceof ExpansionError)) throw e;
+        if (report) diagnostics.error(span, e.message);
+        expansionFailed = true;
+        return 0n;
+      }
+    }
     try {
       return evaluateExpression(expanded);
     } catch (e) {
-      if (report) diagnostics.error(span, `bad #if expression '${expr}': ${(e as Error).message}`);
+      if (report) diagnostics.error(span, `bad #if expression '${quoteSource(expr)}': ${(e as Error).message}`);
       return 0n;
     }
   }
@@ -402,6 +504,9 @@ function blankComments(
   return { text, open };
 }
 
+/** Parentheses and unary operators nested deeper than this are refused, not a stack overflow. */
+export const maxExpressionDepth = 256;
+
 /** A small recursive-descent evaluator for cpp's integer expressions. */
 export function evaluateExpression(src: string): bigint {
   // A number may carry C's suffixes (`2L`, `0x10u`); they do not change a #if's arithmetic.
@@ -412,6 +517,7 @@ export function evaluateExpression(src: string): bigint {
   const expect = (t: string) => {
     if (next() !== t) throw new Error(`expected '${t}'`);
   };
+  let depth = 0;
 
   // Operator groups from the loosest binding to the tightest, as in C.
   const levels = [["||"], ["&&"], ["|"], ["^"], ["&"], ["==", "!="], ["<", ">", "<=", ">="], ["<<", ">>"], ["+", "-"], ["*", "/", "%"]];
@@ -440,20 +546,37 @@ export function evaluateExpression(src: string): bigint {
     }
   };
 
+  // cpp computes in intmax_t; wider values than this are refused rather than grown without end
+  // (a chain of shifts and products would otherwise build numbers of millions of bits).
+  const widest = 1n << 256n;
+  const checked = (v: bigint): bigint => {
+    if (v >= widest || v <= -widest) throw new Error("a value does not fit in 256 bits");
+    return v;
+  };
   const level = (n: number): bigint => {
     if (n === levels.length) return unary();
     let left = level(n + 1);
     while (levels[n]!.includes(peek() ?? "")) {
       const op = next()!;
-      left = apply(op, left, level(n + 1));
+      const right = level(n + 1);
+      if ((op === "<<" || op === ">>") && (right > 256n || right < -256n)) throw new Error(`shift by ${right} bits`);
+      left = checked(apply(op, left, right));
     }
     return left;
   };
   const unary = (): bigint => {
+    if (++depth > maxExpressionDepth) throw new Error(`parentheses or unary operators nested more than ${maxExpressionDepth} deep`);
+    try {
+      return operand();
+    } finally {
+      depth--;
+    }
+  };
+  const operand = (): bigint => {
     const t = next();
     if (t === undefined) throw new Error("unexpected end of expression");
     if (t === "!") return unary() === 0n ? 1n : 0n;
-    if (t === "-") return -unary();
+    if (t === "-") return checked(-unary());
     if (t === "+") return unary();
     if (t === "~") return ~unary();
     if (t === "(") {
@@ -463,15 +586,16 @@ export function evaluateExpression(src: string): bigint {
     }
     if (/^\d/.test(t)) {
       const digits = t.replace(/[uUlL]+$/, "");
-      if (!/^0\d/.test(digits)) return BigInt(digits);
-      if (/[89]/.test(digits)) throw new Error(`invalid octal number ${digits}`);
-      return BigInt("0o" + digits.slice(1));
+      if (digits.replace(/^0[xX]?0*/, "").length > 78) throw new Error(`number ${quoteSource(digits)} does not fit in 256 bits`);
+      if (!/^0\d/.test(digits)) return checked(BigInt(digits));
+      if (/[89]/.test(digits)) throw new Error(`invalid octal number ${quoteSource(digits)}`);
+      return checked(BigInt("0o" + digits.slice(1)));
     }
     if (/^[A-Za-z_]/.test(t)) return 0n;
-    throw new Error(`unexpected '${t}'`);
+    throw new Error(`unexpected '${quoteSource(t)}'`);
   };
 
   const value = level(0);
-  if (pos < tokens.length) throw new Error(`unexpected '${tokens[pos]}'`);
+  if (pos < tokens.length) throw new Error(`unexpected '${quoteSource(tokens[pos]!)}'`);
   return value;
 }
