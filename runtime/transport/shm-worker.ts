@@ -109,6 +109,19 @@ function reply(i: number, lease: Lease, buffer: Uint8Array, end: number, ledger:
   signal(words, Control.REPLIES, Control.CLIENT_SLEEPING);
 }
 
+/** Hands back slot `i`, taken for a call that cannot be read, with no reply in it. */
+function unanswered(i: number): void {
+  const w = at[i]!;
+  Atomics.store(words, w + SlotWord.LENGTH, 0);
+  Atomics.store(words, w + SlotWord.OUT_OF_BAND, 0);
+  serving--;
+  if (Atomics.compareExchange(words, w + SlotWord.STATE, SlotState.SERVING, SlotState.REPLY) !== SlotState.SERVING) {
+    retire(i);
+    Atomics.store(words, w + SlotWord.STATE, SlotState.REPLY);
+  }
+  signal(words, Control.REPLIES, Control.CLIENT_SLEEPING);
+}
+
 /** Kills slot `i`'s sinks, whose call the client gave up on; the next call in the slot gets new ones. */
 function retire(i: number): void {
   leases[i]!.live = false;
@@ -187,7 +200,8 @@ function modeOf(i: number, length: number): Mode {
   return mode ?? "synthesized";
 }
 
-function takeOutOfBand(i: number): Uint8Array {
+/** The out-of-band message of slot `i`; undefined if none came (not the runtime's client: it posts before it publishes). */
+function takeOutOfBand(i: number): Uint8Array | undefined {
   const ready = early.get(i);
   if (ready !== undefined) {
     early.delete(i);
@@ -196,7 +210,7 @@ function takeOutOfBand(i: number): Uint8Array {
   // The client posts before it publishes the slot, so the message is already queued.
   for (;;) {
     const m = receiveMessageOnPort(oob);
-    if (m === undefined) throw new Error("shm-worker: a slot is marked out-of-band but no message came");
+    if (m === undefined) return undefined;
     const msg: unknown = m.message;
     if (!isOutOfBand(msg)) continue;
     if (msg.slot === i) return msg.bytes;
@@ -210,7 +224,12 @@ function serveSlot(i: number): void {
   let message: Uint8Array;
   let sink: ReplySink;
   if (Atomics.load(words, w + SlotWord.OUT_OF_BAND) !== 0) {
-    message = takeOutOfBand(i);
+    const taken = takeOutOfBand(i);
+    if (taken === undefined) {
+      unanswered(i); // no call to read: the slot goes back empty, as a message that is no call is dropped
+      return;
+    }
+    message = taken;
     sink = sinks[i]!.inPlace;
   } else {
     const view = views[i]!;
