@@ -11,7 +11,9 @@ import { buildChildren, Child, nodeBin, type Built } from "./faults/harness.js";
  *     call on that channel; a new channel to the restarted server works;
  *   - over UDP nothing tells the client: an outstanding call fails with TIMEOUT when its
  *     timeout expires, not later; the same channel works again once the server is back, and
- *     a call still being retransmitted across the restart is answered by the new server;
+ *     a call still being retransmitted across the restart is answered by the new server —
+ *     which runs it again if the old one had run it (the duplicate-request cache is memory
+ *     only: at most once holds for the life of a server);
  *   - no call hangs, and no call resolves with a wrong value.
  * The server runs in a child process (test/faults/server.ts) so that it can really die.
  */
@@ -100,7 +102,8 @@ async function works(c: ExampleClient): Promise<void> {
 
 describe("a server killed mid-call and restarted", () => {
   it("fails TCP calls CLOSED at once and UDP calls TIMEOUT within their timeout; the restarted server serves both again", async () => {
-    const first = await startServer();
+    // EXPROC_ADD(7, …) takes a minute on this server: it is running when the server dies.
+    const first = await startServer(undefined, [0, 0, 0, 0, 0, 0, 0, 60_000]);
     const tcp = await open("tcp", first.tcp);
     const udp = await open("udp", first.udp);
     const tcpClient = example.client(tcp);
@@ -116,8 +119,13 @@ describe("a server killed mid-call and restarted", () => {
     const udpHeld = Array.from({ length: 8 }, () => track((udpClient as Timed).exprocGreet("hold", 1, { timeoutMs: udpTimeoutMs })));
     // Every one of them reached its handler, the UDP ones once each although retransmitted.
     await waitFor("16 held calls", 5000, async () => (await first.child.ask("stats", "stats")).held === 16);
-    await new Promise((r) => setTimeout(r, 300)); // retransmissions arrive meanwhile: still 16
-    expect((await first.child.ask("stats", "stats")).held).toBe(16);
+    // And a UDP call whose handler is still running when the server dies, with a timeout
+    // that outlasts the restart.
+    const rerun = track(udpClient.exprocAdd(7, 1));
+    await new Promise((r) => setTimeout(r, 300)); // retransmissions arrive meanwhile: still one execution each
+    const before = await first.child.ask("stats", "stats");
+    expect(before.held).toBe(16);
+    expect(before.executions).toEqual({ tcp: 3 + 8, udp: 3 + 8 + 1 });
 
     const killed = performance.now();
     await first.child.kill("SIGKILL");
@@ -155,14 +163,21 @@ describe("a server killed mid-call and restarted", () => {
     expect(statusOf(spanned)).toBe("resolved");
     expect(spanned.value).toBe(1234);
 
+    // The call that was running when the server died is run again by the new one, whose
+    // duplicate-request cache starts empty: at most once does not outlive the server.
+    const reran = await rerun;
+    expect(statusOf(reran)).toBe("resolved");
+    expect(reran.value).toBe(8);
+
     // The same UDP channel works again; the dead TCP channel stays dead; a new one works.
     await works(udpClient);
     expect(statusOf(await track(tcpClient.exprocAdd(1, 2)))).toBe("CLOSED");
     const tcp2 = await open("tcp", second.tcp);
     await works(example.client(tcp2));
-    // The new server ran each call once: the spanning one and two rounds of `works` (3 calls each).
+    // The new server ran each call once: the spanning one, the rerun, and a round of `works`
+    // (3 calls) over each transport.
     const stats = await second.child.ask("stats", "stats");
-    expect(stats.executions).toEqual({ udp: 4, tcp: 3 });
+    expect(stats.executions).toEqual({ udp: 1 + 1 + 3, tcp: 3 });
     expect(stats.held).toBe(0);
   });
 
