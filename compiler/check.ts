@@ -9,6 +9,7 @@ import {
   type CaseLabel,
   type Constant,
   type Declaration,
+  type EnumMember,
   type EnumType,
   type Field,
   type Model,
@@ -38,6 +39,8 @@ interface PendingConstant {
   readonly span: Span | undefined;
   readonly what: string;
   readonly compute: () => bigint | string | undefined;
+  /** The names `compute` asks for, in its order (see `settle`). */
+  readonly deps: readonly string[];
   state: "pending" | "busy" | "done";
   value: bigint | string | undefined;
 }
@@ -73,6 +76,11 @@ class Checker {
   private readonly usedImports = new Map<string, Set<NamedType>>();
   /** The constants being computed, outermost first: a cycle is reported with its path. */
   private readonly evaluating: string[] = [];
+  private settling = false;
+  /** The enum each member name belongs to (the first, after a duplicate), as enums are filled. */
+  private readonly memberOwners = new Map<string, string>();
+  /** Each enum's members by value, for case labels; keyed by the members array, which filling replaces. */
+  private readonly membersByValue = new WeakMap<readonly EnumMember[], Map<number, EnumMember>>();
 
   constructor(
     private readonly diagnostics: DiagnosticBag,
@@ -81,7 +89,7 @@ class Checker {
 
   run(spec: ast.Specification): { model: Model; layout: Layout } {
     const known = (name: string, value: bigint | string) =>
-      this.constants.set(name, { span: undefined, what: name, compute: () => value, state: "done", value });
+      this.constants.set(name, { span: undefined, what: name, compute: () => value, deps: [], state: "done", value });
     for (const { module, model } of this.context.imports ?? []) {
       for (const [name, c] of model.constants) known(name, c.value);
       for (const [name, type] of model.types) if (type.builtin === undefined) this.importable.set(name, { type, module });
@@ -94,6 +102,7 @@ class Checker {
         span: undefined,
         what: `macro '${d.name}'`,
         compute: () => this.evaluateC(d),
+        deps: d.text.match(/[A-Za-z_]\w*/g) ?? [],
         state: "pending",
         value: undefined,
       });
@@ -163,8 +172,13 @@ class Checker {
     }
   }
 
-  private declareConstant(id: ast.Identifier, what: string, compute: () => bigint | string | undefined): void {
-    this.constants.set(id.name, { span: id.span, what, compute, state: "pending", value: undefined });
+  private declareConstant(
+    id: ast.Identifier,
+    what: string,
+    compute: () => bigint | string | undefined,
+    deps: readonly string[],
+  ): void {
+    this.constants.set(id.name, { span: id.span, what, compute, deps, state: "pending", value: undefined });
   }
 
   private declare(def: ast.Definition, fills: (() => void)[], order: (() => Declaration | undefined)[]): void {
@@ -172,8 +186,11 @@ class Checker {
       case "const": {
         if (!this.define(def.name)) return;
         const v = def.value;
-        this.declareConstant(def.name, `constant '${def.name.name}'`, () =>
-          v.kind === "string" ? v.value : this.evaluate(v),
+        this.declareConstant(
+          def.name,
+          `constant '${def.name.name}'`,
+          () => (v.kind === "string" ? v.value : this.evaluate(v)),
+          v.kind === "name" ? [v.name] : [],
         );
         order.push(() => {
           const value = this.constantValue(def.name.name);
@@ -197,7 +214,7 @@ class Checker {
             if (before === undefined) return 0n;
             const prev = this.constantValue(before);
             return typeof prev === "bigint" ? prev + 1n : undefined;
-          });
+          }, m.value !== undefined ? namesIn(m.value) : before !== undefined ? [before] : []);
           previous = m.name.name;
         }
         fills.push(() => {
@@ -207,6 +224,7 @@ class Checker {
             if (typeof value !== "bigint") continue;
             if (this.inRange(value, int32, m.value?.span ?? m.name.span, `enum value`)) {
               members.push({ name: m.name.name, value: Number(value) });
+              if (!this.memberOwners.has(m.name.name)) this.memberOwners.set(m.name.name, type.name);
             }
           }
           type.members = members;
@@ -273,16 +291,16 @@ class Checker {
       }
       case "program": {
         if (this.define(def.name)) {
-          this.declareConstant(def.name, `program '${def.name.name}'`, () => this.evaluate(def.number));
+          this.declareConstant(def.name, `program '${def.name.name}'`, () => this.evaluate(def.number), namesIn(def.number));
         }
         for (const v of def.versions) {
           if (this.define(v.name)) {
-            this.declareConstant(v.name, `version '${v.name.name}'`, () => this.evaluate(v.number));
+            this.declareConstant(v.name, `version '${v.name.name}'`, () => this.evaluate(v.number), namesIn(v.number));
           }
           for (const p of v.procedures) {
             const number = p.number.kind === "literal" ? String(p.number.value) : p.number.name;
             if (this.define(p.name, number)) {
-              this.declareConstant(p.name, `procedure '${p.name.name}'`, () => this.evaluate(p.number));
+              this.declareConstant(p.name, `procedure '${p.name.name}'`, () => this.evaluate(p.number), namesIn(p.number));
             }
           }
         }
@@ -297,12 +315,10 @@ class Checker {
   private constantValue(name: string): bigint | string | undefined {
     const c = this.constants.get(name);
     if (c === undefined) return undefined;
+    if (c.state === "pending" && !this.settling) this.settle(name);
     if (c.state === "done") return c.value;
     if (c.state === "busy") {
-      const chain = [...this.evaluating.slice(this.evaluating.indexOf(name)), name];
-      const through = chain.length > 2 ? ` (${chain.join(" -> ")})` : "";
-      this.diagnostics.error(c.span, `${c.what} is defined in terms of itself${through}`);
-      c.state = "done";
+      this.reportCycle(name, this.evaluating);
       return undefined;
     }
     c.state = "busy";
@@ -316,6 +332,56 @@ class Checker {
     return c.value;
   }
 
+  private reportCycle(name: string, path: readonly string[]): void {
+    const c = this.constants.get(name)!;
+    const chain = [...path.slice(path.indexOf(name)), name];
+    const through = chain.length > 2 ? ` (${chain.join(" -> ")})` : "";
+    this.diagnostics.error(c.span, `${c.what} is defined in terms of itself${through}`);
+    c.state = "done";
+    c.value = undefined;
+  }
+
+  /**
+   * Computes the constants `name` depends on, deepest first, in a loop: a chain of 10^5
+   * constants each defined by the next would overflow the stack by recursion. The walk asks
+   * for names in the order `compute` does, so a cycle is reported where recursion found it.
+   */
+  private settle(name: string): void {
+    this.settling = true;
+    const path: { name: string; next: number }[] = [{ name, next: 0 }];
+    const onPath = new Set([name]);
+    const closed = new Set<string>();
+    while (path.length > 0) {
+      const top = path[path.length - 1]!;
+      const c = this.constants.get(top.name)!;
+      if (top.next < c.deps.length) {
+        const dep = c.deps[top.next++]!;
+        const d = this.constants.get(dep);
+        if (d === undefined || d.state !== "pending") continue;
+        if (onPath.has(dep)) {
+          this.reportCycle(dep, path.map((p) => p.name));
+          closed.add(dep);
+          continue;
+        }
+        path.push({ name: dep, next: 0 });
+        onPath.add(dep);
+        continue;
+      }
+      path.pop();
+      onPath.delete(top.name);
+      // What it depends on is known now: computing it recurses no further. One that closed a
+      // cycle is computed all the same, for the errors its computation reports.
+      if (closed.has(top.name)) {
+        this.evaluating.push(top.name);
+        c.compute();
+        this.evaluating.pop();
+      } else if (c.state === "pending" && path.length > 0) {
+        this.constantValue(top.name);
+      }
+    }
+    this.settling = false;
+  }
+
   /** The value of a literal or a constant's name; undefined after an error. */
   private evaluate(v: ast.Value): bigint | undefined {
     if (v.kind === "literal") return v.value;
@@ -323,7 +389,7 @@ class Checker {
       if (this.types.has(v.name) || this.builtins.has(v.name) || aliasTypes.has(v.name)) {
         this.diagnostics.error(v.span, `'${v.name}' is a type, not a constant`);
       } else {
-        const hint = suggest(v.name, this.constants.keys());
+        const hint = this.diagnostics.full ? "" : suggest(v.name, this.constants.keys());
         this.diagnostics.error(v.span, `undefined constant '${v.name}'${hint}`);
       }
       return undefined;
@@ -411,9 +477,10 @@ class Checker {
       this.diagnostics.error(spec.span, `'${spec.name}' is a constant, not a type`);
       return { kind: "error" };
     }
-    const candidates = [...this.types.keys(), ...typeKeywords, ...aliasTypes.keys(), ...this.builtins.keys()];
     const kind = spec.tag ?? "type";
-    this.diagnostics.error(spec.span, `undefined ${kind} '${spec.name}'${suggest(spec.name, candidates)}`);
+    const candidates = () => [...this.types.keys(), ...typeKeywords, ...aliasTypes.keys(), ...this.builtins.keys()];
+    const hint = this.diagnostics.full ? "" : suggest(spec.name, candidates());
+    this.diagnostics.error(spec.span, `undefined ${kind} '${spec.name}'${hint}`);
     return { kind: "error" };
   }
 
@@ -526,7 +593,7 @@ class Checker {
         this.diagnostics.error(v.span, `case label '${name}' is a member of enum '${enumOf}', not of '${e.name}' (the discriminant of union '${union}')`);
         return undefined;
       }
-      const member = e.members.find((m) => BigInt(m.value) === value);
+      const member = this.memberWithValue(e, value);
       if (member === undefined) {
         this.diagnostics.error(v.span, `case value ${value} is not a value of enum '${e.name}' (the discriminant of union '${union}')`);
         return undefined;
@@ -548,11 +615,20 @@ class Checker {
     return undefined;
   }
 
+  /** A map, not a search of every enum: a union of 10^4 arms labelled by members asks 10^4 times. */
   private enumOwning(member: string): string | undefined {
-    for (const t of this.types.values()) {
-      if (t.kind === "enum" && t.members.some((m) => m.name === member)) return t.name;
+    return this.memberOwners.get(member);
+  }
+
+  /** The first member of `e` with `value`. */
+  private memberWithValue(e: EnumType, value: bigint): EnumMember | undefined {
+    let byValue = this.membersByValue.get(e.members);
+    if (byValue === undefined) {
+      byValue = new Map();
+      for (const m of e.members) if (!byValue.has(m.value)) byValue.set(m.value, m);
+      this.membersByValue.set(e.members, byValue);
     }
-    return undefined;
+    return value >= int32.min && value <= int32.max ? byValue.get(Number(value)) : undefined;
   }
 
   /**
@@ -564,7 +640,9 @@ class Checker {
     const reported = new Set<NamedType>();
     for (const t of this.types.values()) {
       // In declaration order: the first type of a cycle names it.
-      if (!infinite.has(t) || reported.has(t)) continue;
+      // Only a type that can contain itself can be on a cycle; the search is skipped for the rest.
+      if (!infinite.has(t) || reported.has(t) || !layout.isRecursive(t)) continue;
+      if (this.diagnostics.full) break;
       const cycle = findCycle(t, layout);
       if (cycle === undefined) continue;
       for (const step of cycle) reported.add(step.type);
@@ -701,20 +779,28 @@ function findCycle(start: NamedType, layout: Layout): CycleStep[] | undefined {
     }
   };
   const visited = new Set<NamedType>([start]);
-  const walk = (t: NamedType, path: CycleStep[]): CycleStep[] | undefined => {
-    for (const { field, to } of edges(t)) {
-      for (const u of to) {
-        const steps = [...path, { type: t, field }];
-        if (u === start) return steps;
-        if (visited.has(u)) continue;
-        visited.add(u);
-        const found = walk(u, steps);
-        if (found !== undefined) return found;
-      }
+  // Depth first, in a loop (a cycle may run through 10^5 types); each frame's step is the
+  // field it is exploring, so the frames are the path.
+  const moves = (t: NamedType) => edges(t).flatMap(({ field, to }) => to.map((u) => ({ field, to: u })));
+  const frames = [{ type: start, moves: moves(start), i: 0 }];
+  while (frames.length > 0) {
+    const f = frames[frames.length - 1]!;
+    if (f.i === f.moves.length) {
+      frames.pop();
+      continue;
     }
-    return undefined;
-  };
-  return walk(start, []);
+    const { to } = f.moves[f.i++]!;
+    if (to === start) return frames.map((g) => ({ type: g.type, field: g.moves[g.i - 1]!.field }));
+    if (visited.has(to)) continue;
+    visited.add(to);
+    frames.push({ type: to, moves: moves(to), i: 0 });
+  }
+  return undefined;
+}
+
+/** The constant a value names, if it names one. */
+function namesIn(v: ast.Value): string[] {
+  return v.kind === "name" ? [v.name] : [];
 }
 
 /** What a declaration that is not a single value declares, for messages. */
@@ -724,11 +810,17 @@ function describeShape(d: { readonly kind: ast.Declaration["kind"]; readonly typ
   return d.kind === "optional" ? "optional data" : "an array";
 }
 
+const maxSuggestedLength = 64;
+
 /** " (did you mean 'x'?)" for the closest name within a small edit distance. */
 export function suggest(name: string, candidates: Iterable<string>): string {
+  // A distance costs the product of the lengths: a name of a megabyte gets no suggestion.
+  if (name.length > maxSuggestedLength) return "";
   let best: string | undefined;
   let bestDistance = Math.max(1, Math.floor(name.length / 3)) + 1;
   for (const c of candidates) {
+    // Lengths that differ by the distance already found cannot do better.
+    if (Math.abs(c.length - name.length) >= bestDistance) continue;
     const d = editDistance(name.toLowerCase(), c.toLowerCase());
     if (d < bestDistance) {
       best = c;

@@ -41,6 +41,11 @@ export class DiagnosticBag {
     return this.items.length > 0;
   }
 
+  /** No more errors are kept: a stage may skip the work of describing one (a "did you mean"). */
+  get full(): boolean {
+    return this.items.length >= DiagnosticBag.limit;
+  }
+
   /** Throws a CompileError if anything was reported. */
   throwIfAny(): void {
     if (this.hasErrors) throw new CompileError(this.sorted());
@@ -60,18 +65,23 @@ export class DiagnosticBag {
 }
 
 /** Source lines longer than this are shown as a window around the column. */
-const maxShownLine = 120;
+export const maxShownLine = 120;
+/** Messages longer than this (they quote names and numbers from the source) are cut. */
+export const maxMessage = 400;
 
 export function formatDiagnostic(d: Diagnostic): string {
-  if (d.span === undefined) return `rpcgen: error: ${printable(d.message)}`;
+  if (d.span === undefined) return `rpcgen: error: ${printable(shorten(d.message))}`;
   const { file, line, col } = d.span;
   // A message may quote the source (an #error line, a #if expression): keep it printable too.
-  const head = `${file.path}:${line}:${col}: error: ${printable(d.message)}`;
+  const head = `${file.path}:${line}:${col}: error: ${printable(shorten(d.message))}`;
   let text = lineText(file, line);
   let caretCol = col;
   if (text.length > maxShownLine) {
-    const start = Math.max(0, col - 1 - maxShownLine / 2);
-    const end = Math.min(text.length, start + maxShownLine);
+    let start = Math.max(0, col - 1 - maxShownLine / 2);
+    let end = Math.min(text.length, start + maxShownLine);
+    // Never split a UTF-16 surrogate pair: half a character would print as garbage.
+    if (start > 0 && isLowSurrogate(text.charCodeAt(start))) start--;
+    if (end < text.length && isLowSurrogate(text.charCodeAt(end))) end++;
     text = (start > 0 ? "…" : "") + text.slice(start, end) + (end < text.length ? "…" : "");
     caretCol = col - start + (start > 0 ? 1 : 0);
   }
@@ -80,6 +90,20 @@ export function formatDiagnostic(d: Diagnostic): string {
   // whatever the terminal's tab width.
   const indent = shown.slice(0, caretCol - 1).replace(/[^\t]/g, " ");
   return `${head}\n${shown}\n${indent}^`;
+}
+
+const isLowSurrogate = (code: number) => code >= 0xdc00 && code <= 0xdfff;
+
+/**
+ * A message within `maxMessage` characters: each long word in it (a name or number quoted
+ * from the source) is cut in the middle first, then the message itself if it is still long.
+ */
+function shorten(message: string): string {
+  if (message.length <= maxMessage) return message;
+  const words = message.replace(/[^\s'"]{61,}/g, (w) => `${w.slice(0, 30)}…${w.slice(-29)}`);
+  if (words.length <= maxMessage) return words;
+  const half = maxMessage / 2;
+  return `${words.slice(0, half)}…${words.slice(words.length - half + 1)}`;
 }
 
 /** Control characters (other than tab; C1 ones included) would garble the terminal; show them as '?'. */
