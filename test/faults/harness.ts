@@ -36,6 +36,15 @@ export interface Built {
 
 export async function buildChildren(tag: string): Promise<Built> {
   const dir = join(repoRoot, ".tmp/faults", `${tag}-${process.pid}`);
+  try {
+    return await build(dir);
+  } catch (e) {
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+async function build(dir: string): Promise<Built> {
   rmSync(dir, { recursive: true, force: true });
   const gen = join(dir, "gen");
   mkdirSync(gen, { recursive: true });
