@@ -29,7 +29,7 @@ import type {
 } from "./ast.js";
 import { showChar, type DiagnosticBag } from "./diagnostics.js";
 import { allTokens, Identifier, Kw, lexer, NumberLiteral, P, StringLiteral } from "./lexer.js";
-import { originOf, type Preprocessed } from "./preprocess.js";
+import { originOf, quoteSource, type Preprocessed } from "./preprocess.js";
 import type { Span } from "./source.js";
 
 /**
@@ -458,6 +458,11 @@ class RpcParser extends EmbeddedActionsParser {
   private number(text: string, span: Span): bigint {
     const negative = text.startsWith("-");
     const digits = negative ? text.slice(1) : text;
+    // Every bound and number in XDR fits in 64 bits; converting a megabyte of digits would not.
+    if (digits.replace(/^0[xX]?0*/, "").length > 40) {
+      this.numberError(span, `number ${quoteSource(text)} is too large`);
+      return 0n;
+    }
     let value: bigint;
     if (/^0[0-9]+$/.test(digits)) {
       if (/[89]/.test(digits)) {
