@@ -346,4 +346,15 @@ describe.skipIf(skipped !== undefined)("across two network namespaces, through r
     // Every call's reply was lost at least once (and the retransmissions' replies from the cache).
     expect(blackedOut).toBeGreaterThan(count);
   });
+
+  it("the server closed, rpcbind in A no longer lists it and a lookup from B fails PROG_UNAVAIL", async () => {
+    await server!.ask("close", "closed", 15_000);
+    const out = await must(tool("ip"), ["netns", "exec", nsB, tool("rpcinfo"), "-p", serverHost]);
+    expect(out).toMatch(/portmapper/);
+    expect(out).not.toContain(String(EXAMPLE_PROG));
+    const client = startClient({ transport: "udp", channels: 1, concurrency: 1, first: 0, count: 1, timeoutMs: 5000 });
+    const failed = await client.next("error", 20_000).catch((e: Error) => ({ event: "error", message: e.message, status: undefined }));
+    expect(failed.status).toBe("PROG_UNAVAIL");
+    expect(String(failed.message)).toMatch(/RPC PROG_UNAVAIL: program 0x20000101 version 1 is not registered with rpcbind at 10\.200\.0\.1 for udp/);
+  });
 });

@@ -8,7 +8,7 @@ import { connect, RpcError, type Channel, type ServiceDescription } from "../../
  * argument exactly once, spread over several channels with several calls outstanding on
  * each. It checks every result and prints one `done` event (JSON line) with what it saw:
  * results that were wrong, calls that failed, latencies. `connected` is printed once every
- * channel is open, before the first call.
+ * channel is open, before the first call; `error` if one cannot be opened.
  */
 
 export interface ClientConfig {
@@ -45,16 +45,22 @@ const service = module.ExampleV1 as ServiceDescription;
 const Client = module.ExampleV1Client as new (channel: Channel, options: { timeoutMs: number }) => AddClient;
 
 const channels: Channel[] = [];
-for (let i = 0; i < config.channels; i++) {
-  channels.push(
-    await connect({
-      transport: config.transport,
-      host: config.host,
-      ...(config.port === undefined ? { service } : { port: config.port }),
-      retransmitMs: config.retransmitMs,
-      maxRetransmitMs: config.maxRetransmitMs,
-    }),
-  );
+try {
+  for (let i = 0; i < config.channels; i++) {
+    channels.push(
+      await connect({
+        transport: config.transport,
+        host: config.host,
+        ...(config.port === undefined ? { service } : { port: config.port }),
+        retransmitMs: config.retransmitMs,
+        maxRetransmitMs: config.maxRetransmitMs,
+      }),
+    );
+  }
+} catch (e) {
+  // Reported as an event, for a test that expects the lookup or the connection to fail.
+  print("error", { message: e instanceof Error ? e.message : String(e), status: e instanceof RpcError ? e.status : undefined });
+  process.exit(1);
 }
 print("connected", { channels: channels.length });
 
