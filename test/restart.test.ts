@@ -150,7 +150,7 @@ describe("a server killed mid-call and restarted", () => {
       expect((o.error as Error).message).toMatch(/no reply to EXPROC_GREET .* within the timeout/);
       // Within its timeout (plus the timer's slack), never hanging beyond it.
       expect(o.at - issued).toBeGreaterThanOrEqual(udpTimeoutMs - 50);
-      expect(o.at - issued).toBeLessThan(udpTimeoutMs + 1500);
+      expect(o.at - issued).toBeLessThan(udpTimeoutMs + 2000);
     }
 
     // A UDP call made while the server is down, with a timeout that outlasts the restart:
@@ -224,7 +224,7 @@ describe("a server killed mid-call and restarted", () => {
         expect(o.at - killed).toBeLessThan(2000);
       } else {
         expect(status).toBe("TIMEOUT");
-        expect(o.at - call.issued).toBeLessThan(udpTimeoutMs + 1500);
+        expect(o.at - call.issued).toBeLessThan(udpTimeoutMs + 2000);
       }
     }
     console.log(`killed under load: ${calls.length} calls`, seen);
