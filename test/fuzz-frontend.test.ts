@@ -150,8 +150,32 @@ const skeleton: fc.Arbitrary<string> = fc
 
 /** A line long enough that echoing it whole would flood a terminal. */
 const longLine: fc.Arbitrary<string> = fc
-  .tuple(fc.constantFrom("#if ", "const X = ", "struct s { int ", "%", "typedef int "), token, fc.integer({ min: 500, max: 4000 }), fc.constantFrom("(", "x", "1 + ", "a", "\"", " "))
+  .tuple(
+    fc.constantFrom("#if ", "#define L ", "const X = ", "struct s { int ", "union u switch (int d) { case ", "%", "typedef int ", "enum e { A = "),
+    token,
+    fc.integer({ min: 500, max: 4000 }),
+    fc.constantFrom("(", ")", "x", "1 + ", "-", "!", "a", "\"", " ", "{", "[1]", "*", "<", "struct s ", "case 1: "),
+  )
   .map(([head, t, n, unit]) => `${head}${t}${unit.repeat(n)}\n`);
+
+/**
+ * Growth bombs: macros that expand to several copies of the previous one, and nesting as
+ * deep as a line allows. Each must finish (compile, or a diagnostic) within the time bound.
+ */
+const bomb: fc.Arbitrary<string> = fc.oneof(
+  fc
+    .tuple(fc.integer({ min: 1, max: 60 }), fc.integer({ min: 1, max: 4 }), fc.constantFrom("const A = M", "#if M", "typedef int t[M];\nconst A = M"))
+    .map(([depth, fan, use]) => {
+      const lines = ["#define M0 1"];
+      for (let i = 1; i <= depth; i++) lines.push(`#define M${i} ${Array.from({ length: fan }, () => `M${i - 1}`).join(" + ")}`);
+      const last = `M${depth}`;
+      return `${lines.join("\n")}\n${use.replaceAll("M", last)}${use.startsWith("#if") ? "\nconst B = 1;\n#endif" : ";"}\n`;
+    }),
+  fc.tuple(fc.integer({ min: 1, max: 3000 }), fc.constantFrom(["(", ")"], ["-", ""], ["!", ""], ["~", ""])).map(([n, [open, close]]) => `#if ${open!.repeat(n)}1${close!.repeat(n)}\nconst A = 1;\n#endif\n`),
+  fc.integer({ min: 1, max: 3000 }).map((n) => `#ifdef A\n`.repeat(n) + "const B = 1;\n" + `#endif\n`.repeat(n)),
+  fc.integer({ min: 1, max: 3000 }).map((n) => `struct s { ${"int a; ".repeat(n)}};\n`),
+  fc.integer({ min: 1, max: 2000 }).map((n) => Array.from({ length: n }, (_, i) => `typedef t${i} t${i + 1};`).join("\n") + "\ntypedef int t0;\n"),
+);
 
 type TextEdit =
   | { readonly kind: "delete" | "duplicate"; readonly at: number; readonly length: number }
@@ -227,6 +251,15 @@ describe("the .x front end under fuzzing", () => {
         checkResult(path, text, runFrontEnd(path, text));
       }),
       { numRuns: 150, timeMs: 3000 },
+    );
+  });
+
+  it("growth bombs: macro chains and deep nesting finish with a model or a diagnostic", () => {
+    const path = join(work, "bomb.x");
+    fuzz(
+      "growth bombs",
+      fc.property(bomb, (text) => checkResult(path, text, runFrontEnd(path, text))),
+      { numRuns: 150, timeMs: 6000 },
     );
   });
 
