@@ -6,7 +6,7 @@ import { version } from "../version.js";
 import { classic } from "./classic.js";
 import { CodecWriter } from "./codec.js";
 import { descriptor } from "./descriptor.js";
-import { codecName, safeName, topLevelNames } from "./names.js";
+import { codecName, moduleNames, safeName } from "./names.js";
 import { ModulePrinter, type Statement } from "./printer.js";
 import { programStatements } from "./program.js";
 import type { Strategy } from "./strategy.js";
@@ -42,7 +42,8 @@ export async function emitModule(model: Model, layout: Layout, options: EmitOpti
   const codecs = new CodecWriter(strategies[options.mode], layout, scope, runtime);
 
   // Every name the module declares, before any import: an import never shadows one (it is aliased).
-  for (const n of topLevelNames(model)) printer.declare(n.name);
+  const names = moduleNames(model);
+  for (const n of names.topLevel) printer.declare(n.name);
   const programConstants = new Set<string>();
   const body: Statement[] = [];
   // A program's stubs hold its types' codecs from the moment the module loads, so they come
@@ -57,7 +58,7 @@ export async function emitModule(model: Model, layout: Layout, options: EmitOpti
         body.push(...namedTypeStatements(d.type, scope), codecStatement(d.type, layout, scope, codecs, runtime));
         break;
       case "program": {
-        const program = programStatements(d.program, programConstants, { layout, scope, codecs, runtime, mode: options.mode });
+        const program = programStatements(d.program, programConstants, { layout, scope, codecs, runtime, mode: options.mode, names });
         // Loops, not spread arguments: a version may have 10^5 procedures.
         for (const c of program.constants) body.push(c);
         for (const c of program.stubs) stubs.push(c);

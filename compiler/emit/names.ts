@@ -21,14 +21,17 @@ import type { Span } from "../source.js";
  * - the codec of type `T`: `TCodec` (after the rule above: `number_Codec`);
  * - a version `CALC_V1`: `CalcV1`, `CalcV1Client`, `CalcV1Handlers` (split on `_`, each part
  *   capitalised; kept as written if its first part begins with a digit or it is all `_`);
+ *   each of these steps aside with a trailing `_` for a name the IDL declares (`version V1`
+ *   keeps its number constant `V1`; its service description is `V1_`);
  * - a procedure `GET_ATTR`: the method and key `getAttr` (lowerCamelCase, kept as written in
  *   the same cases), with a trailing `_` if a client or handler object already has that
  *   member (`then` → `then_`, `constructor`, `toString`, `rpcCall`, ...);
  * - fields, arms and enum members: the IDL name as an own property (`__proto__` too).
  *
- * Two declarations that end up with the same name (`foo` beside `fooCodec`, a version `V1`
- * and its own number constant `V1`, procedures `GET_X` and `GET__X`) are refused with an error
- * at the second, naming the first: names are not on the wire, so either may be renamed.
+ * Two declarations that still end up with the same name (`foo` beside `fooCodec`, versions
+ * `CALC_V1` and `CALC__V1`, procedures `GET_X` and `GET__X`, `number` beside `number_`) are
+ * refused with an error at the second, naming the first: names are not on the wire, so either
+ * may be renamed.
  */
 
 /** Names a top-level declaration may not take: they get a trailing `_`. */
@@ -86,11 +89,6 @@ export function camelCase(name: string): string {
   return /^[A-Za-z]/.test(pascal) ? pascal[0]!.toLowerCase() + pascal.slice(1) : name;
 }
 
-/** The service description of a version: `CalcV1`; its client and handlers add a suffix. */
-export function serviceName(v: Version): string {
-  return safeName(pascalCase(v.name));
-}
-
 /** A procedure's method on the client, handler key and key in the service description. */
 export function memberName(proc: Procedure): string {
   const name = camelCase(proc.name);
@@ -109,16 +107,41 @@ export interface TopLevelName {
   readonly span: Span | undefined;
 }
 
-/**
- * The names the module declares at its top level, except the generated helpers (which hold
- * a `$`): every constant and type with its codec, program, version and procedure numbers,
- * and each version's service description, client class and handlers interface.
- */
-export function topLevelNames(model: Model): TopLevelName[] {
-  const names: TopLevelName[] = [];
+/** The names of a version's service description, client class and handlers interface. */
+export interface VersionNames {
+  readonly service: string;
+  readonly client: string;
+  readonly handlers: string;
+}
+
+/** A name clash found before emitting, reported as an error at `span`. */
+export interface NameClash {
+  readonly span: Span | undefined;
+  readonly message: string;
+}
+
+/** Every top-level name of one module, the names of its versions, and the clashes among them. */
+export interface ModuleNames {
+  /** The names the module declares, except the generated helpers (which hold a `$`). */
+  readonly topLevel: readonly TopLevelName[];
+  readonly versions: ReadonlyMap<Version, VersionNames>;
+  readonly clashes: readonly NameClash[];
+}
+
+const planned = new WeakMap<Model, ModuleNames>();
+
+/** The names of a checked model's module (computed once per model, in one pass). */
+export function moduleNames(model: Model): ModuleNames {
+  let names = planned.get(model);
+  if (names === undefined) planned.set(model, (names = plan(model)));
+  return names;
+}
+
+function plan(model: Model): ModuleNames {
+  const topLevel: TopLevelName[] = [];
   const idl = (kind: string, name: string, span: Span | undefined) => {
     const safe = safeName(name);
-    names.push({ name: safe, what: safe === name ? `${kind} '${name}'` : `${kind} '${name}' (written '${safe}')`, span });
+    topLevel.push({ name: safe, what: safe === name ? `${kind} '${name}'` : `${kind} '${name}' (written '${safe}')`, span });
   };
   const procedureNames = new Set<string>();
   for (const d of model.declarations) {
@@ -128,12 +151,10 @@ export function topLevelNames(model: Model): TopLevelName[] {
         break;
       case "type":
         idl(d.type.kind, d.type.name, d.type.span);
-        names.push({ name: codecName(safeName(d.type.name)), what: `the codec of ${d.type.kind} '${d.type.name}'`, span: d.type.span });
         break;
-      case "program": {
-        const p = d.program;
-        idl("program", p.name, p.span);
-        for (const v of p.versions) {
+      case "program":
+        idl("program", d.program.name, d.program.span);
+        for (const v of d.program.versions) {
           idl("version", v.name, v.span);
           for (const proc of v.procedures) {
             // A procedure keeps its name (and number) across versions: one constant.
@@ -142,34 +163,45 @@ export function topLevelNames(model: Model): TopLevelName[] {
             idl("procedure", proc.name, proc.span);
           }
         }
-        for (const v of p.versions) {
-          const service = serviceName(v);
-          names.push({ name: service, what: `the service description of version '${v.name}'`, span: v.span });
-          names.push({ name: `${service}Client`, what: `the client class of version '${v.name}'`, span: v.span });
-          names.push({ name: `${service}Handlers`, what: `the handlers interface of version '${v.name}'`, span: v.span });
-        }
         break;
-      }
     }
   }
-  return names;
+  // Generated names step aside for the IDL's own: `version V1` keeps the constant V1 and gets
+  // the service description V1_.
+  const idlNames = new Set(topLevel.map((n) => n.name));
+  const aside = (name: string) => (idlNames.has(name) ? `${name}_` : name);
+  const versions = new Map<Version, VersionNames>();
+  for (const d of model.declarations) {
+    if (d.kind === "type") {
+      topLevel.push({ name: codecName(safeName(d.type.name)), what: `the codec of ${d.type.kind} '${d.type.name}'`, span: d.type.span });
+    }
+    if (d.kind !== "program") continue;
+    for (const v of d.program.versions) {
+      const pascal = safeName(pascalCase(v.name));
+      const names = { service: aside(pascal), client: aside(`${pascal}Client`), handlers: aside(`${pascal}Handlers`) };
+      versions.set(v, names);
+      topLevel.push({ name: names.service, what: `the service description of version '${v.name}'`, span: v.span });
+      topLevel.push({ name: names.client, what: `the client class of version '${v.name}'`, span: v.span });
+      topLevel.push({ name: names.handlers, what: `the handlers interface of version '${v.name}'`, span: v.span });
+    }
+  }
+  return { topLevel, versions, clashes: clashesOf(model, topLevel) };
 }
 
-/** A name clash found before emitting, reported as an error at `span`. */
-export interface NameClash {
-  readonly span: Span | undefined;
-  readonly message: string;
+/** The clashes the checker reports as errors. */
+export function nameClashes(model: Model): readonly NameClash[] {
+  return moduleNames(model).clashes;
 }
 
 /**
- * Every pair of declarations the rules above would give the same TypeScript name, in one
- * pass over the model: the top-level names of the module, and the methods of each version.
+ * Every pair of declarations the rules above still give the same TypeScript name: the
+ * top-level names of the module, and the methods of each version.
  */
-export function nameClashes(model: Model): NameClash[] {
+function clashesOf(model: Model, topLevel: readonly TopLevelName[]): NameClash[] {
   const clashes: NameClash[] = [];
   const where = (span: Span | undefined) => (span === undefined ? "" : ` (at ${span.file.path}:${span.line}:${span.col})`);
   const taken = new Map<string, TopLevelName>();
-  for (const n of topLevelNames(model)) {
+  for (const n of topLevel) {
     const first = taken.get(n.name);
     if (first === undefined) taken.set(n.name, n);
     else {

@@ -3,7 +3,7 @@ import type { Layout } from "../layout.js";
 import type { Procedure, Program, Type, Version } from "../model.js";
 import type { CodecWriter } from "./codec.js";
 import type { Mode } from "./module.js";
-import { memberName, serviceName } from "./names.js";
+import { memberName, type ModuleNames } from "./names.js";
 import type { Statement } from "./printer.js";
 import { constStatement, origin, tsType, type TypeScope } from "./types.js";
 
@@ -19,6 +19,7 @@ export interface ProgramContext {
   readonly codecs: CodecWriter;
   readonly runtime: string;
   readonly mode: Mode;
+  readonly names: ModuleNames;
 }
 
 export function programStatements(
@@ -80,7 +81,7 @@ function handlersInterface(v: Version, ctx: ProgramContext): Statement {
     kind: StructureKind.Interface,
     docs: [`What a server implements for version ${v.name}: one handler per procedure (procedure 0 is answered by the runtime).`],
     isExported: true,
-    name: `${serviceName(v)}Handlers`,
+    name: ctx.names.versions.get(v)!.handlers,
     methods: v.procedures
       .filter((proc) => proc.number !== 0)
       .map((proc) => {
@@ -101,12 +102,12 @@ function clientClass(p: Program, v: Version, ctx: ProgramContext): Statement {
   const channel = scope.printer.import("Channel", runtime, true);
   const clientOptions = scope.printer.import("ClientOptions", runtime, true);
   const callOptions = scope.printer.import("CallOptions", runtime, true);
-  const service = serviceName(v);
+  const { service, client } = ctx.names.versions.get(v)!;
   return {
     kind: StructureKind.Class,
     docs: [`A client of program ${p.name} version ${v.name}.`],
     isExported: true,
-    name: `${service}Client`,
+    name: client,
     extends: base,
     ctors: [
       {
@@ -149,7 +150,7 @@ function serviceDescription(p: Program, v: Version, codecs: ProcedureCodecs, ctx
     declarationKind: VariableDeclarationKind.Const,
     declarations: [
       {
-        name: serviceName(v),
+        name: ctx.names.versions.get(v)!.service,
         initializer:
           `{\nprogram: ${p.number},\nversion: ${v.number},\nname: ${JSON.stringify(v.name)},\n` +
           `mode: ${JSON.stringify(ctx.mode)},\nprocedures: {\n${procedures}\n},\n} as const satisfies ` +
@@ -176,7 +177,7 @@ class ProcedureCodecs {
 
   forVersion(v: Version): Statement[] {
     const statements: Statement[] = [];
-    const base = `${serviceName(v)}$`;
+    const base = `${this.ctx.names.versions.get(v)!.service}$`;
     for (const proc of v.procedures) {
       const args = this.codec(proc.args, `${base}${memberName(proc)}$args`, `the arguments of ${proc.name}`, statements);
       const result = this.codec([proc.result], `${base}${memberName(proc)}$result`, `the result of ${proc.name}`, statements);

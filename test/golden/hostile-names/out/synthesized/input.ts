@@ -14,6 +14,7 @@ import {
   atIndex,
   invalidData,
   invalidValue,
+  voidCodec,
   within,
 } from "rpcgen-ts/runtime";
 
@@ -468,6 +469,18 @@ export const CONSTRUCTOR = 3;
 /** procedure TO_STRING of XDR_WRITER, input.x line 53 */
 export const TO_STRING = 4;
 
+/** program CALC, input.x line 58 */
+export const CALC = 536872824;
+
+/** version V1 of program CALC, input.x line 59 */
+export const V1 = 1;
+
+/** procedure PING of V1, input.x line 60 */
+export const PING = 0;
+
+/** procedure GET_X of V1, input.x line 61 */
+export const GET_X = 1;
+
 /** XDR codec for the arguments of THEN: (int). */
 const XdrWriter$then_$args: XdrCodec<number> = {
   name: "(int)",
@@ -562,6 +575,61 @@ export class XdrWriterClient extends RpcClient$1 {
   /** TO_STRING(XdrReader) returns XdrReader */
   toString_(arg: XdrReader, options?: CallOptions): Promise<XdrReader> {
     return this.rpcCall(XdrWriter.procedures.toString_, arg, options);
+  }
+}
+
+/** XDR codec for the arguments of GET_X: (int). */
+const V1_$getX$args: XdrCodec<number> = {
+  name: "(int)",
+  min: 4,
+  max: 4,
+  encode(w: XdrWriter$1, v: number): void {
+    const $v = v;
+    if ($v !== ($v | 0)) throw invalidValue(w.pos - w.start, "", "int", $v);
+    const o = w.reserve(4);
+    const dv = w.view;
+    dv.setInt32(o, $v);
+  },
+  decode(r: XdrReader$1): number {
+    const o = r.take(4);
+    const dv = r.view;
+    const $v = dv.getInt32(o);
+    return $v;
+  },
+};
+
+/** program CALC version V1: the service description, input.x line 59 */
+export const V1_ = {
+  program: 536872824,
+  version: 1,
+  name: "V1",
+  mode: "synthesized",
+  procedures: {
+    ping: { number: 0, name: "PING", arity: 0, args: voidCodec, result: voidCodec },
+    getX: { number: 1, name: "GET_X", arity: 1, args: V1_$getX$args, result: V1_$getX$args },
+  },
+} as const satisfies ServiceDescription;
+
+/** What a server implements for version V1: one handler per procedure (procedure 0 is answered by the runtime). */
+export interface V1Handlers {
+  /** GET_X(int) returns int */
+  getX(arg: number, call: CallContext): number | Promise<number>;
+}
+
+/** A client of program CALC version V1. */
+export class V1Client extends RpcClient$1 {
+  constructor(channel: Channel, options?: ClientOptions) {
+    super(channel, V1_, options);
+  }
+
+  /** PING(void) returns void */
+  ping(options?: CallOptions): Promise<void> {
+    return this.rpcCall(V1_.procedures.ping, undefined, options);
+  }
+
+  /** GET_X(int) returns int */
+  getX(arg: number, options?: CallOptions): Promise<number> {
+    return this.rpcCall(V1_.procedures.getX, arg, options);
   }
 }
 
