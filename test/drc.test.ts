@@ -143,6 +143,21 @@ describe("retention", () => {
     expect(cache.peer("192.0.2.1").entries).toBe(1);
   });
 
+  it("in a steady stream, the cache holds the replies of the last expireMs, and each expires in its turn", () => {
+    const { cache, clock } = cacheAt({ expireMs: 10_000 });
+    for (let i = 0; i < 50_000; i++) {
+      clock.t = i; // a call per millisecond from 8 peers, for 50 s
+      expect(run(cache, `p${i % 8}`, i)).toBe("new");
+      if (i >= 10_000) expect(cache.size).toBe(10_000);
+    }
+    expect(cache.stats.expirations).toBe(40_000);
+    expect(cache.stats.evictions).toBe(0);
+    // The newest 10,000 are there; the one before them is not.
+    expect(run(cache, "p7", 49_999)).toBe("hit");
+    expect(run(cache, "p0", 40_000)).toBe("hit");
+    expect(run(cache, "p7", 39_999)).toBe("new");
+  });
+
   it("a call in progress expires too: a handler that never answers does not hold its slot", () => {
     const { cache, clock } = cacheAt({ expireMs: 100, maxInProgressPerPeer: 1 });
     const stuck = cache.admit("a:1", call(1), "a") as CacheEntry;

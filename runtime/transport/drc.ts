@@ -28,17 +28,22 @@ import { padded } from "../xdr/pad.js";
  *
  * Calls in progress are bounded per peer address (`maxInProgressPerPeer`) and in total
  * (`maxInProgress`). A new call beyond either bound is dropped unanswered — its client
- * retransmits later — so a peer that starts a thousand slow calls stalls only itself.
+ * retransmits later — so a peer that starts a thousand slow calls stalls only itself; it
+ * takes `maxInProgress / maxInProgressPerPeer` addresses (8 with the defaults) at their
+ * bound to stall everyone, until their calls finish or expire.
  * A call in progress expires like a reply (a handler that never answers must not hold its
  * slot for ever).
  *
  * What "at most once" means, then, over UDP: a call — the same key and arguments — runs
  * once as long as its entry lives: from its arrival until `expireMs` after its reply was
- * sent. It can run twice when
+ * sent; its caller gets the reply of that one execution, or a TIMEOUT. With the defaults the
+ * budgets hold 30 s (the client's default timeout) of replies up to 65,536 replies or 32 MiB
+ * in 30 s — about 2,000 calls/s — and a peer pushing more evicts its own replies first.
+ * A call can run twice when
  *   - its reply was evicted for budget (its peer held the largest share of the cache while
  *     the cache was full), or its handler ran longer than `expireMs`;
- *   - a retransmission arrives more than `expireMs` after the reply was sent (a client whose
- *     `timeoutMs` is above `expireMs`);
+ *   - a retransmission arrives more than `expireMs` after the reply was sent (only a client
+ *     whose `timeoutMs` is above `expireMs` retransmits that late);
  *   - the server restarted, or the listener was closed (the cache is memory only);
  *   - a late datagram of an old call arrives after its xid was reused, on the same port, for
  *     a call with other arguments (the new call replaced the old entry);
@@ -63,7 +68,9 @@ import { padded } from "../xdr/pad.js";
  * reachable (`memory`), and when that exceeds twice the reply bytes by `compactSlack`, it
  * copies the replies of slabs less than half used into buffers of their own, oldest first,
  * so the slabs can go. A reply is copied at most once; with one client, or replies evicted
- * in the order they came, slabs empty whole and nothing is copied.
+ * in the order they came, slabs empty whole and nothing is copied. The memory replies hold
+ * stays under about 2 × `maxBytes` + 2 × `compactSlack`, beside some 250 bytes of entry,
+ * key and map slot per reply (at most `maxEntries`).
  */
 
 /** How far `memory` may exceed twice the reply bytes before the cache compacts. */
@@ -142,6 +149,9 @@ export class CacheEntry {
   pins = 0;
   /** Out of the cache: the buffer goes back on the last unpin. */
   gone = false;
+  /** The next entry in age order, of the cache's calls in progress or of its replies (oldest first). */
+  next: CacheEntry | undefined = undefined;
+  prev: CacheEntry | undefined = undefined;
   /** The peer's next newer reply (its replies form a list, oldest first). */
   newer: CacheEntry | undefined = undefined;
   older: CacheEntry | undefined = undefined;
@@ -228,9 +238,11 @@ export class DuplicateRequestCache {
     unsendable: 0,
     compacted: 0,
   };
-  /** Calls in progress and done calls, each in the order they entered (oldest first). */
-  private readonly running = new Map<string, CacheEntry>();
-  private readonly done = new Map<string, CacheEntry>();
+  /** Every call the cache knows, in progress or done, by key. */
+  private readonly entries = new Map<string, CacheEntry>();
+  /** Calls in progress in the order they arrived, replies in the order they were sent: each list's head expires first. */
+  private readonly running = new AgeList();
+  private readonly done = new AgeList();
   /** Peer addresses with calls in progress or replies kept. */
   private readonly peers = new Map<string, Peer>();
   /** The peers holding replies, as a binary max-heap on their share of the budgets. */
@@ -302,17 +314,17 @@ export class DuplicateRequestCache {
     const key = callKey(peer, message);
     if (key === undefined) return undefined;
     const sum = argumentsChecksum(message, argumentsAt, message.length);
-    const done = this.done.get(key);
-    if (done !== undefined) {
-      if (done.sum === sum) {
-        this.stats.hits++;
-        return done;
+    const known = this.entries.get(key);
+    if (known !== undefined) {
+      if (known.buffer === undefined) {
+        // In progress: a duplicate, or (other arguments) a new call that waits for it.
+        this.stats.drops++;
+        return DROP;
       }
-      this.remove(done);
-      this.stats.replaced++;
-    } else if (this.running.has(key)) {
-      this.stats.drops++;
-      return DROP;
+      if (known.sum === sum) {
+        this.stats.hits++;
+        return known;
+      }
     }
     let owner = this.peers.get(address);
     if (this.running.size >= this.maxInProgress || (owner !== undefined && owner.running >= this.maxInProgressPerPeer)) {
@@ -320,9 +332,16 @@ export class DuplicateRequestCache {
       if (this.running.size < this.maxInProgress) this.stats.refusedPeer++;
       return DROP;
     }
+    if (known !== undefined) {
+      // The same key, other arguments: a new call, and the old reply is no longer wanted.
+      this.remove(known);
+      this.stats.replaced++;
+      owner = this.peers.get(address); // forgotten if that was all it had
+    }
     if (owner === undefined) this.peers.set(address, (owner = new Peer(address)));
     const entry = new CacheEntry(key, t, sum, owner);
-    this.running.set(key, entry);
+    this.entries.set(key, entry);
+    this.running.push(entry);
     owner.running++;
     if (this.nextExpiry === Infinity) this.nextExpiry = t + this.expireMs;
     this.stats.executions++;
@@ -336,15 +355,17 @@ export class DuplicateRequestCache {
    * the transport with one that can (SYSTEM_ERR).
    */
   complete(entry: CacheEntry, buffer: Uint8Array, end: number, release: (buffer: Uint8Array) => void): void {
-    if (this.running.get(entry.key) !== entry) {
+    if (entry.gone || entry.buffer !== undefined) {
       release(buffer);
       return;
     }
-    this.running.delete(entry.key);
+    this.running.unlink(entry);
     const owner = entry.owner;
     owner.running--;
     // Bytes are counted as the reply's length: its buffer may be a region of a shared slab.
     if (end > this.maxBytes) {
+      this.entries.delete(entry.key);
+      entry.gone = true;
       this.forget(owner);
       release(buffer);
       return;
@@ -354,7 +375,7 @@ export class DuplicateRequestCache {
     entry.end = end;
     entry.release = release;
     entry.at = t;
-    this.done.set(entry.key, entry);
+    this.done.push(entry);
     this.held += end;
     this.attach(entry, buffer, end, true);
     // The peer's list, oldest first: the tail is the newest.
@@ -381,10 +402,8 @@ export class DuplicateRequestCache {
 
   /** The call in progress will never be answered (its dispatch failed): forget it. */
   abandon(entry: CacheEntry): void {
-    if (this.running.get(entry.key) !== entry) return;
-    this.running.delete(entry.key);
-    entry.owner.running--;
-    this.forget(entry.owner);
+    if (entry.gone || entry.buffer !== undefined) return;
+    this.forgetCall(entry);
   }
 
   /** A resend of the cached reply starts: its buffer must stay as it is. */
@@ -399,8 +418,9 @@ export class DuplicateRequestCache {
 
   /** Empties the cache, releasing every buffer not in flight. */
   clear(): void {
-    this.running.clear();
-    for (const entry of this.done.values()) this.remove(entry);
+    while (this.running.oldest !== undefined) this.forgetCall(this.running.oldest);
+    while (this.done.oldest !== undefined) this.remove(this.done.oldest);
+    this.entries.clear();
     this.peers.clear();
     this.heap.length = 0;
     this.blocks.clear();
@@ -409,29 +429,35 @@ export class DuplicateRequestCache {
     this.nextExpiry = Infinity;
   }
 
-  /** Drops entries older than `expireMs`, oldest first, in both maps. */
+  /** Drops entries older than `expireMs`, oldest first, from both lists: O(1) per entry dropped. */
   private expire(t: number): void {
     const limit = t - this.expireMs;
-    for (const entry of this.running.values()) {
-      if (entry.at > limit) break;
-      this.running.delete(entry.key);
-      entry.owner.running--;
-      this.forget(entry.owner);
+    for (let e = this.running.oldest; e !== undefined && e.at <= limit; e = this.running.oldest) {
+      this.forgetCall(e);
       this.stats.expirations++;
     }
-    // Replies enter `done` as they are sent, so its order is their age.
-    for (const entry of this.done.values()) {
-      if (entry.at > limit) break;
-      this.remove(entry);
+    for (let e = this.done.oldest; e !== undefined && e.at <= limit; e = this.done.oldest) {
+      this.remove(e);
       this.stats.expirations++;
     }
-    const r = this.running.values().next().value;
-    const d = this.done.values().next().value;
+    const r = this.running.oldest;
+    const d = this.done.oldest;
     this.nextExpiry = Math.min(r === undefined ? Infinity : r.at, d === undefined ? Infinity : d.at) + this.expireMs;
   }
 
+  /** A call in progress leaves the cache: a late reply to it will not be kept. */
+  private forgetCall(entry: CacheEntry): void {
+    this.entries.delete(entry.key);
+    this.running.unlink(entry);
+    entry.gone = true;
+    entry.owner.running--;
+    this.forget(entry.owner);
+  }
+
+  /** A reply leaves the cache. */
   private remove(entry: CacheEntry): void {
-    this.done.delete(entry.key);
+    this.entries.delete(entry.key);
+    this.done.unlink(entry);
     this.held -= entry.end;
     const owner = entry.owner;
     const { older, newer } = entry;
@@ -493,8 +519,7 @@ export class DuplicateRequestCache {
    */
   private compact(): void {
     const target = 2 * this.held + compactSlack / 2;
-    for (const entry of this.done.values()) {
-      if (this.pinned <= target) break;
+    for (let entry = this.done.oldest; entry !== undefined && this.pinned > target; entry = entry.next) {
       const block = entry.block!;
       if (block === this.lastBlock || entry.pins > 0 || block.live * 2 >= block.size) continue;
       const old = entry.buffer!;
@@ -568,6 +593,33 @@ export class DuplicateRequestCache {
     last.slot = i;
     this.down(i);
     this.up(last.slot);
+  }
+}
+
+/** A doubly linked list of entries through their `next`/`prev`, oldest first: O(1) to add at the end or unlink anywhere. */
+class AgeList {
+  oldest: CacheEntry | undefined = undefined;
+  newest: CacheEntry | undefined = undefined;
+  size = 0;
+
+  push(e: CacheEntry): void {
+    const last = this.newest;
+    e.prev = last;
+    e.next = undefined;
+    if (last === undefined) this.oldest = e;
+    else last.next = e;
+    this.newest = e;
+    this.size++;
+  }
+
+  unlink(e: CacheEntry): void {
+    const { prev, next } = e;
+    if (prev === undefined) this.oldest = next;
+    else prev.next = next;
+    if (next === undefined) this.newest = prev;
+    else next.prev = prev;
+    e.prev = e.next = undefined;
+    this.size--;
   }
 }
 
