@@ -2,10 +2,14 @@ import { createSocket, type Socket as UdpSocket } from "node:dgram";
 import { connect as netConnect } from "node:net";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { connect, createServer, type Channel, type Server, type ServiceDescription } from "../runtime/index.js";
-import { loadExample, type ExampleClient } from "./example.js";
+import { connect, createServer, RpcChannel, RpcError, toXdr, type Channel, type Server, type ServiceDescription } from "../runtime/index.js";
+import type { ClientTransport } from "../runtime/transport/types.js";
+import { arbitraryOf } from "./arbitrary.js";
+import { compile } from "./generated.js";
+import { exampleFile, loadExample, type ExampleClient } from "./example.js";
 import { cat, countingHandlers, encodeCall, exampleArguments, frame, fuzzedCall, ServerModel, splitRecords, u32, withXid, words, type Expected } from "./fuzz/rpc.js";
-import { fuzzAsync, hex, mutate, mutation, summary } from "./fuzz/seed.js";
+import { describeThrown, fuzzAsync, hex, mutate, mutation, summary, xdrLikeBytes } from "./fuzz/seed.js";
+import { semantics, type ProcedureKey } from "./fuzz/semantics.js";
 
 /**
  * Fuzzing a live server (issue 7, item 7c) over TCP and UDP on 127.0.0.1: random and
@@ -279,6 +283,94 @@ describe("a server under fuzzed calls", () => {
     );
   }, 60_000);
 });
+
+// ---- the client's side: replies from a hostile server ------------------------------------------
+
+/**
+ * A transport that answers each call with what `respond` makes of it, on the next turn of the
+ * event loop: a server that says what it likes, with no socket in between.
+ */
+function scriptedLink(respond: (call: Uint8Array) => Uint8Array[]): ClientTransport {
+  const link: ClientTransport = {
+    kind: "tcp",
+    headerRoom: 0,
+    datagram: false,
+    receiveCopies: true,
+    send(buffer, end, _ledger, release) {
+      const call = buffer.slice(0, end);
+      release(buffer);
+      setImmediate(() => {
+        for (const m of respond(call)) link.onMessage(m, false);
+      });
+    },
+    onMessage: () => {},
+    onClose: () => {},
+    close: async () => {},
+  };
+  return link;
+}
+
+describe("a client under fuzzed replies", () => {
+  it("settles each call at once with its value or an RpcError; only a message that is not its reply leaves it to time out", async () => {
+    const model = compile(exampleFile).model;
+    const procedures = model.programs[0]!.versions[0]!.procedures;
+    const input = fc
+      .tuple(fc.integer({ min: 0, max: services.length - 1 }), fc.constantFrom(...procedures))
+      .chain(([s, p]) =>
+        fc.record({
+          service: fc.constant(services[s]!),
+          number: fc.constant(p.number),
+          args: fc.tuple(...p.args.filter((t) => t.kind !== "void").map((t) => arbitraryOf(t))),
+          mutations: fc.oneof(fc.constant([]), fc.array(mutation, { minLength: 1, maxLength: 3 })),
+          noise: fc.option(xdrLikeBytes(12), { nil: undefined }),
+        }),
+      );
+    await fuzzAsync(
+      "client, fuzzed replies",
+      fc.asyncProperty(input, async ({ service, number, args, mutations, noise }) => {
+        const [key, description] = Object.entries(service.procedures).find(([, d]) => d.number === number)!;
+        const value = description.arity === 0 ? undefined : description.arity === 1 ? args[0] : args;
+        // The reply a correct server sends (the model's), then edited; the xid is the call's.
+        const call = encodeCall(0, { rpcvers: 2, prog: service.program, vers: service.version, proc: number, cred: { flavor: 0, body: new Uint8Array(0) }, verf: { flavor: 0, body: new Uint8Array(0) }, args: toXdr(description.args, value) });
+        const verdict = model0().expect(call);
+        if (verdict.drop) throw new Error(`the model drops a valid call: ${verdict.why}`);
+        const template = mutate(Buffer.from(verdict.replies[0]!, "hex"), mutations);
+        // Not its reply: too short to name the call, or a call itself (a server may call back).
+        const ignored = template.length < 4 || (template.length >= 8 && u32(template, 4) === 0);
+        const channel = new RpcChannel(
+          scriptedLink((sent) => [...(noise === undefined ? [] : [noise]), withXid(template, u32(sent, 0))]),
+          {},
+        );
+        const started = performance.now();
+        const outcome = await channel.call(service, description, value, undefined, { timeoutMs: ignored ? 50 : 5000 }).then(
+          (v) => ({ ok: true as const, v }),
+          (e: unknown) => ({ ok: false as const, e }),
+        );
+        const ms = performance.now() - started;
+        await channel.close();
+        const f = semantics[key as ProcedureKey] as ((...a: unknown[]) => unknown) | undefined;
+        if (!outcome.ok && !(outcome.e instanceof RpcError)) throw new Error(`the call failed with ${describeThrown(outcome.e)} on the reply ${hex(template)}`);
+        if (ignored) {
+          expect(outcome.ok ? "resolved" : (outcome.e as RpcError).status, `a message that is not the reply: ${hex(template)}`).toBe("TIMEOUT");
+          return;
+        }
+        expect(outcome.ok || (outcome.e as RpcError).status !== "TIMEOUT", `the call waited out its timeout for the reply ${hex(template)}`).toBe(true);
+        expect(ms, "settled at once").toBeLessThan(2000);
+        if (mutations.length === 0) {
+          if (number === 9) expect(outcome.ok ? "resolved" : (outcome.e as RpcError).status).toBe("SYSTEM_ERR");
+          else expect(outcome.ok && outcome.v, `${key}`).toEqual(number === 0 ? undefined : f!(...args));
+        }
+      }),
+      { numRuns: 300, timeMs: 5000 },
+    );
+  }, 60_000);
+});
+
+/** The model of the services without handler counting: what a correct server replies. */
+let modelInstance: ServerModel | undefined;
+function model0(): ServerModel {
+  return (modelInstance ??= new ServerModel(services));
+}
 
 /** The messages RFC 5531 §11 framing holds in `stream`, up to a record over the framing listener's limits. */
 function reference(stream: Uint8Array): { messages: Uint8Array[]; broken: boolean } {

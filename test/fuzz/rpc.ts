@@ -197,8 +197,8 @@ export function encodeCall(xid: number, c: CallParts): Uint8Array {
 
 /** Sets a message's xid (its first word), if it has one. */
 export function withXid(m: Uint8Array, xid: number): Uint8Array {
-  const out = m.slice();
-  if (out.length >= 4) new DataView(out.buffer).setUint32(0, xid >>> 0);
+  const out = new Uint8Array(m);
+  if (out.length >= 4) new DataView(out.buffer, out.byteOffset).setUint32(0, xid >>> 0);
   return out;
 }
 

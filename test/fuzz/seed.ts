@@ -6,7 +6,8 @@ import fc from "fast-check";
  * that each run explores something new). A failure names its seed; `FUZZ_SEED=<seed>` runs
  * only that seed again, with the same inputs in the same order. Each run is bounded by a
  * count of inputs and by wall time (whichever comes first), so a slow machine runs fewer
- * inputs rather than time out. `FUZZ_SCALE=<n>` multiplies both, for a longer session.
+ * inputs rather than time out; an asynchronous input that takes longer than `perInputMs` fails
+ * as a hang. `FUZZ_SCALE=<n>` multiplies both budgets, for a longer session.
  * `FUZZ_VERBOSE=1` prints the inputs run and the time taken per property and seed.
  */
 
@@ -47,23 +48,30 @@ export interface FuzzRun {
 /** Every run of this test file, in order. */
 export const fuzzRuns: FuzzRun[] = [];
 
+/** Longest a single input of an asynchronous property may take before it fails as a hang. */
+export const perInputMs = 15_000;
+
 function parameters<T>(seed: number, budget: Budget): fc.Parameters<T> {
   return {
     seed,
     numRuns: Math.max(1, Math.round(budget.numRuns * scale)),
-    plugins: [fc.interruptAfterTimeLimit(Math.round(budget.timeMs * scale)) as fc.Parameters<T>["plugins"] extends (infer P)[] | undefined ? P : never],
+    // Past the time budget the remaining inputs are skipped, not interrupted: an input that
+    // started runs to its end (a failure in it counts), and shrinking stops where it is.
+    skipAllAfterTimeLimit: Math.round(budget.timeMs * scale),
+    maxSkipsPerRun: 0,
+    timeout: perInputMs,
   };
 }
 
 function verdict<T>(label: string, seed: number, started: number, details: fc.RunDetails<T>): void {
   const ms = performance.now() - started;
-  fuzzRuns.push({ label, seed, runs: details.numRuns, ms, interrupted: details.interrupted });
+  // Failed without a counterexample: the skips of an exhausted time budget, not a failure.
+  const outOfTime = details.failed && details.counterexample === null && details.errorInstance === null;
+  fuzzRuns.push({ label, seed, runs: details.numRuns, ms, interrupted: outOfTime });
   if (process.env.FUZZ_VERBOSE === "1") {
-    console.log(`fuzz ${label}: seed ${seed}, ${details.numRuns} inputs in ${ms.toFixed(0)} ms${details.interrupted ? " (time limit)" : ""}`);
+    console.log(`fuzz ${label}: seed ${seed}, ${details.numRuns} inputs in ${ms.toFixed(0)} ms${outOfTime ? " (time limit)" : ""}`);
   }
-  if (!details.failed) return;
-  // An interrupt before any failure is not a failure (the time bound did its job).
-  if (details.counterexample === null && details.interrupted) return;
+  if (!details.failed || outOfTime) return;
   const report = fc.defaultReportMessage(details) ?? "the property failed";
   const cause = details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance);
   throw new Error(`fuzz ${label} failed with seed ${seed} (replay: FUZZ_SEED=${seed})\n${cause.slice(0, 4000)}\n${report}`, {
@@ -141,7 +149,8 @@ export const mutation: fc.Arbitrary<Mutation> = fc.oneof(
 
 /** Applies `ms` in order to a copy of `bytes`; words are overwritten at 4-byte boundaries. */
 export function mutate(bytes: Uint8Array, ms: readonly Mutation[]): Uint8Array {
-  let b: Uint8Array = bytes.slice();
+  // A copy that owns its memory (a Buffer's slice would be a view of it).
+  let b: Uint8Array = new Uint8Array(bytes);
   for (const m of ms) {
     const n = b.length;
     const at = Math.floor(m.at * (n + 1));
