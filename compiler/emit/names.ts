@@ -2,7 +2,7 @@ import type { Model, Procedure, Version } from "../model.js";
 import type { Span } from "../source.js";
 
 /**
- * Naming rules for generated code (DESIGN §7).
+ * Naming rules for generated code.
  *
  * IDL identifiers match `[A-Za-z_][A-Za-z0-9_]*`, so they never contain `$`. Every name the
  * generator makes up for itself contains one: locals derived from fields are `$` + the field
