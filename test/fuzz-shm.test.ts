@@ -113,6 +113,10 @@ beforeAll(async () => {
   model = new ServerModel(services);
 }, 60_000);
 
+function words32(...ws: number[]): number[] {
+  return ws.flatMap((w) => [(w >>> 24) & 0xff, (w >>> 16) & 0xff, (w >>> 8) & 0xff, w & 0xff]);
+}
+
 function sentinel(): Uint8Array {
   return encodeCall(nextXid++, { rpcvers: 2, prog: PROGRAM, vers: 1, proc: 0, cred: { flavor: 0, body: new Uint8Array(0) }, verf: { flavor: 0, body: new Uint8Array(0) }, args: new Uint8Array(0) });
 }
@@ -179,9 +183,54 @@ describe("the shm worker under a raw client", () => {
           }
         }
         checkExecutions(before, sent.map((s) => s.expected));
+        // A dropped call's slot is the worker's until the client gives up on it: then it comes back, empty.
+        const dropped = sent.filter((s) => shm.state(s.slot) === SlotState.SERVING);
+        for (const s of dropped) expect(shm.giveUp(s.slot)).toBe(SlotState.SERVING);
+        expect(await shm.until(() => dropped.every((s) => shm.state(s.slot) === SlotState.REPLY), 3000), "slots given up on come back").toBe(true);
+        for (const s of dropped) expect(shm.take(s.slot).length, "a slot given back holds no reply").toBe(0);
         expect(shm.exited, "the worker is alive").toBeUndefined();
       }),
       { numRuns: 80, timeMs: 8000 },
+    );
+  }, 60_000);
+
+  it("giving up on calls races the worker: each slot comes back once, a handler runs at most once and never for a call withdrawn before it was taken", async () => {
+    const input = fc.array(fc.tuple(fc.integer({ min: 0, max: 40 }), fc.integer({ min: -20, max: 20 })), { minLength: 1, maxLength: 16 });
+    await fuzzAsync(
+      "shm worker, give-up races",
+      fc.asyncProperty(input, async (plan) => {
+        let shm = raw ?? (await fresh());
+        if (shm.free.length < plan.length + 2 || shm.exited !== undefined) shm = await fresh();
+        const before = Atomics.load(counts, countIndex(PROGRAM, 1, 1));
+        // Each call: EXPROC_ADD(a, b), given up on after `spins` turns of the event loop (or never, if negative).
+        const calls = plan.map(([spins, b]) => ({ spins, b, slot: shm.free.pop()!, found: -1, xid: nextXid++ }));
+        for (const c of calls) {
+          shm.post(c.slot, encodeCall(c.xid, { rpcvers: 2, prog: PROGRAM, vers: 1, proc: 1, cred: { flavor: 0, body: new Uint8Array(0) }, verf: { flavor: 0, body: new Uint8Array(0) }, args: Uint8Array.of(0, 0, 0, 1, ...new Uint8Array(new Int32Array([c.b]).buffer).reverse()) }));
+        }
+        for (let turn = 0; turn <= 40; turn++) {
+          for (const c of calls) if (c.spins === turn) c.found = shm.giveUp(c.slot);
+          await new Promise((r) => setImmediate(r));
+        }
+        expect(await shm.until(() => calls.every((c) => shm.state(c.slot) === SlotState.REPLY), 3000), "every slot comes back").toBe(true);
+        let ran = 0;
+        for (const c of calls) {
+          const reply = shm.take(c.slot);
+          if (c.found === SlotState.CALL) expect(reply.length, "a call withdrawn before the worker took it is not answered").toBe(0);
+          if (c.found === -1 || c.found === SlotState.REPLY) {
+            // Not given up on, or the reply won: the answer.
+            expect(hex(reply)).toBe(hex(Uint8Array.of(...words32(c.xid, 1, 0, 0, 0, 0, (1 + c.b) | 0))));
+          }
+          if (reply.length > 0) ran++;
+        }
+        const executed = Atomics.load(counts, countIndex(PROGRAM, 1, 1)) - before;
+        // Replies delivered ran; a cancelled call may have run with its reply dropped; a withdrawn one never ran.
+        expect(executed).toBeGreaterThanOrEqual(ran);
+        expect(executed).toBeLessThanOrEqual(calls.filter((c) => c.found !== SlotState.CALL).length);
+        expect(shm.exited).toBeUndefined();
+        // The slots all came back: the worker serves on.
+        expect(await shm.call(sentinel())).toBeDefined();
+      }),
+      { numRuns: 60, timeMs: 6000 },
     );
   }, 60_000);
 

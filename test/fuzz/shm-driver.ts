@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { MessageChannel, Worker } from "node:worker_threads";
-import { Control, publish, shmLayout, SlotState, slotView, slotWord, SlotWord, type ShmLayout, type WorkerInit } from "../../runtime/transport/shm-protocol.js";
+import { Control, publish, shmLayout, signal, SlotState, slotView, slotWord, SlotWord, type ShmLayout, type WorkerInit } from "../../runtime/transport/shm-protocol.js";
 import { repoRoot } from "../support.js";
 
 /**
@@ -75,6 +75,19 @@ export class RawShm {
     Atomics.store(this.words, w + SlotWord.STATE, SlotState.FREE);
     this.free.push(i);
     return reply;
+  }
+
+  /**
+   * Gives up on the call in slot `i` as the transport's client does: CALL → WITHDRAWN, or
+   * SERVING → CANCELLED, by compare-exchange, then wakes the worker. Returns the state it
+   * found (REPLY: the reply won the race).
+   */
+  giveUp(i: number): number {
+    const w = this.at[i]! + SlotWord.STATE;
+    let state = Atomics.compareExchange(this.words, w, SlotState.CALL, SlotState.WITHDRAWN);
+    if (state === SlotState.SERVING) state = Atomics.compareExchange(this.words, w, SlotState.SERVING, SlotState.CANCELLED);
+    if (state !== SlotState.REPLY) signal(this.words, Control.CALLS, Control.SERVER_SLEEPING);
+    return state;
   }
 
   /** Waits until `ready()` or `ms` pass; false if it timed out. */
