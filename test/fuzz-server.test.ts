@@ -2,12 +2,12 @@ import { createSocket, type Socket as UdpSocket } from "node:dgram";
 import { connect as netConnect } from "node:net";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { connect, createServer, RpcChannel, RpcError, toXdr, type Channel, type Server, type ServiceDescription } from "../runtime/index.js";
+import { connect, createServer, RpcChannel, RpcError, toXdr, type AuthStat, type Channel, type Server, type ServiceDescription } from "../runtime/index.js";
 import type { ClientTransport } from "../runtime/transport/types.js";
 import { arbitraryOf } from "./arbitrary.js";
 import { compile } from "./generated.js";
 import { exampleFile, loadExample, type ExampleClient } from "./example.js";
-import { cat, countingHandlers, encodeCall, exampleArguments, frame, fuzzedCall, ServerModel, splitRecords, u32, withXid, words, type Expected } from "./fuzz/rpc.js";
+import { cat, countingHandlers, encodeCall, exampleArguments, frame, fuzzedCall, ServerModel, splitRecords, u32, withXid, words, type Expected, type HookRule } from "./fuzz/rpc.js";
 import { describeThrown, fuzzAsync, hex, mutate, mutation, summary, xdrLikeBytes } from "./fuzz/seed.js";
 import { semantics, type ProcedureKey } from "./fuzz/semantics.js";
 
@@ -28,6 +28,12 @@ const PROGRAM = 0x2000_0101;
 let server: Server;
 let services: ServiceDescription[];
 let model: ServerModel;
+/** The same services behind an `authenticate` hook, and what it makes of each call. */
+let hooked: Server;
+let hookedModel: ServerModel;
+let hookedPort: number;
+/** uid 13: the hook throws; uid 14: it refuses AUTH_TOOWEAK; anything else (AUTH_NONE too) it accepts. */
+const hookRule: HookRule = (uid) => (uid === 13 ? "throw" : uid === 14 ? 5 : undefined);
 const counts = new Map<string, number>();
 let tcpPort: number;
 let udpPort: number;
@@ -57,6 +63,16 @@ beforeAll(async () => {
   tcpPort = (await server.listen({ transport: "tcp" })).port;
   udpPort = (await server.listen({ transport: "udp" })).port;
   framingPort = (await server.listen({ transport: "tcp", limits: framingLimits })).port;
+  hooked = createServer({
+    authenticate: (call) => {
+      const verdict = hookRule(call.authSys?.uid);
+      if (verdict === "throw") throw new Error("the hook failed");
+      return verdict as AuthStat | undefined;
+    },
+  });
+  for (const s of services) hooked.register(s, countingHandlers(s, counts) as never);
+  hookedModel = new ServerModel(services, hookRule);
+  hookedPort = (await hooked.listen({ transport: "tcp" })).port;
   // Versions 3 of the other programs, 2 and 4 of the first: PROG_MISMATCH; program + 3: PROG_UNAVAIL.
   calls = fuzzedCall([PROGRAM, PROGRAM + 1, PROGRAM + 2], [1, 1, 1, 1, 1, 3], exampleArguments(synthesized.service), {
     programs: [PROGRAM + 3],
@@ -71,6 +87,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all(channels.map((c) => c.close()));
   await server?.close();
+  await hooked?.close();
   if (process.env.FUZZ_VERBOSE === "1") console.log(`fuzz-server: ${summary()}`);
 });
 
@@ -82,10 +99,10 @@ function sentinel(xid: number): Uint8Array {
 const sentinelReply = (xid: number) => hex(words(xid, 1, 0, 0, 0, 0));
 
 /** Gives each message a fresh xid (where it is long enough to have one) and the model's verdict on it. */
-function prepare(batch: readonly Uint8Array[]): { message: Uint8Array; expected: Expected }[] {
+function prepare(batch: readonly Uint8Array[], by: ServerModel = model): { message: Uint8Array; expected: Expected }[] {
   return batch.map((m) => {
     const message = withXid(m, nextXid++);
-    return { message, expected: model.expect(message) };
+    return { message, expected: by.expect(message) };
   });
 }
 
@@ -128,7 +145,7 @@ function checkReplies(sent: readonly { message: Uint8Array; expected: Expected }
 function tcpExchange(
   port: number,
   stream: Uint8Array,
-  options: { end: boolean; done?: (replies: Uint8Array[]) => boolean; ms: number },
+  options: { end: boolean; done?: (replies: Uint8Array[]) => boolean; ms: number; cuts?: readonly number[] },
 ): Promise<{ replies: Uint8Array[]; closed: boolean; timedOut: boolean; rest: number }> {
   return new Promise((resolve) => {
     const socket = netConnect({ host: "127.0.0.1", port });
@@ -143,9 +160,18 @@ function tcpExchange(
       resolve({ replies: messages, closed, timedOut, rest: rest.length });
     };
     const timer = setTimeout(() => finish(false, true), options.ms);
-    socket.on("connect", () => {
-      socket.write(stream);
-      if (options.end) socket.end();
+    socket.setNoDelay(true);
+    socket.on("connect", async () => {
+      // In pieces, a turn of the event loop apart: the server gets records split across reads.
+      const points = [...new Set((options.cuts ?? []).map((c) => Math.floor(c * stream.length)))].sort((a, b) => a - b);
+      let from = 0;
+      for (const to of [...points, stream.length]) {
+        if (socket.destroyed) return;
+        socket.write(stream.subarray(from, to));
+        from = to;
+        await new Promise((r) => setImmediate(r));
+      }
+      if (options.end && !socket.destroyed) socket.end();
     });
     socket.on("data", (chunk: Buffer) => {
       received = cat(received, chunk);
@@ -188,7 +214,7 @@ function udpExchange(messages: readonly Uint8Array[], ms: number): Promise<{ rep
 async function settled(): Promise<void> {
   const deadline = Date.now() + 2000;
   for (;;) {
-    const stats = server.listenerStats().map((l) => l.stats);
+    const stats = [...server.listenerStats(), ...hooked.listenerStats()].map((l) => l.stats);
     const busy = stats.some((s) => s.callsInProgress !== 0 || s.bufferedBytes !== 0 || s.connections > 1);
     if (!busy) return;
     if (Date.now() > deadline) expect(stats, "what the listeners still hold after the batch").toEqual([]);
@@ -200,14 +226,16 @@ const batch = (max: number) => fc.array(fc.constant(null), { minLength: 1, maxLe
 
 describe("a server under fuzzed calls", () => {
   it("TCP: every record gets the reply RFC 5531 prescribes, or none if it is no call; valid calls are served after", async () => {
+    const input = fc.tuple(batch(40), fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { maxLength: 6 }), fc.boolean());
     await fuzzAsync(
       "server over TCP",
-      fc.asyncProperty(batch(40), async (messages) => {
-        const sent = prepare(messages);
+      fc.asyncProperty(input, async ([messages, cuts, withHook]) => {
+        // The same services with and without an authenticate hook: the hook changes nothing for flavors nobody verifies.
+        const sent = prepare(messages, withHook ? hookedModel : model);
         const last = nextXid++;
         const before = snapshot();
         const stream = cat(...sent.map((s) => frame(s.message)), frame(sentinel(last)));
-        const out = await tcpExchange(tcpPort, stream, { end: false, done: (rs) => rs.some((r) => u32(r, 0) === last), ms: 5000 });
+        const out = await tcpExchange(withHook ? hookedPort : tcpPort, stream, { end: false, done: (rs) => rs.some((r) => u32(r, 0) === last), ms: 5000, cuts });
         expect(out.timedOut, "the sentinel was answered").toBe(false);
         expect(out.closed, "the connection stays open: every record was well framed").toBe(false);
         expect(out.replies.map((r) => u32(r, 0)).at(-1)).toBe(last);
@@ -262,11 +290,11 @@ describe("a server under fuzzed calls", () => {
       });
     await fuzzAsync(
       "TCP framing",
-      fc.asyncProperty(stream, async (bytes) => {
+      fc.asyncProperty(stream, fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { maxLength: 6 }), async (bytes, cuts) => {
         const framing = reference(bytes);
         const expected = framing.messages.map((m) => model.expect(m));
         const before = snapshot();
-        const out = await tcpExchange(framingPort, bytes, { end: true, ms: 5000 });
+        const out = await tcpExchange(framingPort, bytes, { end: true, ms: 5000, cuts });
         expect(out.timedOut, `the server neither answered nor closed the connection for ${hex(bytes)}`).toBe(false);
         expect(out.closed).toBe(true);
         const answers = expected.filter((e): e is Extract<Expected, { drop: false }> => !e.drop);

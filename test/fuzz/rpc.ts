@@ -84,10 +84,20 @@ function key(program: number, version: number, procedure: number): string {
   return `${program}/${version}/${procedure}`;
 }
 
+/**
+ * An `authenticate` hook as the model sees it: given the AUTH_SYS uid (if the credential is
+ * AUTH_SYS), "throw" if the hook throws, an auth_stat if it refuses, undefined if it accepts.
+ */
+export type HookRule = (uid: number | undefined) => "throw" | number | undefined;
+
 export class ServerModel {
   private readonly programs = new Map<number, Map<number, ServiceDescription>>();
 
-  constructor(readonly services: readonly ServiceDescription[]) {
+  constructor(
+    readonly services: readonly ServiceDescription[],
+    /** The server's `authenticate` hook, run after the credential's flavor is verified (none: no hook). */
+    private readonly hook?: HookRule,
+  ) {
     for (const s of services) {
       let versions = this.programs.get(s.program);
       if (versions === undefined) this.programs.set(s.program, (versions = new Map()));
@@ -123,6 +133,12 @@ export class ServerModel {
       if (verf.flavor !== 0) return authError("verifier flavor", AuthStat.AUTH_BADVERF, AuthStat.AUTH_REJECTEDVERF);
     } else {
       return authError(`credential flavor ${cred.flavor}`, AuthStat.AUTH_REJECTEDCRED, AuthStat.AUTH_BADCRED);
+    }
+    if (this.hook !== undefined) {
+      const verdict = this.hook(cred.flavor === 1 ? u32(cred.body, 8 + pad(u32(cred.body, 4))) : undefined);
+      // A hook that throws is the server's failure, answered SYSTEM_ERR for that call alone.
+      if (verdict === "throw") return answer("hook threw", accepted(xid, AcceptStat.SYSTEM_ERR));
+      if (verdict !== undefined && verdict !== 0) return authError(`hook refused (${verdict})`, verdict);
     }
     const versions = this.programs.get(prog);
     if (versions === undefined) return answer("PROG_UNAVAIL", accepted(xid, AcceptStat.PROG_UNAVAIL));
