@@ -40,7 +40,7 @@ function verdict(found: CacheEntry | typeof DROP | undefined): Verdict {
 
 /** Runs a call from `address:port` to completion with a reply of `bytes` bytes; returns admit's verdict. */
 function run(cache: DuplicateRequestCache, address: string, xid: number, bytes = 28, args: number[] = [], port = 1000): Verdict {
-  const found = cache.admit(`${address}:${port}`, call(xid, args), address);
+  const found = cache.admit(address, call(xid, args), port);
   const v = verdict(found);
   if (v === "new") cache.complete(found as CacheEntry, new Uint8Array(bytes), bytes, () => {});
   return v;
@@ -71,11 +71,11 @@ describe("the key and the argument checksum", () => {
 
   it("while the earlier call is in progress, a call with its key and other arguments is dropped", () => {
     const { cache } = cacheAt();
-    const first = cache.admit("a:1", call(9, [1]), "a") as CacheEntry;
+    const first = cache.admit("a", call(9, [1]), 1) as CacheEntry;
     expect(verdict(first)).toBe("new");
-    expect(cache.admit("a:1", call(9, [2]), "a")).toBe(DROP);
+    expect(cache.admit("a", call(9, [2]), 1)).toBe(DROP);
     cache.complete(first, new Uint8Array(28), 28, () => {});
-    expect(verdict(cache.admit("a:1", call(9, [2]), "a"))).toBe("new");
+    expect(verdict(cache.admit("a", call(9, [2]), 1))).toBe("new");
     expect(cache.stats).toMatchObject({ executions: 2, drops: 1, replaced: 1 });
   });
 
@@ -101,12 +101,32 @@ describe("the key and the argument checksum", () => {
     expect(run(cache, "a", 1, 28, Array.from({ length: 60 }, (_, i) => (i === 59 ? 0 : i)))).toBe("hit");
   });
 
+  it("calls whose keys hash alike are told apart exactly, and each leaves the cache on its own", () => {
+    const { cache, clock } = cacheAt({ expireMs: 100 });
+    // xids that differ only above bit 29 land in the same slot of the cache's map.
+    const xids = [5, 5 + 2 ** 30, 5 + 2 ** 31, 5 + 3 * 2 ** 30];
+    for (const xid of xids) expect(run(cache, "a", xid, 28, [xid >>> 30])).toBe("new");
+    for (const xid of xids) expect(run(cache, "a", xid, 28, [xid >>> 30])).toBe("hit");
+    expect(cache.size).toBe(4);
+    // Replace the second (other arguments) later; the others stay findable, then expire before it.
+    clock.t = 50;
+    expect(run(cache, "a", xids[1]!, 28, [99])).toBe("new");
+    expect(run(cache, "a", xids[0]!, 28, [0])).toBe("hit");
+    expect(run(cache, "a", xids[3]!, 28, [3])).toBe("hit");
+    expect(cache.stats.replaced).toBe(1);
+    clock.t = 100;
+    expect(run(cache, "a", xids[1]!, 28, [99])).toBe("hit");
+    expect(cache.size).toBe(1);
+    expect(run(cache, "a", xids[2]!, 28, [2])).toBe("new");
+    expect(run(cache, "a", xids[2]!, 28, [2])).toBe("hit");
+  });
+
   it("another port, procedure or address is another call", () => {
     const { cache } = cacheAt();
     expect(run(cache, "a", 1, 28, [], 1000)).toBe("new");
     expect(run(cache, "a", 1, 28, [], 1001)).toBe("new");
     expect(run(cache, "b", 1, 28, [], 1000)).toBe("new");
-    expect(verdict(cache.admit("a:1000", call(1, [], 2), "a"))).toBe("new");
+    expect(verdict(cache.admit("a", call(1, [], 2), 1000))).toBe("new");
     expect(cache.stats.hits).toBe(0);
   });
 });
@@ -160,10 +180,10 @@ describe("retention", () => {
 
   it("a call in progress expires too: a handler that never answers does not hold its slot", () => {
     const { cache, clock } = cacheAt({ expireMs: 100, maxInProgressPerPeer: 1 });
-    const stuck = cache.admit("a:1", call(1), "a") as CacheEntry;
-    expect(cache.admit("a:1", call(2), "a")).toBe(DROP);
+    const stuck = cache.admit("a", call(1), 1) as CacheEntry;
+    expect(cache.admit("a", call(2), 1)).toBe(DROP);
     clock.t = 100;
-    expect(verdict(cache.admit("a:1", call(2), "a"))).toBe("new");
+    expect(verdict(cache.admit("a", call(2), 1))).toBe("new");
     // Its late reply is not cached (the entry is gone), and its buffer goes straight back.
     const released: Uint8Array[] = [];
     const late = new Uint8Array(28);
@@ -267,7 +287,7 @@ describe("calls in progress", () => {
     const slow: CacheEntry[] = [];
     for (let xid = 1; xid <= 1000; xid++) {
       // Many ports of one address are one peer.
-      const found = cache.admit(`greedy:${1000 + (xid % 50)}`, call(xid), "greedy");
+      const found = cache.admit("greedy", call(xid), 1000 + (xid % 50));
       if (found !== DROP) slow.push(found as CacheEntry);
     }
     expect(slow).toHaveLength(10);
@@ -275,14 +295,14 @@ describe("calls in progress", () => {
     for (let xid = 1; xid <= 10; xid++) expect(run(cache, "other", xid)).toBe("new");
     // When the greedy peer's calls finish it may start more.
     for (const e of slow) cache.complete(e, new Uint8Array(28), 28, () => {});
-    expect(verdict(cache.admit("greedy:1", call(5000), "greedy"))).toBe("new");
+    expect(verdict(cache.admit("greedy", call(5000), 1))).toBe("new");
   });
 
   it("are bounded in total", () => {
     const { cache } = cacheAt({ maxInProgress: 20, maxInProgressPerPeer: 8 });
-    for (const p of ["a", "b", "c"]) for (let xid = 1; xid <= 8; xid++) cache.admit(`${p}:1`, call(xid), p);
+    for (const p of ["a", "b", "c"]) for (let xid = 1; xid <= 8; xid++) cache.admit(p, call(xid), 1);
     expect(cache.inProgress).toBe(20);
-    expect(cache.admit("d:1", call(1), "d")).toBe(DROP);
+    expect(cache.admit("d", call(1), 1)).toBe(DROP);
     expect(cache.stats).toMatchObject({ refused: 5, refusedPeer: 0 });
   });
 
@@ -293,8 +313,8 @@ describe("calls in progress", () => {
 
   it("an abandoned call frees its slot; a peer with nothing left is forgotten", () => {
     const { cache, clock } = cacheAt({ maxInProgressPerPeer: 1, expireMs: 50 });
-    const e = cache.admit("a:1", call(1), "a") as CacheEntry;
-    expect(cache.admit("a:1", call(2), "a")).toBe(DROP);
+    const e = cache.admit("a", call(1), 1) as CacheEntry;
+    expect(cache.admit("a", call(2), 1)).toBe(DROP);
     cache.abandon(e);
     expect(cache.peerCount).toBe(0);
     // A thousand forged addresses, each answered once, are forgotten when their replies expire.
@@ -325,7 +345,7 @@ describe("the memory kept replies hold", () => {
   }
 
   function answer(cache: DuplicateRequestCache, address: string, xid: number, reply: Uint8Array, n: number): void {
-    const found = cache.admit(`${address}:1`, call(xid), address);
+    const found = cache.admit(address, call(xid), 1);
     expect(verdict(found)).toBe("new");
     cache.complete(found as CacheEntry, reply, n, () => {});
   }
@@ -350,7 +370,7 @@ describe("the memory kept replies hold", () => {
     // Every quiet reply is still there, with its bytes.
     expect(cache.peer("quiet").entries).toBe(500);
     for (let i = 1; i <= 500; i++) {
-      const hit = cache.admit("quiet:1", call(i), "quiet") as CacheEntry;
+      const hit = cache.admit("quiet", call(i), 1) as CacheEntry;
       expect(hit.buffer!.subarray(0, 28)).toEqual(new Uint8Array(28).fill(i & 0xff));
     }
   });

@@ -5,9 +5,9 @@ import { padded } from "../xdr/pad.js";
  * The duplicate-request cache of a datagram server: at-most-once execution over UDP.
  *
  * A call is known, as Linux nfsd's cache knows it, by who sent it and what it asks: the
- * peer's address and port, the xid, program, version and procedure (the key), and a
- * checksum of its arguments — the first `checksumBytes` bytes after the call header, and
- * their length. In the cache a call is:
+ * peer's address and port, the xid, program, version and procedure (the key, as `callKey`
+ * spells it), and a checksum of its arguments — the first `checksumBytes` bytes after the
+ * call header, and their length. In the cache a call is:
  *   - absent: it is new, and runs (an *execution*);
  *   - in progress: its handler has not replied yet; a duplicate is DROPPED (the client will
  *     retransmit, and by then the reply may be cached);
@@ -69,8 +69,13 @@ import { padded } from "../xdr/pad.js";
  * copies the replies of slabs less than half used into buffers of their own, oldest first,
  * so the slabs can go. A reply is copied at most once; with one client, or replies evicted
  * in the order they came, slabs empty whole and nothing is copied. The memory replies hold
- * stays under about 2 × `maxBytes` + 2 × `compactSlack`, beside some 250 bytes of entry,
- * key and map slot per reply (at most `maxEntries`).
+ * stays under about 2 × `maxBytes` + 2 × `compactSlack`, beside some 350 bytes of heap per
+ * reply (its entry, the view of its buffer, its map slot; at most `maxEntries` of them).
+ *
+ * The cost per call is kept small: a lookup parses the header into module variables and
+ * compares numbers — the key is never built as a string — and the map's key is a 30-bit
+ * hash of it (a small integer); calls whose keys hash alike are chained and told apart
+ * exactly. Expiry and eviction unlink entries from lists threaded through them, O(1) each.
  */
 
 /** How far `memory` may exceed twice the reply bytes before the cache compacts. */
@@ -134,8 +139,14 @@ export class Peer {
   newest: CacheEntry | undefined = undefined;
   /** Where the peer is in the cache's heap of peers holding replies, or -1. */
   slot = -1;
+  /** A hash of the address, mixed into its calls' keys. */
+  readonly hash: number;
 
-  constructor(readonly address: string) {}
+  constructor(readonly address: string) {
+    let h = 0x811c9dc5;
+    for (let i = 0; i < address.length; i++) h = Math.imul(h ^ address.charCodeAt(i), 16777619);
+    this.hash = h;
+  }
 }
 
 /** One call: in progress until `buffer` is set, then done. */
@@ -157,16 +168,60 @@ export class CacheEntry {
   older: CacheEntry | undefined = undefined;
   /** @internal The memory `buffer` is a view of. */
   block: Block | undefined = undefined;
+  /** The next entry whose key hashes alike (the cache's map holds the first). */
+  chain: CacheEntry | undefined = undefined;
+  /** When the call arrived; once done, when the reply was sent (for expiry). */
+  at: number;
+  /**
+   * The key, exactly: the owner (the address), the port, and the header's numbers — the
+   * 32-bit xid and checksum in 16-bit halves, so they stay small integers V8 stores inline.
+   */
+  readonly port: number;
+  readonly xidHigh: number;
+  readonly xidLow: number;
+  readonly program: number;
+  readonly version: number;
+  readonly procedure: number;
+  readonly sumHigh: number;
+  readonly sumLow: number;
 
   constructor(
-    readonly key: string,
-    /** When the call arrived; once done, when the reply was sent (for expiry). */
-    public at: number,
-    /** The checksum of the call's arguments. */
-    readonly sum: number,
     /** @internal */
     readonly owner: Peer,
-  ) {}
+    /** @internal Where the cache's map files it. */
+    readonly hash: number,
+    at: number,
+    port: number,
+    sum: number,
+  ) {
+    this.at = at;
+    this.port = port;
+    this.xidHigh = callXid >>> 16;
+    this.xidLow = callXid & 0xffff;
+    this.program = callProgram;
+    this.version = callVersion;
+    this.procedure = callProcedure;
+    this.sumHigh = sum >>> 16;
+    this.sumLow = sum & 0xffff;
+  }
+
+  /** Whether this is the call `parseCall` read last, from `owner` on `port`. */
+  is(owner: Peer, port: number): boolean {
+    return (
+      this.owner === owner &&
+      this.port === port &&
+      this.xidLow === (callXid & 0xffff) &&
+      this.xidHigh === callXid >>> 16 &&
+      this.procedure === callProcedure &&
+      this.program === callProgram &&
+      this.version === callVersion
+    );
+  }
+
+  /** Whether its arguments have the checksum `sum`. */
+  sums(sum: number): boolean {
+    return this.sumLow === (sum & 0xffff) && this.sumHigh === sum >>> 16;
+  }
 }
 
 /** The verdict on a datagram that duplicates a call in progress (or finds no room): drop it. */
@@ -181,26 +236,53 @@ function u32(m: Uint8Array, o: number): number {
   return ((m[o]! << 24) | (m[o + 1]! << 16) | (m[o + 2]! << 8) | m[o + 3]!) >>> 0;
 }
 
-/** Where the last call `callKey` read has its arguments: set beside the key, so no object is allocated. */
+/** What `parseCall` read last: module variables rather than an object, so a lookup allocates nothing. */
+let callXid = 0;
+let callProgram = 0;
+let callVersion = 0;
+let callProcedure = 0;
 let argumentsAt = 0;
 
 /**
- * The cache key of a call datagram, or undefined if it is not a well-formed call header
+ * Reads a call datagram's header, or returns false if it is not a well-formed call header
  * (the server will drop it without a reply, so there is nothing to cache). Reads the 24
  * fixed bytes and the lengths of the two opaque_auth fields, each checked against the bytes
  * present — the same framing the server's header parser checks — and trusts nothing else.
  */
-export function callKey(peer: string, m: Uint8Array): string | undefined {
+function parseCall(m: Uint8Array): boolean {
   const n = m.length;
-  if (n < 32 || u32(m, 4) !== MsgType.CALL) return undefined;
+  if (n < 32 || u32(m, 4) !== MsgType.CALL) return false;
   const credLength = u32(m, 28);
-  if (credLength > MAX_AUTH_BYTES) return undefined;
+  if (credLength > MAX_AUTH_BYTES) return false;
   const verf = 32 + padded(credLength);
-  if (verf + 8 > n) return undefined;
+  if (verf + 8 > n) return false;
   const verfLength = u32(m, verf + 4);
-  if (verfLength > MAX_AUTH_BYTES || verf + 8 + padded(verfLength) > n) return undefined;
+  if (verfLength > MAX_AUTH_BYTES || verf + 8 + padded(verfLength) > n) return false;
   argumentsAt = verf + 8 + padded(verfLength);
-  return `${peer} ${u32(m, 0)} ${u32(m, 12)} ${u32(m, 16)} ${u32(m, 20)}`;
+  callXid = u32(m, 0);
+  callProgram = u32(m, 12);
+  callVersion = u32(m, 16);
+  callProcedure = u32(m, 20);
+  return true;
+}
+
+/**
+ * What tells calls apart besides their arguments, as a string: the peer ("address:port"),
+ * xid, program, version and procedure; undefined if the datagram is not a well-formed call.
+ * The cache compares the same fields as numbers, without building this string.
+ */
+export function callKey(peer: string, m: Uint8Array): string | undefined {
+  if (!parseCall(m)) return undefined;
+  return `${peer} ${callXid} ${callProgram} ${callVersion} ${callProcedure}`;
+}
+
+/** The map key of the call `parseCall` read last from `owner` on `port`: 30 bits, a small integer. */
+function keyHash(owner: Peer, port: number): number {
+  let h = Math.imul(owner.hash ^ port, 0x9e3779b1);
+  h = Math.imul(h ^ callProgram, 0x85ebca6b);
+  h = Math.imul(h ^ callVersion ^ Math.imul(callProcedure, 0x27d4eb2d), 0xc2b2ae35);
+  // The xid last and unmixed: a client's consecutive xids get distinct keys.
+  return (h ^ callXid) & 0x3fffffff;
 }
 
 /**
@@ -238,8 +320,8 @@ export class DuplicateRequestCache {
     unsendable: 0,
     compacted: 0,
   };
-  /** Every call the cache knows, in progress or done, by key. */
-  private readonly entries = new Map<string, CacheEntry>();
+  /** Every call the cache knows, in progress or done, by the hash of its key (alike hashes chained). */
+  private readonly entries = new Map<number, CacheEntry>();
   /** Calls in progress in the order they arrived, replies in the order they were sent: each list's head expires first. */
   private readonly running = new AgeList();
   private readonly done = new AgeList();
@@ -301,32 +383,37 @@ export class DuplicateRequestCache {
   }
 
   /**
-   * Looks a call datagram from `peer` (address and port; `address` alone is the unit of
-   * fairness, default `peer`) up. Returns:
+   * Looks a call datagram from `address` and `port` up (the address alone is the unit of
+   * fairness). Returns:
    *   - undefined: not a well-formed call; not cached (the server decides what to do);
    *   - DROP: a duplicate of a call in progress, or no room for another call in progress;
    *   - a done entry (its `buffer` is set): send `buffer[0, end)` again, between `pin` and `unpin`;
    *   - a new entry in progress: run the call, and hand its reply to `complete` once sent.
    */
-  admit(peer: string, message: Uint8Array, address: string = peer): CacheEntry | typeof DROP | undefined {
+  admit(address: string, message: Uint8Array, port = 0): CacheEntry | typeof DROP | undefined {
     const t = this.now();
     if (t >= this.nextExpiry) this.expire(t);
-    const key = callKey(peer, message);
-    if (key === undefined) return undefined;
+    if (!parseCall(message)) return undefined;
     const sum = argumentsChecksum(message, argumentsAt, message.length);
-    const known = this.entries.get(key);
+    let owner = this.peers.get(address);
+    let known: CacheEntry | undefined;
+    let hash = 0;
+    if (owner !== undefined) {
+      hash = keyHash(owner, port);
+      known = this.entries.get(hash);
+      while (known !== undefined && !known.is(owner, port)) known = known.chain;
+    }
     if (known !== undefined) {
       if (known.buffer === undefined) {
         // In progress: a duplicate, or (other arguments) a new call that waits for it.
         this.stats.drops++;
         return DROP;
       }
-      if (known.sum === sum) {
+      if (known.sums(sum)) {
         this.stats.hits++;
         return known;
       }
     }
-    let owner = this.peers.get(address);
     if (this.running.size >= this.maxInProgress || (owner !== undefined && owner.running >= this.maxInProgressPerPeer)) {
       this.stats.refused++;
       if (this.running.size < this.maxInProgress) this.stats.refusedPeer++;
@@ -336,11 +423,15 @@ export class DuplicateRequestCache {
       // The same key, other arguments: a new call, and the old reply is no longer wanted.
       this.remove(known);
       this.stats.replaced++;
-      owner = this.peers.get(address); // forgotten if that was all it had
+      if (this.peers.get(address) !== owner) owner = undefined; // forgotten: that was all it had
     }
-    if (owner === undefined) this.peers.set(address, (owner = new Peer(address)));
-    const entry = new CacheEntry(key, t, sum, owner);
-    this.entries.set(key, entry);
+    if (owner === undefined) {
+      this.peers.set(address, (owner = new Peer(address)));
+      hash = keyHash(owner, port);
+    }
+    const entry = new CacheEntry(owner, hash, t, port, sum);
+    entry.chain = this.entries.get(hash);
+    this.entries.set(hash, entry);
     this.running.push(entry);
     owner.running++;
     if (this.nextExpiry === Infinity) this.nextExpiry = t + this.expireMs;
@@ -364,7 +455,7 @@ export class DuplicateRequestCache {
     owner.running--;
     // Bytes are counted as the reply's length: its buffer may be a region of a shared slab.
     if (end > this.maxBytes) {
-      this.entries.delete(entry.key);
+      this.unindex(entry);
       entry.gone = true;
       this.forget(owner);
       release(buffer);
@@ -447,7 +538,7 @@ export class DuplicateRequestCache {
 
   /** A call in progress leaves the cache: a late reply to it will not be kept. */
   private forgetCall(entry: CacheEntry): void {
-    this.entries.delete(entry.key);
+    this.unindex(entry);
     this.running.unlink(entry);
     entry.gone = true;
     entry.owner.running--;
@@ -456,7 +547,7 @@ export class DuplicateRequestCache {
 
   /** A reply leaves the cache. */
   private remove(entry: CacheEntry): void {
-    this.entries.delete(entry.key);
+    this.unindex(entry);
     this.done.unlink(entry);
     this.held -= entry.end;
     const owner = entry.owner;
@@ -474,6 +565,20 @@ export class DuplicateRequestCache {
     this.forget(owner);
     entry.gone = true;
     if (entry.pins === 0) this.dispose(entry);
+  }
+
+  /** Takes an entry out of the map (out of its chain of alike hashes). */
+  private unindex(entry: CacheEntry): void {
+    const first = this.entries.get(entry.hash);
+    if (first === entry) {
+      if (entry.chain === undefined) this.entries.delete(entry.hash);
+      else this.entries.set(entry.hash, entry.chain);
+    } else {
+      let e = first;
+      while (e !== undefined && e.chain !== entry) e = e.chain;
+      if (e !== undefined) e.chain = entry.chain;
+    }
+    entry.chain = undefined;
   }
 
   /** A peer with nothing in the cache is forgotten (forged source addresses must not pile up). */

@@ -204,7 +204,7 @@ class UdpEndpoint implements UdpListener {
     let entry: CacheEntry | undefined;
     if (this.cache !== undefined) {
       // Fair shares and bounds on calls in progress are per address: a peer has many ports.
-      const found = this.cache.admit(peer, message, from.address);
+      const found = this.cache.admit(from.address, message, from.port);
       if (found === DROP) return;
       if (found !== undefined && found.buffer !== undefined) {
         this.resend(found, from.address, from.port);
