@@ -18,8 +18,12 @@ import type { ClientTransport, ReplySink } from "./types.js";
  *     (`datagram: true`: RpcChannel retransmits with backoff until the call's timeout or its
  *     `maxTries`);
  *   - the server keeps a duplicate-request cache (./drc.ts) so a retransmitted call is
- *     answered, never executed twice; the reply's own buffer is the entry, written in the send
- *     callback, so the buffering overlaps the reply's transmission.
+ *     answered, not executed again, for as long as the cache promises (see there); the
+ *     reply's own buffer is the entry, written in the send callback, so the buffering
+ *     overlaps the reply's transmission. The cache also bounds the calls in progress per
+ *     peer address and in total: a call beyond them is dropped, and retransmitted later;
+ *   - a reply that cannot be sent (longer than a datagram, or refused by the kernel) is
+ *     answered SYSTEM_ERR instead, which the cache keeps, and reported to `onError`.
  * The kernel's copy of a datagram is the wire copy; nothing else is copied.
  */
 
