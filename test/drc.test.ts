@@ -1,6 +1,8 @@
+import { createServer as createTcpServer, connect as connectTcp, type Socket } from "node:net";
 import { describe, expect, it } from "vitest";
-import { XdrWriter } from "../runtime/index.js";
+import { connect, createServer, RpcError, XdrWriter, type HandlersOf, type ServiceDescription } from "../runtime/index.js";
 import { AUTH_NONE, writeCallHeader } from "../runtime/rpc/message.js";
+import { exampleHandlers, loadExample } from "./example.js";
 import { argumentsChecksum, checksumBytes, compactSlack, DROP, DuplicateRequestCache, type CacheEntry } from "../runtime/transport/drc.js";
 
 /**
@@ -388,4 +390,62 @@ describe("the memory kept replies hold", () => {
     cache.clear();
     expect(cache.memory).toBe(0);
   });
+});
+
+describe("at most once over TCP: there is no cache", () => {
+  it("a call whose connection is cut cannot tell whether it ran: the caller gets CLOSED, the call ran once, and nothing runs it again", async () => {
+    const ex = await loadExample("synthesized");
+    let runs = 0;
+    let ran!: () => void;
+    const running = new Promise<void>((resolve) => (ran = resolve));
+    let finish!: () => void;
+    const finished = new Promise<void>((resolve) => (finish = resolve));
+    const server = createServer().register(ex.service, {
+      ...exampleHandlers(),
+      exprocAdd: async (a: number, b: number) => {
+        runs++;
+        ran();
+        await finished;
+        return a + b;
+      },
+    } as unknown as HandlersOf<ServiceDescription>);
+    const { port } = await server.listen({ transport: "tcp" });
+    // A relay stands for the network between them, so the test can cut it.
+    const cut: Socket[] = [];
+    const relay = createTcpServer((inbound) => {
+      const outbound = connectTcp(port, "127.0.0.1");
+      cut.push(inbound, outbound);
+      inbound.pipe(outbound).pipe(inbound);
+      const drop = () => (inbound.destroy(), outbound.destroy());
+      inbound.on("error", drop).on("close", drop);
+      outbound.on("error", drop).on("close", drop);
+    });
+    await new Promise<void>((resolve) => relay.listen(0, "127.0.0.1", resolve));
+    const relayPort = (relay.address() as { port: number }).port;
+    const channel = await connect({ transport: "tcp", host: "127.0.0.1", port: relayPort });
+    try {
+      const answer = ex.client(channel).exprocAdd(40, 2);
+      await running;
+      for (const socket of cut) socket.destroy();
+      const e = await answer.then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      expect(e).toBeInstanceOf(RpcError);
+      expect((e as RpcError).status).toBe("CLOSED");
+      // The server did run it, and finishes it; its reply has nowhere to go.
+      finish();
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(runs).toBe(1);
+      // Calling again is a new call on a new connection, and runs again: at least once, the application's choice.
+      const again = await connect({ transport: "tcp", host: "127.0.0.1", port });
+      expect(await ex.client(again).exprocAdd(40, 2)).toBe(42);
+      expect(runs).toBe(2);
+      await again.close();
+    } finally {
+      await channel.close();
+      await new Promise<void>((resolve) => relay.close(() => resolve()));
+      await server.close();
+    }
+  }, 20_000);
 });

@@ -659,6 +659,22 @@ describe("UDP at most once, under load and attack", () => {
     expect(listener.cache!.peer(host).entries).toBe(listener.cache!.stats.executions);
   }, 20_000);
 
+  it("a server restarted on the same port has forgotten its replies: a retransmission runs again", async () => {
+    const ex = examples.synthesized;
+    const calls = new Map<string, number>();
+    const { listener } = await serve(ex, {}, exampleHandlers(calls));
+    const port = listener.address.port;
+    const raw = await Raw.open();
+    expect(addResult((await raw.call(addCall(ex.service, 11, 1, 2), port))!)).toBe(3);
+    expect(addResult((await raw.call(addCall(ex.service, 11, 1, 2), port))!)).toBe(3);
+    expect(calls.get("add")).toBe(1);
+    await listener.close();
+    const restarted = await serve(ex, { port }, exampleHandlers(calls));
+    expect(restarted.listener.address.port).toBe(port);
+    expect(addResult((await raw.call(addCall(ex.service, 11, 1, 2), port))!)).toBe(3);
+    expect(calls.get("add")).toBe(2); // the documented limit: the cache lives in memory
+  });
+
   it("the same xid from the same port with other arguments runs as a new call; its retransmission does not", async () => {
     const ex = examples.synthesized;
     const calls = new Map<string, number>();
