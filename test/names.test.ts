@@ -106,11 +106,12 @@ describe("names that once decoded wrong", () => {
     expect(() => fromXdr(codec(m, "Promise_Codec"), bytes("00"))).toThrow(XdrError);
   });
 
-  it.each(modes)("%s: procedures named THEN, RPC_CALL, CONSTRUCTOR, TO_STRING are served and called", async (mode) => {
+  it.each(modes)("%s: procedures named THEN, RPC_CALL, CONSTRUCTOR, TO_STRING, NEW are served and called", async (mode) => {
     const m = (await hostileModules())[mode];
     const service = m.XdrWriter as ServiceDescription;
-    expect(Object.keys(service.procedures)).toEqual(["then_", "rpcCall_", "constructor_", "toString_"]);
+    expect(Object.keys(service.procedures)).toEqual(["then_", "rpcCall_", "constructor_", "toString_", "new_"]);
     const handlers = {
+      new_: (x: number) => x + 4,
       then_: (x: number) => x + 1,
       rpcCall_: (x: number) => x + 2,
       constructor_: (x: number) => x + 3,
@@ -128,6 +129,7 @@ describe("names that once decoded wrong", () => {
       expect(await client.rpcCall_!(1)).toBe(3);
       expect(await client.constructor_!(1)).toBe(4);
       expect(await client.toString_!({ at: 21 })).toStrictEqual({ at: 42 });
+      expect(await client.new_!(1)).toBe(5);
     } finally {
       await channel.close();
     }
@@ -247,8 +249,14 @@ const randomName = fc
   .map(([first, rest]) => first + rest.join(""))
   .filter((n) => !unusable.has(n));
 
+/** Procedure names whose lowerCamelCase is a member a client or handler has, or that TypeScript reads otherwise. */
+const memberHazards = (
+  "NEW THEN CONSTRUCTOR TO_STRING VALUE_OF HAS_OWN_PROPERTY RPC_CALL RPC_CHANNEL RPC_SERVICE RPC_OPTIONS " +
+  "GET SET STATIC READONLY ASYNC DECLARE ABSTRACT __PROTO__ _ _1 GET_X GET__X"
+).split(" ");
+
 /** The names that broke generated code before, drawn most often. */
-const core = "__proto__ constructor then toString v v2 o dv i n e r w d err at node next BigInt Array Set Object Promise undefined eval class".split(" ");
+const core = "__proto__ constructor then toString new v v2 o dv i n e r w d err at node next BigInt Array Set Object Promise undefined eval class".split(" ");
 
 /** Names that meet after a case conversion, a suffix or the reserved-word `_`: some files are refused. */
 const family = "GET_X GET__X get_x Get_X getX foo fooCodec foo_ Calc CALC calc_ CalcClient CalcHandlers V1 V1_ number number_ then_".split(" ");
@@ -297,12 +305,15 @@ const fileArb: fc.Arbitrary<Generated> = fc
       { minLength: 6, maxLength: 6 },
     ),
     versions: fc.integer({ min: 1, max: 2 }),
-    procedures: fc.array(fc.integer({ min: 1, max: 3 }), { minLength: 2, maxLength: 2 }),
+    procedures: fc.array(fc.integer({ min: 1, max: 4 }), { minLength: 2, maxLength: 2 }),
+    hazards: fc.shuffledSubarray(memberHazards, { minLength: 8, maxLength: 8 }),
   })
-  .map(({ globals, kinds, locals, discriminants, choices, fieldSeeds, versions, procedures }) => {
+  .map(({ globals, kinds, locals, discriminants, choices, fieldSeeds, versions, procedures, hazards }) => {
     let g = 0;
     let c = 0;
     let f = 0;
+    let h = 0;
+    const used = new Set(globals);
     const global = () => globals[g++]!;
     const pick = <T,>(xs: readonly T[]): T => xs[choices[c++ % choices.length]! % xs.length]!;
     const field = (named: string[], self: string | undefined, name: string) =>
@@ -358,7 +369,11 @@ const fileArb: fc.Arbitrary<Generated> = fc
       for (let p = 0; p < procedures[v]!; p++) {
         const arity = pick([0, 1, 1, 2]);
         const args = arity === 0 ? "void" : Array.from({ length: arity }, () => pick(argTypes)).join(", ");
-        procs.push(`        ${pick(["void", ...argTypes])} ${global()}(${args}) = ${p + 1};`);
+        // Mostly a name a client or handler object already has, or TypeScript reads otherwise.
+        const hazard = hazards[h++];
+        const name = hazard !== undefined && pick([0, 1, 2]) !== 0 && !used.has(hazard) ? hazard : global();
+        used.add(name);
+        procs.push(`        ${pick(["void", ...argTypes])} ${name}(${args}) = ${p + 1};`);
       }
       versionText.push(`    version ${global()} {\n${procs.join("\n")}\n    } = ${v + 1};`);
     }
@@ -505,6 +520,31 @@ async function exercise(c: Case, model: Model, modules: Record<Mode, GeneratedMo
   }
 }
 
+/**
+ * A module that type-checks only if each version's handlers interface is exactly what the
+ * runtime requires of handlers (`HandlersOf`), and its client class has one method per
+ * procedure under the description's keys (an interface reads `new(...)` as a construct
+ * signature, a class `constructor(...)` as its constructor).
+ */
+function typeChecks(model: Model): string {
+  const names = moduleNames(model);
+  const lines = [
+    `import type { HandlersOf, RpcClient } from "rpcgen-ts/runtime";`,
+    `import type * as m from "./input.js";`,
+    `type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;`,
+  ];
+  for (const p of model.programs) {
+    for (const v of p.versions) {
+      const { service, client, handlers } = names.versions.get(v)!;
+      lines.push(
+        `export const ${handlers}: Same<m.${handlers}, HandlersOf<typeof m.${service}>> = true;`,
+        `export const ${client}: Same<Exclude<keyof m.${client}, keyof RpcClient>, keyof (typeof m.${service})["procedures"]> = true;`,
+      );
+    }
+  }
+  return `${lines.join("\n")}\n`;
+}
+
 describe("random .x files with hostile names", () => {
   // A fixed seed, so a run repeats what the last one did, and a fresh one, printed on failure.
   const seeds = [0x5eed, Number(process.env.NAMES_SEED ?? Math.floor(Math.random() * 0x7fffffff))];
@@ -532,6 +572,12 @@ describe("random .x files with hostile names", () => {
         }
         files.push(join(c.dir, mode, "input.ts"));
       }
+      if (c.refused === undefined) {
+        for (const mode of modes) {
+          writeFileSync(join(c.dir, mode, "check.ts"), typeChecks(compile(join(c.dir, "input.x")).model));
+          files.push(join(c.dir, mode, "check.ts"));
+        }
+      }
     }
     const accepted = cases.filter((c) => c.refused === undefined);
     // The property says little if most files are refused: the pool is tuned so most are not.
@@ -539,7 +585,10 @@ describe("random .x files with hostile names", () => {
 
     // One tsc run over every module of every accepted file.
     await typeCheck(runRoot, files.map((f) => f.slice(runRoot.length + 1))).catch((e: Error) => {
-      throw new Error(`seeds ${seeds.join(", ")}: ${e.message.slice(0, 4000)}`);
+      // The files tsc complains about, with their sources: the run's directory is removed.
+      const named = cases.filter((c) => e.message.includes(`${c.seed}-${c.index}/`)).slice(0, 3);
+      const sources = named.map((c) => `seed ${c.seed}, file ${c.index}:\n${c.text}`).join("\n");
+      throw new Error(`seeds ${seeds.join(", ")}: ${e.message.slice(0, 4000)}\n${sources}`);
     });
 
     for (const c of accepted) {

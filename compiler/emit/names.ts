@@ -25,7 +25,8 @@ import type { Span } from "../source.js";
  *   keeps its number constant `V1`; its service description is `V1_`);
  * - a procedure `GET_ATTR`: the method and key `getAttr` (lowerCamelCase, kept as written in
  *   the same cases), with a trailing `_` if a client or handler object already has that
- *   member (`then` → `then_`, `constructor`, `toString`, `rpcCall`, ...);
+ *   member or TypeScript reads it otherwise (`then` → `then_`, `constructor`, `new`,
+ *   `toString`, `rpcCall`, ...);
  * - fields, arms and enum members: the IDL name as an own property (`__proto__` too).
  *
  * Two declarations that still end up with the same name (`foo` beside `fooCodec`, versions
@@ -52,12 +53,13 @@ const reserved = new Set(
 
 /**
  * Members a generated client class or a handler object has already — the class's
- * constructor, `RpcClient`'s own members, `Object.prototype`'s — and `then`, which would make
- * a client a thenable that `await` calls: a procedure whose method would be one gets a `_`.
+ * constructor, `RpcClient`'s own members, `Object.prototype`'s — `then`, which would make a
+ * client a thenable that `await` calls, and `new`, which an interface reads as a construct
+ * signature: a procedure whose method would be one gets a `_`.
  */
 const reservedMembers = new Set(
   (
-    "constructor then rpcChannel rpcService rpcOptions rpcCall " +
+    "constructor then new rpcChannel rpcService rpcOptions rpcCall " +
     "__proto__ __defineGetter__ __defineSetter__ __lookupGetter__ __lookupSetter__ hasOwnProperty isPrototypeOf " +
     "propertyIsEnumerable toLocaleString toString valueOf"
   ).split(" "),

@@ -469,16 +469,19 @@ export const CONSTRUCTOR = 3;
 /** procedure TO_STRING of XDR_WRITER, input.x line 53 */
 export const TO_STRING = 4;
 
-/** program CALC, input.x line 58 */
+/** procedure NEW of XDR_WRITER, input.x line 54 */
+export const NEW = 5;
+
+/** program CALC, input.x line 59 */
 export const CALC = 536872824;
 
-/** version V1 of program CALC, input.x line 59 */
+/** version V1 of program CALC, input.x line 60 */
 export const V1 = 1;
 
-/** procedure PING of V1, input.x line 60 */
+/** procedure PING of V1, input.x line 61 */
 export const PING = 0;
 
-/** procedure GET_X of V1, input.x line 61 */
+/** procedure GET_X of V1, input.x line 62 */
 export const GET_X = 1;
 
 /** XDR codec for the arguments of THEN: (int). */
@@ -536,6 +539,13 @@ export const XdrWriter = {
       args: XdrReaderCodec,
       result: XdrReaderCodec,
     },
+    new_: {
+      number: 5,
+      name: "NEW",
+      arity: 1,
+      args: XdrWriter$then_$args,
+      result: XdrWriter$then_$args,
+    },
   },
 } as const satisfies ServiceDescription;
 
@@ -549,6 +559,8 @@ export interface XdrWriterHandlers {
   constructor_(arg: number, call: CallContext): number | Promise<number>;
   /** TO_STRING(XdrReader) returns XdrReader */
   toString_(arg: XdrReader, call: CallContext): XdrReader | Promise<XdrReader>;
+  /** NEW(int) returns int */
+  new_(arg: number, call: CallContext): number | Promise<number>;
 }
 
 /** A client of program RpcClient version XDR_WRITER. */
@@ -576,6 +588,11 @@ export class XdrWriterClient extends RpcClient$1 {
   toString_(arg: XdrReader, options?: CallOptions): Promise<XdrReader> {
     return this.rpcCall(XdrWriter.procedures.toString_, arg, options);
   }
+
+  /** NEW(int) returns int */
+  new_(arg: number, options?: CallOptions): Promise<number> {
+    return this.rpcCall(XdrWriter.procedures.new_, arg, options);
+  }
 }
 
 /** XDR codec for the arguments of GET_X: (int). */
@@ -598,7 +615,7 @@ const V1_$getX$args: XdrCodec<number> = {
   },
 };
 
-/** program CALC version V1: the service description, input.x line 59 */
+/** program CALC version V1: the service description, input.x line 60 */
 export const V1_ = {
   program: 536872824,
   version: 1,
