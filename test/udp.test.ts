@@ -659,6 +659,17 @@ describe("UDP at most once, under load and attack", () => {
     expect(listener.cache!.peer(host).entries).toBe(listener.cache!.stats.executions);
   }, 20_000);
 
+  it("calls in progress are those whose handler has not replied: a burst of quick calls from one address is not refused", async () => {
+    const ex = examples.synthesized;
+    const { listener } = await serve(ex);
+    const client = clientWith(ex, await channelTo(listener.address.port), { timeoutMs: 10_000 });
+    const start = performance.now();
+    const sums = await Promise.all(Array.from({ length: 600 }, (_, i) => client.exprocAdd(i, 1)));
+    expect(sums).toEqual(Array.from({ length: 600 }, (_, i) => i + 1));
+    expect(listener.cache!.stats.refused).toBe(0);
+    expect(performance.now() - start).toBeLessThan(5000); // (a datagram the kernel drops in the burst is retransmitted)
+  }, 20_000);
+
   it("a server restarted on the same port has forgotten its replies: a retransmission runs again", async () => {
     const ex = examples.synthesized;
     const calls = new Map<string, number>();
