@@ -136,6 +136,48 @@ describe("names that once decoded wrong", () => {
   });
 });
 
+describe("names across modules", () => {
+  it("a module importing types from a header's module: imports never shadow its own names", async () => {
+    const dir = join(repoRoot, ".tmp/names-import");
+    mkdirSync(dir, { recursive: true });
+    try {
+      // bar is a list, so its codec is called, not inlined.
+      writeFileSync(join(dir, "other.x"), "struct bar { int __proto__; bar *next; };\nenum Set { A = 1, C = 3 };\ntypedef int XdrCodec;\n");
+      // Its own names are those of the imported codecs, of runtime symbols, and of globals.
+      writeFileSync(
+        join(dir, "main.x"),
+        '%#include "other.h"\nconst barCodec = 5;\nconst Set_Codec = 6;\ntypedef bar XdrReader;\n' +
+          "struct uses { bar b; Set s; XdrCodec c; XdrReader r; };\n",
+      );
+      for (const mode of modes) {
+        for (const file of ["other.x", "main.x"]) {
+          const run = await runCli([file, "--mode", mode, "--out", mode], dir);
+          expect(run, `${file} in ${mode}`).toEqual({ status: 0, stdout: "", stderr: "" });
+        }
+      }
+      const text = readFileSync(join(dir, "synthesized/main.ts"), "utf8");
+      for (const alias of ["barCodec as barCodec$1", "XdrCodec as XdrCodec$1", "type XdrReader as XdrReader$1"]) {
+        expect(text).toContain(alias);
+      }
+      await typeCheck(dir, modes.map((mode) => `${mode}/main.ts`));
+      const value = { b: { ["__proto__"]: 1, next: { ["__proto__"]: 7, next: null } }, s: 3, c: 4, r: { ["__proto__"]: 2, next: null } };
+      const wire = "00000001 00000001 00000007 00000000 00000003 00000004 00000002 00000000";
+      for (const mode of modes) {
+        const m = (await import(join(dir, mode, "main.ts"))) as GeneratedModule;
+        expect(m.barCodec).toBe(5);
+        expect(m.Set_Codec).toBe(6);
+        const c = codec(m, "usesCodec");
+        expect(hex(toXdr(c, value))).toBe(wire.replace(/\s/g, ""));
+        const back = fromXdr(c, bytes(wire)) as Record<string, Record<string, unknown>>;
+        checkShape({ kind: "named", target: compile(join(dir, "main.x")).model.types.get("uses")! }, back, "uses");
+        expect(same(back, value)).toBe(true);
+      }
+    } finally {
+      removeDir(dir);
+    }
+  });
+});
+
 // ---- clashes the compiler refuses -------------------------------------------------------------
 
 async function check(source: string): Promise<{ status: number; stderr: string }> {
