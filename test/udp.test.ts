@@ -640,6 +640,24 @@ describe("UDP at most once, under load and attack", () => {
     expect(cache.size).toBeLessThanOrEqual(1000);
   }, 20_000);
 
+  it("the issue's case: at 190 calls/s, a call whose replies are lost for 6 s within its 10 s timeout runs once (default client and server)", async () => {
+    const ex = examples.synthesized;
+    const calls = new Map<string, number>();
+    let lossUntil = Infinity;
+    const { listener } = await serve(ex, { dropReply: () => performance.now() < lossUntil }, exampleHandlers(calls));
+    const port = listener.address.port;
+    const others = await Raw.open();
+    // The default retransmission: sends at 0, 0.5, 1.5, 3.5 and 7.5 s; only the last gets through.
+    const client = clientWith(ex, await channelTo(port), { timeoutMs: 10_000 });
+    lossUntil = performance.now() + 6000;
+    const answer = client.exprocAdd(20, 22);
+    const sent = await flood(others, port, () => performance.now() < lossUntil + 2000, nullCall(ex.service), 190);
+    expect(await answer).toBe(42);
+    expect(calls.get("add")).toBe(1);
+    expect(sent).toBeGreaterThan(1024); // more than the old cache's 1,024 entries went by
+    expect(listener.cache!.stats.hits).toBeGreaterThanOrEqual(4);
+  }, 20_000);
+
   it("with the default budgets, 2,000 calls/s from the caller's own address do not push its reply out within its retry window", async () => {
     const ex = examples.synthesized;
     const calls = new Map<string, number>();
