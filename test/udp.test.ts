@@ -22,9 +22,10 @@ import { connectUdp, listenUdp, maxDatagramBytes, type UdpListener, type UdpList
 import { exampleCalls, exampleHandlers, loadExample, payload, type Example, type ExampleClient } from "./example.js";
 
 /**
- * The UDP transport (DESIGN §5): one datagram per message, the client retransmitting with
+ * The UDP transport: one datagram per message, the client retransmitting with
  * backoff by marshaling again (no copy of the call kept), the server answering duplicates from
- * its duplicate-request cache so that no call runs twice; hostile datagrams are dropped or
+ * its duplicate-request cache so that no call runs twice within the bounds runtime/transport/drc.ts
+ * states (and, tested too, where those bounds end); hostile datagrams are dropped or
  * answered, never fatal.
  */
 

@@ -12,7 +12,7 @@ import type { ClientTransport, ReplySink } from "./types.js";
 /**
  * ONC RPC over UDP: one datagram per message, no record mark, no low-level acknowledgements
  * (the reply is the call's acknowledgement, the next call the reply's). Lean protocol
- * processing as in the seeds:
+ * processing:
  *   - the client keeps no copy of a call: its buffer goes back to the pool as soon as the
  *     datagram is out, and the channel retransmits by marshaling the arguments again
  *     (`datagram: true`: RpcChannel retransmits with backoff until the call's timeout or its
