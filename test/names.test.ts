@@ -471,7 +471,7 @@ function same(a: unknown, b: unknown): boolean {
 }
 
 const VALUES = 4;
-const FILES = 16;
+const FILES = 24;
 
 interface Case {
   readonly seed: number;
