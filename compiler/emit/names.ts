@@ -4,9 +4,9 @@ import type { Span } from "../source.js";
 /**
  * Naming rules for generated code.
  *
- * IDL identifiers match `[A-Za-z_][A-Za-z0-9_]*`, so they never contain `$`. Every name the
- * generator makes up for itself contains one: locals derived from fields are `$` + the field
- * path (`$hint_x`); module-level helpers hold a `$` after their first letter
+ * IDL identifiers match `[A-Za-z_][A-Za-z0-9_]*`, so they never contain `$`. The names the
+ * generator derives from fields or adds at module level contain one: locals derived from
+ * fields are `$` + the field path (`$hint_x`); module-level helpers hold a `$` after their first letter
  * (`CalcV1$add$args`, `kind$values`, `own$`), so no local can shadow one; runtime imports that
  * a declared name would shadow are aliased `Name$1`. The other locals are short fixed words
  * (`v`, `w`, `r`, `o`, `dv`, `i`, `n`, `e`), which none of the module-level names a codec
