@@ -6,13 +6,13 @@ import type { Span } from "../source.js";
  *
  * IDL identifiers match `[A-Za-z_][A-Za-z0-9_]*`, so they never contain `$`. The names the
  * generator derives from fields or adds at module level contain one: locals derived from
- * fields are `$` + the field path (`$hint_x`); module-level helpers hold a `$` after their first letter
- * (`CalcV1$add$args`, `kind$values`, `own$`), so no local can shadow one; runtime imports that
- * a declared name would shadow are aliased `Name$1`. The other locals are short fixed words
- * (`v`, `w`, `r`, `o`, `dv`, `i`, `n`, `e`), which none of the module-level names a codec
- * refers to can equal (codecs end in `Codec` or hold a `$`; runtime imports are aliased; the
- * globals it uses are reserved below). A name a function has already used gets the next free
- * number, so no local shadows another.
+ * fields are `$` + the field path (`$hint_x`); module-level helpers hold a `$` after their
+ * first letter (`CalcV1$add$args`, `kind$values`, `own$`), so no local can shadow one;
+ * runtime imports that a declared name would shadow are aliased `Name$1`. The other locals
+ * are short fixed words (`v`, `w`, `r`, `o`, `dv`, `i`, `n`, `e`), which none of the
+ * module-level names a codec refers to can equal (codecs end in `Codec` or hold a `$`; runtime
+ * imports are aliased; the globals it uses are reserved below). A name a function has already
+ * used gets the next free number, so no local shadows another.
  *
  * The public names keep the IDL's spelling:
  * - constants, types, and program, version and procedure numbers: the IDL name, with a
