@@ -283,7 +283,9 @@ export class CodecWriter {
       return [`const ${x} = ${read};`, ...this.within([a.field], body)];
     };
     for (const a of step.arms) {
-      code.push(...a.values.map((v) => `case ${isBool ? String(v === 1) : v}:`), `{`, ...arm(a), `break;`, `}`);
+      // One push per label, not spread arguments: an arm may have more labels than a call has arguments.
+      for (const v of a.values) code.push(`case ${isBool ? String(v === 1) : v}:`);
+      code.push(`{`, ...arm(a), `break;`, `}`);
     }
     code.push(`default:`);
     if (step.defaultArm !== undefined) code.push(`{`, ...arm(step.defaultArm), `}`);
@@ -509,7 +511,10 @@ export class CodecWriter {
       const body = this.decodeElement(a.plan, armTs, fn, (expr) => `${x} = { ${disc}, ${field}: ${expr} } as ${ts};`);
       return this.within([a.field], body);
     };
-    for (const a of step.arms) code.push(...a.values.map((v) => `case ${v}:`), `{`, ...arm(a), `break;`, `}`);
+    for (const a of step.arms) {
+      for (const v of a.values) code.push(`case ${v}:`);
+      code.push(`{`, ...arm(a), `break;`, `}`);
+    }
     code.push(`default:`);
     if (step.defaultArm !== undefined) code.push(`{`, ...arm(step.defaultArm), `}`);
     else {
