@@ -13,3 +13,4 @@ export { AcceptStat, AuthFlavor, AuthStat, AUTH_NONE, type AuthSysParams, type O
 export { callChannel, serveChannel, type CallHook, type CallRecord, type Phases, type TransportKind } from "./timing.js";
 export { connect, type ConnectOptions } from "./connect.js";
 export { defaultStreamLimits, type StreamLimits, type StreamStats } from "./transport/limits.js";
+export type { DuplicateCacheOptions, DuplicateCacheStats } from "./transport/drc.js";

@@ -17,6 +17,7 @@ import {
 } from "./rpc/message.js";
 import type { HandlersOf, ProcedureDescription, ServiceDescription } from "./service.js";
 import { now, serveChannel, type CallHook, type Phases, type TransportKind } from "./timing.js";
+import type { DuplicateCacheOptions } from "./transport/drc.js";
 import type { StreamLimits, StreamStats } from "./transport/limits.js";
 import type { ReplySink } from "./transport/types.js";
 import { XdrReader } from "./xdr/reader.js";
@@ -99,6 +100,8 @@ export interface ListenOptions {
   readonly rpcbind?: boolean;
   /** What peers may cost a `tcp` or `unix` listener (see StreamLimits for the defaults). */
   readonly limits?: StreamLimits;
+  /** A `udp` listener's duplicate-request cache bounds, or false for none (no at-most-once). */
+  readonly duplicateCache?: DuplicateCacheOptions | false;
 }
 
 export interface ListenAddress {

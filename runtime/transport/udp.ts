@@ -22,8 +22,9 @@ import type { ClientTransport, ReplySink } from "./types.js";
  *     reply's own buffer is the entry, written in the send callback, so the buffering
  *     overlaps the reply's transmission. The cache also bounds the calls in progress per
  *     peer address and in total: a call beyond them is dropped, and retransmitted later;
- *   - a reply that cannot be sent (longer than a datagram, or refused by the kernel) is
- *     answered SYSTEM_ERR instead, which the cache keeps, and reported to `onError`.
+ *   - a reply that can never be sent (longer than a datagram: EMSGSIZE) is answered
+ *     SYSTEM_ERR instead, which the cache keeps, and reported to `onError`; a send refused
+ *     for now (ENOBUFS, a firewall) is treated as a loss: the real reply is cached.
  * The kernel's copy of a datagram is the wire copy; nothing else is copied.
  */
 
@@ -126,8 +127,8 @@ export interface UdpListenOptions {
   /** The duplicate-request cache's bounds, or false to run without one (no at-most-once). */
   readonly duplicateCache?: DuplicateCacheOptions | false;
   /**
-   * Told about replies that could not be sent (longer than a datagram, or the send failed);
-   * the caller gets SYSTEM_ERR instead. Default: the server's own `onError`, if it has one.
+   * Told about replies that can never be sent (longer than a datagram); the caller gets
+   * SYSTEM_ERR instead. Default: the server's own `onError`, if it has one.
    */
   readonly onError?: (error: unknown, call: CallContext) => void;
   /**
@@ -246,11 +247,13 @@ class UdpEndpoint implements UdpListener {
   }
 
   private sent(sink: DatagramSink, error: Error | null, buffer: Uint8Array, end: number, release: (buffer: Uint8Array) => void): void {
-    if (error) {
-      // A reply that was not sent is never cached: its retransmissions would get nothing.
+    if (error !== null && (error as NodeJS.ErrnoException).code === "EMSGSIZE") {
+      // A reply the network can never carry is never cached: its retransmissions would get nothing.
       release(buffer);
       this.unsendable(sink, new RpcError("TRANSPORT", `the reply could not be sent: ${error.message}`, { cause: error }));
     } else if (sink.entry !== undefined) {
+      // Sent, or refused for now (ENOBUFS, a firewall's EPERM): the call ran and its reply is
+      // good, so it is kept as if the network had lost it, and a retransmission gets it.
       this.cache!.complete(sink.entry, buffer, end, release);
     } else {
       release(buffer);
