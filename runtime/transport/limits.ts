@@ -30,7 +30,8 @@ export interface StreamLimits {
   readonly maxConnectionsPerPeer?: number;
   /**
    * A connection that receives no call and sends no reply bytes for this long is closed
-   * (default 120 s). One with calls still running in the application is not idle.
+   * (default 6 minutes, as Linux's RPC server ages out idle connections). One with calls
+   * still running in the application is not idle. Clients see the close as CLOSED.
    */
   readonly idleTimeoutMs?: number;
   /** A record whose first byte arrived must be complete within this long, or the connection is closed (default 30 s). */
@@ -57,7 +58,7 @@ export type ResolvedStreamLimits = { readonly [K in keyof StreamLimits]-?: numbe
 export const defaultStreamLimits: ResolvedStreamLimits = Object.freeze({
   maxConnections: 1024,
   maxConnectionsPerPeer: 64,
-  idleTimeoutMs: 120_000,
+  idleTimeoutMs: 360_000,
   recordTimeoutMs: 30_000,
   maxRecordBytes: 4 * 1024 * 1024,
   maxFragments: 1024,
