@@ -28,6 +28,11 @@ const prettierOptions: prettier.Options = {
 
 /** How many top-level statements prettier formats at once (see `print`). */
 const statementsPerFormat = 256;
+/**
+ * Prettier needs about 250 bytes of memory per byte it formats; a declaration printed longer
+ * than this is indented by `indented` instead, so memory stays bounded whatever the input.
+ */
+export const maxFormattedLength = 512 * 1024;
 
 export type Statement = string | StatementStructures;
 
@@ -87,8 +92,19 @@ export class ModulePrinter {
     // up each `export` keyword's next token from the start of the file), minutes for 10^5
     // constants; and no syntax tree of the whole module is ever built.
     const parts: string[] = [];
-    for (let i = 0; i === 0 || i < all.length; i += statementsPerFormat) {
-      const piece = all.slice(i, i + statementsPerFormat);
+    for (let i = 0, end = 0; i === 0 || i < all.length; i = end) {
+      // A piece ends after statementsPerFormat statements or maxFormattedLength characters.
+      let length = 0;
+      let huge = false;
+      for (end = i; end < all.length && end - i < statementsPerFormat; end++) {
+        const own = print([all[end]!]).length;
+        length += own;
+        if (length <= maxFormattedLength) continue;
+        huge = end === i;
+        if (huge) end++;
+        break;
+      }
+      const piece = all.slice(i, end);
       let printed = print(piece);
       if (i > 0) {
         // Printed after the statement before it, so that the lines between them are the whole file's.
@@ -101,8 +117,27 @@ export class ModulePrinter {
       const text = printed.replace(/\n\/\*\*/g, "\n\n/**");
       // Prettier drops a piece's leading blank line; where the whole file had one, it would keep it.
       if (i > 0 && /^[ \t]*\n[ \t]*\n/.test(text)) parts.push("\n");
-      parts.push(await prettier.format(text, prettierOptions));
+      parts.push(huge ? indented(text) : await prettier.format(text, prettierOptions));
     }
     return parts.join("");
   }
+}
+
+/**
+ * A declaration too large for prettier (the codec of a union of 10^4 arms, a client of 10^4
+ * procedures), laid out by brackets alone: each line indented two spaces per bracket left
+ * open before it. The code is the same; only prettier's line breaking is missing.
+ */
+function indented(text: string): string {
+  const out: string[] = [];
+  let depth = 0;
+  for (const raw of text.trim().split("\n")) {
+    const line = raw.trim();
+    const closing = /^[)\]}]*/.exec(line)![0].length;
+    // A doc comment's continuation lines keep the space before their '*'.
+    const pad = line.startsWith("*") ? " " : "";
+    out.push(line === "" ? "" : "  ".repeat(Math.max(0, depth - closing)) + pad + line);
+    depth = Math.max(0, depth + (line.match(/[([{]/g)?.length ?? 0) - (line.match(/[)\]}]/g)?.length ?? 0));
+  }
+  return `${out.join("\n")}\n`;
 }
