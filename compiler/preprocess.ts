@@ -183,15 +183,19 @@ export function preprocess(
       if (!startsInComment && lead === "#") {
         let text = blanked.text;
         emit("", identity);
-        // Directives continue over backslash-newline.
+        // Directives continue over backslash-newline; the lines are joined once, at the end
+        // (joining as they come is quadratic in a directive of 10^5 lines).
+        const joined: string[] = [];
         while (text.endsWith("\\") && i + 1 < raw.length) {
           i++;
           const next = blankComments(raw[i]!, comment, file, i + 1);
           comment = next.open;
-          text = text.slice(0, -1) + " " + next.text;
+          joined.push(text.slice(0, -1));
+          text = next.text;
           emit("", { ...identity, line: i + 1 });
         }
-        directive(text.trim().slice(1).trim(), { file, line: lineNo, col: first + 1 }, conds, active());
+        joined.push(text);
+        directive(joined.join(" ").trim().slice(1).trim(), { file, line: lineNo, col: first + 1 }, conds, active());
         continue;
       }
 
@@ -479,6 +483,10 @@ function blankComments(
 ): { text: string; open: Span | undefined } {
   let text = "";
   let i = 0;
+  // The next "/*" and "//" at or after i (-1: none), searched again only once passed: searching
+  // at every comment would be quadratic in a line of many comments.
+  let block = -2;
+  let slash = -2;
   while (i < line.length) {
     if (open !== undefined) {
       const end = line.indexOf("*/", i);
@@ -491,8 +499,8 @@ function blankComments(
       open = undefined;
       continue;
     }
-    const block = line.indexOf("/*", i);
-    const slash = line.indexOf("//", i);
+    if (block !== -1 && block < i) block = line.indexOf("/*", i);
+    if (slash !== -1 && slash < i) slash = line.indexOf("//", i);
     if (slash >= 0 && (block < 0 || slash < block)) {
       return { text: text + line.slice(i, slash) + " ".repeat(line.length - slash), open };
     }
