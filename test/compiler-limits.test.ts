@@ -283,6 +283,16 @@ describe("the preprocessor's bounds", () => {
     expectBounded(run, 512);
   }, 30_000);
 
+  it("a 1 MB line of comments and a directive continued over 3 * 10^5 lines are read in linear time", async () => {
+    const comments = await rpcgen("comments.x", `${"/* */ ".repeat(170_000)}\nconst A = 1;\n`, ["--check"], 20_000);
+    expect(comments.stderr).toBe("");
+    expect(comments.status).toBe(0);
+    const continued = await rpcgen("continued.x", `#define SUM 1 \\\n${"+ 1 \\\n".repeat(300_000)}\nconst A = 1;\n`, ["--check"], 20_000);
+    expect(continued.stderr).toBe("");
+    expect(continued.status).toBe(0);
+    expectBounded(continued, 512);
+  }, 60_000);
+
   it(`#if refuses nesting past ${maxExpressionDepth} and numbers past 256 bits, without a stack overflow`, () => {
     expect(evaluateExpression(`${"(".repeat(maxExpressionDepth - 1)}1${")".repeat(maxExpressionDepth - 1)}`)).toBe(1n);
     expect(() => evaluateExpression(`${"(".repeat(100_000)}1${")".repeat(100_000)}`)).toThrow(`nested more than ${maxExpressionDepth} deep`);
