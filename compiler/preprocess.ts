@@ -79,8 +79,17 @@ export interface Preprocessed {
 export function originOf(pp: Preprocessed, line: number, col: number): Span {
   const origin = pp.lines[Math.min(line, pp.lines.length) - 1];
   if (origin === undefined) return { file: pp.files[0]!, line: 1, col: 1 };
-  let piece = origin.pieces[0]!;
-  for (const p of origin.pieces) if (p.out <= col) piece = p;
+  // The last piece that starts at or before the column, by binary search: a line of 10^5 macro
+  // uses has 2 * 10^5 pieces, and every token on it asks.
+  const pieces = origin.pieces;
+  let lo = 0;
+  let hi = pieces.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (pieces[mid]!.out <= col) lo = mid;
+    else hi = mid - 1;
+  }
+  const piece = pieces[lo]!;
   return { file: origin.file, line: origin.line, col: piece.fixed ? piece.src : piece.src + (col - piece.out) };
 }
 
