@@ -1,9 +1,10 @@
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import { frontEnd, moduleNameOf } from "./compile.js";
 import { formatDiagnostic } from "./diagnostics.js";
 import { defaultRuntimeModule, emitModule, modes, type Mode } from "./emit/module.js";
 import { defaultDefines } from "./preprocess.js";
+import { readSource, SourceReadError } from "./source.js";
 import { version } from "./version.js";
 
 /**
@@ -123,10 +124,11 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
   for (const file of options.files) {
     let text: string;
     try {
-      text = readFileSync(file, "utf8");
+      text = readSource(file);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      io.stderr(`rpcgen: error: cannot read '${file}': ${readErrors[code ?? ""] ?? (e as Error).message}\n`);
+      const why = e instanceof SourceReadError ? e.message : (readErrors[code ?? ""] ?? (e as Error).message);
+      io.stderr(`rpcgen: error: cannot read '${file}': ${why}\n`);
       failed = true;
       continue;
     }

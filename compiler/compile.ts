@@ -1,4 +1,3 @@
-import { readFileSync } from "node:fs";
 import { basename, resolve } from "node:path";
 import { check } from "./check.js";
 import { DiagnosticBag, type Diagnostic } from "./diagnostics.js";
@@ -6,7 +5,7 @@ import type { Layout } from "./layout.js";
 import type { Model } from "./model.js";
 import { parse } from "./parser.js";
 import { preprocess, type PreprocessOptions } from "./preprocess.js";
-import type { SourceFile } from "./source.js";
+import { readSource, type SourceFile } from "./source.js";
 
 /**
  * The front end, one call per stage: source → preprocess → tokens → syntax tree → checked
@@ -50,7 +49,14 @@ class FrontEnd {
       if (importing.includes(key)) continue; // headers that include each other: C's include guards
       let result = this.cache.get(key);
       if (result === undefined) {
-        result = this.run({ path: h.path, text: readFileSync(h.path, "utf8") }, [...importing, resolve(file.path)]);
+        let text: string;
+        try {
+          text = readSource(h.path);
+        } catch (e) {
+          diagnostics.error(h.span, `cannot read the header's source '${h.path}': ${(e as Error).message}`);
+          return failed();
+        }
+        result = this.run({ path: h.path, text }, [...importing, resolve(file.path)]);
         this.cache.set(key, result);
       }
       if (result.model === undefined) {

@@ -73,4 +73,14 @@ const WhiteSpace = createToken({ name: "WhiteSpace", pattern: /[ \t\r\n\f\v]+/, 
 /** Keywords come before Identifier; `longer_alt` lets `structure` lex as one identifier. */
 export const allTokens: TokenType[] = [WhiteSpace, ...Object.values(Kw), Identifier, NumberLiteral, StringLiteral, ...Object.values(P)];
 
-export const lexer = new Lexer(allTokens, { positionTracking: "full", ensureOptimizations: true });
+/**
+ * Only "\n" ends a line: the preprocessor has already split the text at "\r\n" and "\n", and
+ * every excerpt counts lines that way, so a lone "\r" is white space within its line (as cpp
+ * treats it), not a line break that would put every later position a line off.
+ */
+export const lexer = new Lexer(allTokens, {
+  positionTracking: "full",
+  ensureOptimizations: true,
+  lineTerminatorsPattern: /\n/g,
+  lineTerminatorCharacters: ["\n"],
+});

@@ -1,7 +1,7 @@
-import { existsSync, readFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { existsSync } from "node:fs";
+import { dirname, isAbsolute, join, resolve } from "node:path";
 import { showChar, type DiagnosticBag } from "./diagnostics.js";
-import type { SourceFile, Span } from "./source.js";
+import { readSource, type SourceFile, type Span } from "./source.js";
 
 /**
  * The C preprocessor, as far as `.x` files use it (Sun rpcgen runs `cpp` first):
@@ -309,6 +309,7 @@ export function preprocess(
 
   /** Looks for `name` as cpp would: beside the includer for "quoted" names, then -I, then the system. */
   function search(name: string, quoted: boolean, from: SourceFile): string | undefined {
+    if (isAbsolute(name)) return existsSync(name) ? name : undefined;
     const dirs = [...(quoted ? [dirname(from.path)] : []), ...includeDirs, systemIncludeDir];
     return dirs.map((d) => join(d, name)).find((p) => existsSync(p));
   }
@@ -352,7 +353,7 @@ export function preprocess(
     }
     let text: string;
     try {
-      text = readFileSync(found, "utf8");
+      text = readSource(found);
     } catch (e) {
       diagnostics.error(span, `cannot read include file '${found}': ${(e as Error).message}`);
       return;

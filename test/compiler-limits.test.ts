@@ -322,6 +322,17 @@ describe("the preprocessor's bounds", () => {
   }, 30_000);
 });
 
+describe("sources that never end", () => {
+  it("an #include of /dev/zero and /dev/zero itself are refused as not regular files, not read for ever", async () => {
+    const include = await rpcgen("zero.x", `#include "/dev/zero"\nconst A = 1;\n`, ["--check"], 20_000);
+    expect(include.status).toBe(1);
+    expect(include.stderr.split("\n")[0]).toBe("zero.x:1:1: error: cannot read include file '/dev/zero': it is not a regular file");
+    const main = await rpcgen("main.x", "", ["/dev/zero", "--check"], 20_000);
+    expect(main.status).toBe(1);
+    expect(main.stderr).toContain("rpcgen: error: cannot read '/dev/zero': it is not a regular file\n");
+  }, 60_000);
+});
+
 describe("error excerpts are cut to a line's width", () => {
   const format = (text: string, col: number) => formatDiagnostic({ span: { file: { path: "t.x", text }, line: 1, col }, message: "boom" });
 
