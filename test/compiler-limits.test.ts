@@ -8,6 +8,8 @@ import { frontEnd } from "../compiler/compile.js";
 import { maxInlineDepth } from "../compiler/layout.js";
 import { evaluateExpression, expansionLimits, maxExpressionDepth, preprocess } from "../compiler/preprocess.js";
 import { maxFormattedLength } from "../compiler/emit/printer.js";
+import { fromXdr, toXdr } from "../runtime/index.js";
+import { codecOf, generateAllModes } from "./generated.js";
 import { removeDir, repoRoot, tempDir, typeCheck } from "./support.js";
 
 /**
@@ -218,6 +220,39 @@ describe("large inputs compile, in time and memory linear in their size", () => 
     expect(first).toMatch(/^cycle\.x:1:7: error: constant 'C0' is defined in terms of itself \(C0 -> C1 -> .*…/);
     expect(first!.length).toBeLessThan(maxMessage + 100);
     expect(run.stderr).toMatch(/\n1 error in cycle\.x\n$/);
+  }, 60_000);
+});
+
+describe("what the bounds on inlining generate is still exact", () => {
+  it(`structs nested past ${maxInlineDepth} levels and a run of 600 scalars round-trip in every mode`, async () => {
+    // A fixed path: generated modules are kept under .tmp/gen by a hash of it.
+    const dir = join(repoRoot, ".tmp", "compiler-limits-shapes");
+    mkdirSync(dir, { recursive: true });
+    const file = join(dir, "shapes.x");
+    const wide = Array.from({ length: 600 }, (_, i) => `  int f${i};`).join("\n");
+    writeFileSync(file, `${inputs.nestedStructs(20)}\nstruct wide {\n${wide}\n  s19 deep;\n};\n`);
+    try {
+      const modules = await generateAllModes([file]);
+      const nested = (depth: number): Record<string, unknown> =>
+        depth === 0 ? { x: -7 } : { inner: nested(depth - 1), [`x${depth}`]: depth * 1000 + 1 };
+      const value: Record<string, unknown> = { deep: nested(19) };
+      for (let i = 0; i < 600; i++) value[`f${i}`] = i % 2 === 0 ? i : -i;
+      const bytes = toXdr(codecOf(modules.classic.get("shapes")!, "wide"), value);
+      expect(bytes.length).toBe(600 * 4 + 20 * 4);
+      for (const mode of ["classic", "synthesized", "descriptor"] as const) {
+        const codec = codecOf(modules[mode].get("shapes")!, "wide");
+        expect(Buffer.from(toXdr(codec, value)).equals(Buffer.from(bytes)), mode).toBe(true);
+        expect(fromXdr(codec, bytes), mode).toEqual(value);
+      }
+      // Deep in the nesting, a bad value is still reported with its whole path.
+      const bad = structuredClone(value);
+      let at = bad.deep as Record<string, unknown>;
+      for (let d = 19; d > 1; d--) at = at.inner as Record<string, unknown>;
+      (at.inner as Record<string, unknown>).x = 1.5;
+      expect(() => toXdr(codecOf(modules.synthesized.get("shapes")!, "wide"), bad)).toThrow(`deep${".inner".repeat(19)}.x`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   }, 60_000);
 });
 
