@@ -18,7 +18,8 @@ import {
 import * as drc from "../runtime/transport/drc.js";
 import { RecordDecoder, RecordError, type RecordLimits } from "../runtime/transport/record-marking.js";
 import { corpusDecoders, type Decoder } from "./fuzz/corpus.js";
-import { concat, describeThrown, fuzz, hex, interestingWord, mutate, mutation, summary, xdrLikeBytes } from "./fuzz/seed.js";
+import { describeThrown, fuzz, hex, interestingWord, mutate, mutation, summary, xdrLikeBytes } from "./fuzz/seed.js";
+import { concat } from "./bytes.js";
 
 /**
  * Fuzzing every decoder (issue 7, item 7b): random and mutated bytes through the generated

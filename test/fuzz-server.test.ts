@@ -7,7 +7,8 @@ import type { ClientTransport } from "../runtime/transport/types.js";
 import { arbitraryOf } from "./arbitrary.js";
 import { compile } from "./generated.js";
 import { exampleFile, loadExample, type ExampleClient } from "./example.js";
-import { cat, countingHandlers, encodeCall, exampleArguments, frame, fuzzedCall, ServerModel, splitRecords, u32, withXid, words, type Expected, type HookRule } from "./fuzz/rpc.js";
+import { countingHandlers, encodeCall, exampleArguments, frame, fuzzedCall, ServerModel, splitRecords, u32, withXid, type Expected, type HookRule } from "./fuzz/rpc.js";
+import { concat, words } from "./bytes.js";
 import { describeThrown, fuzzAsync, hex, mutate, mutation, summary, xdrLikeBytes } from "./fuzz/seed.js";
 import { semantics, type ProcedureKey } from "./fuzz/semantics.js";
 
@@ -174,7 +175,7 @@ function tcpExchange(
       if (options.end && !socket.destroyed) socket.end();
     });
     socket.on("data", (chunk: Buffer) => {
-      received = cat(received, chunk);
+      received = concat(received, chunk);
       if (options.done?.(splitRecords(received).messages) === true) finish(false, false);
     });
     socket.on("error", () => {});
@@ -234,7 +235,7 @@ describe("a server under fuzzed calls", () => {
         const sent = prepare(messages, withHook ? hookedModel : model);
         const last = nextXid++;
         const before = snapshot();
-        const stream = cat(...sent.map((s) => frame(s.message)), frame(sentinel(last)));
+        const stream = concat(...sent.map((s) => frame(s.message)), frame(sentinel(last)));
         const out = await tcpExchange(withHook ? hookedPort : tcpPort, stream, { end: false, done: (rs) => rs.some((r) => u32(r, 0) === last), ms: 5000, cuts });
         expect(out.timedOut, "the sentinel was answered").toBe(false);
         expect(out.closed, "the connection stays open: every record was well framed").toBe(false);
@@ -286,7 +287,7 @@ describe("a server under fuzzed calls", () => {
             parts.push(words((i + 2 === bounds.length ? 0x8000_0000 : 0) | piece.length), piece);
           }
         }
-        return mutate(cat(...parts), ms);
+        return mutate(concat(...parts), ms);
       });
     await fuzzAsync(
       "TCP framing",
@@ -417,7 +418,7 @@ function reference(stream: Uint8Array): { messages: Uint8Array[]; broken: boolea
     length += n;
     i += 4 + n;
     if (mark & 0x8000_0000) {
-      messages.push(cat(...parts));
+      messages.push(concat(...parts));
       parts = [];
       length = 0;
       fragments = 0;

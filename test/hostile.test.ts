@@ -10,6 +10,7 @@ import { fromXdr, toXdr, XdrError, type XdrCodec } from "../runtime/index.js";
 import { arbitraryOf, arbitraryOfNamed } from "./arbitrary.js";
 import { codecOf, compile, generateAllModes, type Compiled, type GeneratedModule } from "./generated.js";
 import { corpus, repoRoot } from "./support.js";
+import { concat, words } from "./bytes.js";
 
 /**
  * Hostile input (DESIGN §5 "Limits"): whatever bytes arrive, a generated decoder either
@@ -39,23 +40,7 @@ beforeAll(async () => {
 /** compat.x's codec for `name` in `mode`. */
 const c = (mode: Mode, name: string): XdrCodec<unknown> => codecOf(compat[mode], name);
 
-/** Big-endian 32-bit words. */
-function words(...ws: number[]): Uint8Array {
-  const out = new Uint8Array(4 * ws.length);
-  const dv = new DataView(out.buffer);
-  ws.forEach((w, i) => dv.setUint32(4 * i, w >>> 0));
-  return out;
-}
 
-function cat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
 
 function thrown(f: () => unknown): unknown {
   try {
@@ -220,7 +205,7 @@ describe("truncated input", () => {
 
 describe("length fields", () => {
   // Sixteen bytes in all: the length word, then twelve bytes that are not enough for anything large.
-  const claim = (n: number): Uint8Array => cat(words(n), new Uint8Array(12));
+  const claim = (n: number): Uint8Array => concat(words(n), new Uint8Array(12));
 
   it("of 2^32-1 and 0x80000000 in unbounded opaque, string and array positions", () => {
     for (const n of [0xffffffff, 0x80000000]) {
@@ -231,11 +216,11 @@ describe("length fields", () => {
       // An array of structs inside a struct, after an empty string.
       expectDecodeError(
         "polygon",
-        cat(words(0, n), new Uint8Array(8)),
+        concat(words(0, n), new Uint8Array(8)),
         `decode polygon.pts at byte 4: truncated: array of ${n} elements needs at least ${8 * n} bytes, 8 left`,
       );
       // Recursion through a variable-length array.
-      expectDecodeError("tree", cat(words(7, n), new Uint8Array(8)), `decode tree.kids at byte 4: truncated: array of ${n} elements needs at least ${8 * n} bytes, 8 left`);
+      expectDecodeError("tree", concat(words(7, n), new Uint8Array(8)), `decode tree.kids at byte 4: truncated: array of ${n} elements needs at least ${8 * n} bytes, 8 left`);
     }
   });
 
@@ -255,8 +240,8 @@ describe("length fields", () => {
       { name: "anyblob", bytes: claim },
       { name: "anystr", bytes: claim },
       { name: "ints", bytes: claim },
-      { name: "polygon", bytes: (n) => cat(words(0, n), new Uint8Array(8)) },
-      { name: "tree", bytes: (n) => cat(words(0, n), new Uint8Array(8)) },
+      { name: "polygon", bytes: (n) => concat(words(0, n), new Uint8Array(8)) },
+      { name: "tree", bytes: (n) => concat(words(0, n), new Uint8Array(8)) },
     ];
     for (const { name, bytes } of cases) {
       for (const n of claims) {
@@ -300,7 +285,7 @@ function allocationDuring(f: () => void): { arrayBuffers: number; heap: number }
 
 describe("values out of bounds", () => {
   it("strings over their bound, in bytes", () => {
-    expectDecodeError("name", cat(words(17), new Uint8Array(20)), "decode name at byte 0: string of 17 bytes exceeds bound 16");
+    expectDecodeError("name", concat(words(17), new Uint8Array(20)), "decode name at byte 0: string of 17 bytes exceeds bound 16");
     expectEncodeError("name", "x".repeat(17), "encode name at byte 0: string of 17 bytes exceeds bound 16");
     expectEncodeError("name", "é".repeat(9), "encode name at byte 0: string of 18 bytes exceeds bound 16");
     expectEncodeError("tiny", "é", "encode tiny at byte 0: string of 2 bytes exceeds bound 1");
@@ -311,14 +296,14 @@ describe("values out of bounds", () => {
   it("arrays over their bound, and fixed arrays of the wrong length", () => {
     const pt = { x: 0, y: 0 };
     expectEncodeError("pointlist", Array.from({ length: 9 }, () => pt), "encode pointlist at byte 0: array of 9 elements exceeds bound 8");
-    expectDecodeError("pointlist", cat(words(9), new Uint8Array(72)), "decode pointlist at byte 0: array of 9 elements exceeds bound 8");
+    expectDecodeError("pointlist", concat(words(9), new Uint8Array(72)), "decode pointlist at byte 0: array of 9 elements exceeds bound 8");
     expectEncodeError("triangle", [pt, pt], "encode triangle at byte 0: array of 2 elements, expected exactly 3");
     expectEncodeError("blob", new Uint8Array(65), "encode blob at byte 0: opaque of 65 bytes exceeds bound 64");
     expectEncodeError("fixed5", new Uint8Array(4), "encode fixed5 at byte 0: opaque of 4 bytes, expected exactly 5");
   });
 
   it("unknown enum values", () => {
-    expectDecodeError("scalars", cat(new Uint8Array(44), words(3)), "decode scalars.c at byte 44: value 3 is not a member of enum color");
+    expectDecodeError("scalars", concat(new Uint8Array(44), words(3)), "decode scalars.c at byte 44: value 3 is not a member of enum color");
     expectEncodeError("readres", { st: 3 }, "encode readres.st at byte 0: expected a value of enum status, got 3");
     expectDecodeError("readres", words(3), "decode readres.st at byte 0: value 3 is not a member of enum status");
   });
@@ -332,14 +317,14 @@ describe("values out of bounds", () => {
 
   it("bool 2 and an optional-data flag of 7", () => {
     expectDecodeError("maybe", words(2, 0), "decode maybe.present at byte 0: bool value 2 is neither 0 nor 1");
-    expectDecodeError("scalars", cat(new Uint8Array(40), words(2, 0)), "decode scalars.b at byte 40: bool value 2 is neither 0 nor 1");
+    expectDecodeError("scalars", concat(new Uint8Array(40), words(2, 0)), "decode scalars.b at byte 40: bool value 2 is neither 0 nor 1");
     expectDecodeError("withopt", words(7), "decode withopt.origin at byte 0: optional-data discriminant 7 is neither 0 nor 1");
     expectDecodeError("nodeptr", words(7), "decode nodeptr at byte 0: optional-data discriminant 7 is neither 0 nor 1");
   });
 
   it("rpcgen's C aliases out of their C range", () => {
-    expectDecodeError("aliases", cat(words(200), new Uint8Array(36)), "decode aliases.c at byte 0: value 200 out of range for char [-128, 127]");
-    expectDecodeError("aliases", cat(new Uint8Array(8), words(256), new Uint8Array(28)), "decode aliases.uc at byte 8: value 256 out of range for u_char [0, 255]");
+    expectDecodeError("aliases", concat(words(200), new Uint8Array(36)), "decode aliases.c at byte 0: value 200 out of range for char [-128, 127]");
+    expectDecodeError("aliases", concat(new Uint8Array(8), words(256), new Uint8Array(28)), "decode aliases.uc at byte 8: value 256 out of range for u_char [0, 255]");
   });
 
   it("trailing bytes", () => {
@@ -366,15 +351,15 @@ describe("error messages name the path and the byte", () => {
 
   it("decode: through union arms", () => {
     // shapes: count 2 at 0; shapes[0] = kind 1, small at 4-11; shapes[1] = kind -1 at 12, text length at 16.
-    expectDecodeError("shapes", cat(words(2, 1, 5, -1, 9), new Uint8Array(12)), "decode shapes[1].text at byte 16: string of 9 bytes exceeds bound 8");
+    expectDecodeError("shapes", concat(words(2, 1, 5, -1, 9), new Uint8Array(12)), "decode shapes[1].text at byte 16: string of 9 bytes exceeds bound 8");
     // readres ST_OK: the polygon's label length at 4.
-    expectDecodeError("readres", cat(words(0, 17), new Uint8Array(20)), "decode readres.poly.label at byte 4: string of 17 bytes exceeds bound 16");
+    expectDecodeError("readres", concat(words(0, 17), new Uint8Array(20)), "decode readres.poly.label at byte 4: string of 17 bytes exceeds bound 16");
   });
 
   it("decode: through optional data", () => {
     // origin present (flag at 0, x at 4, y at 8), label "" at 12, sc present (flag at 16),
     // scalars from 20: its bool b is at 20 + 40 = 60.
-    const bytes = cat(words(1, 0, 0, 0, 1), new Uint8Array(40), words(2, 0));
+    const bytes = concat(words(1, 0, 0, 0, 1), new Uint8Array(40), words(2, 0));
     expectDecodeError("withopt", bytes, "decode withopt.sc.b at byte 60: bool value 2 is neither 0 nor 1");
   });
 
@@ -410,7 +395,7 @@ describe("deep nesting", () => {
     // (de)coded in a loop, so the list is bounded by its bytes (8 per node), not by the stack.
     const bytes = listBytes(DEPTH);
     for (const name of ["node", "nodeptr"]) {
-      const input = name === "nodeptr" ? cat(words(1), bytes) : bytes;
+      const input = name === "nodeptr" ? concat(words(1), bytes) : bytes;
       for (const mode of modes) {
         const e = thrown(() => {
           const v = fromXdr(c(mode, name), input) as { v: number; next: unknown };

@@ -21,6 +21,7 @@ import type { Dispatcher } from "../runtime/server.js";
 import { RecordDecoder } from "../runtime/transport/record-marking.js";
 import { listenStream } from "../runtime/transport/stream.js";
 import { removeDir, tempDir } from "./support.js";
+import { concat } from "./bytes.js";
 
 /**
  * A stream server under attack: each test runs one attack against a real server on
@@ -134,17 +135,8 @@ function mark(length: number, last: boolean): Uint8Array {
   return b;
 }
 
-function cat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
 
-const record = (message: Uint8Array) => cat(mark(message.length, true), message);
+const record = (message: Uint8Array) => concat(mark(message.length, true), message);
 
 interface RawPeer {
   socket: Socket;
@@ -241,7 +233,7 @@ describe("framing", () => {
     const s = await serve({});
     const peer = await raw(s);
     const call = callMessage(41, 1, 5);
-    peer.socket.write(cat(mark(0, false), mark(call.length, true), call));
+    peer.socket.write(concat(mark(0, false), mark(call.length, true), call));
     // Three empty fragments before the call, each arriving on its own.
     const call2 = callMessage(42, 1, 6);
     for (const piece of [mark(0, false), mark(0, false), mark(0, false), mark(call2.length, true), call2]) {
@@ -260,7 +252,7 @@ describe("framing", () => {
     const long = await raw(s);
     long.socket.write(mark(1025, true));
     const many = await raw(s);
-    many.socket.write(cat(mark(0, false), mark(0, false), mark(0, false), mark(0, false), mark(0, true)));
+    many.socket.write(concat(mark(0, false), mark(0, false), mark(0, false), mark(0, false), mark(0, true)));
     await Promise.all([long.closed, many.closed]);
     expect(s.stats().dropped).toBe(2);
     await legitimate(s);
@@ -272,7 +264,7 @@ describe("framing", () => {
     const call = callMessage(1, 1, 9);
     peer.socket.write(record(call)); // one chunk: the record is a view
     await until("reply 1", () => peer.replies.length === 1);
-    peer.socket.write(cat(mark(16, false), call.subarray(0, 16), mark(call.length - 16, true), call.subarray(16))); // two fragments
+    peer.socket.write(concat(mark(16, false), call.subarray(0, 16), mark(call.length - 16, true), call.subarray(16))); // two fragments
     await until("reply 2", () => peer.replies.length === 2);
     const r = record(callMessage(3, 1, 9));
     peer.socket.write(r.subarray(0, 20)); // one fragment, two chunks
@@ -311,7 +303,7 @@ describe("framing", () => {
           from = to;
         }
       }
-      const stream = cat(...parts);
+      const stream = concat(...parts);
       const got: Uint8Array[] = [];
       const d: RecordDecoder = new RecordDecoder(
         (r) => {
@@ -355,8 +347,8 @@ describe("framing", () => {
     const s = await serve({});
     const peer = await raw(s);
     peer.socket.setNoDelay(true);
-    const call = cat(callMessage(77, 1, 1), new Uint8Array(0));
-    const trickle = cat(mark(20_000, true), call, new Uint8Array(20_000 - call.length));
+    const call = concat(callMessage(77, 1, 1), new Uint8Array(0));
+    const trickle = concat(mark(20_000, true), call, new Uint8Array(20_000 - call.length));
     const sent = 10_000;
     const before = memory();
     for (let i = 0; i < sent; i++) {
@@ -381,7 +373,7 @@ describe("memory", () => {
     const maxUnsentBytes = 256 * 1024;
     const s = await serve({ maxUnsentBytes, idleTimeoutMs: 1000 });
     const attacker = await raw(s, { read: false });
-    const calls = cat(...Array.from({ length: 300 }, (_, i) => record(callMessage(i, 2, 1 << 20))));
+    const calls = concat(...Array.from({ length: 300 }, (_, i) => record(callMessage(i, 2, 1 << 20))));
     attacker.socket.write(calls);
     await sleep(300);
     const during = s.stats();
@@ -402,7 +394,7 @@ describe("memory", () => {
   it("a client that reads its replies late gets every one of them: reading resumes as they drain", async () => {
     const s = await serve({ maxUnsentBytes: 4096 });
     const peer = await raw(s, { read: false });
-    peer.socket.write(cat(...Array.from({ length: 400 }, (_, i) => record(callMessage(i, 2, 64 * 1024)))));
+    peer.socket.write(concat(...Array.from({ length: 400 }, (_, i) => record(callMessage(i, 2, 64 * 1024)))));
     await sleep(300);
     const executed = s.h.counts.big;
     expect(executed).toBeLessThan(400); // the kernel's buffers took some; the server stopped
@@ -421,7 +413,7 @@ describe("memory", () => {
     const peers: RawPeer[] = [];
     for (let i = 0; i < 6; i++) {
       const p = await raw(s);
-      p.socket.write(cat(mark(100_000, true), new Uint8Array(20_000)));
+      p.socket.write(concat(mark(100_000, true), new Uint8Array(20_000)));
       peers.push(p);
       await sleep(30);
     }
@@ -442,7 +434,7 @@ describe("calls in progress", () => {
   it("per connection: beyond the bound the connection is not read, and no call is dropped", async () => {
     const s = await serve({ maxCallsPerConnection: 8 });
     const attacker = await raw(s);
-    attacker.socket.write(cat(...Array.from({ length: 100 }, (_, i) => record(callMessage(i, 3, i)))));
+    attacker.socket.write(concat(...Array.from({ length: 100 }, (_, i) => record(callMessage(i, 3, i)))));
     await until("8 calls to start", () => s.h.counts.slow === 8);
     await sleep(150);
     expect(s.h.counts.slow).toBe(8);
@@ -460,7 +452,7 @@ describe("calls in progress", () => {
     const a = await raw(s);
     const b = await raw(s);
     for (const [p, base] of [[a, 0], [b, 1000]] as const) {
-      p.socket.write(cat(...Array.from({ length: 50 }, (_, i) => record(callMessage(base + i, 3, i)))));
+      p.socket.write(concat(...Array.from({ length: 50 }, (_, i) => record(callMessage(base + i, 3, i)))));
     }
     await until("10 calls to start", () => s.h.counts.slow >= 10);
     await sleep(150);
@@ -476,7 +468,7 @@ describe("calls in progress", () => {
     const peer = await raw(s);
     const notCall = callMessage(5, 1, 1);
     notCall[7] = 1; // msg_type REPLY
-    peer.socket.write(cat(...Array.from({ length: 20 }, () => record(notCall)), record(callMessage(6, 1, 2))));
+    peer.socket.write(concat(...Array.from({ length: 20 }, () => record(notCall)), record(callMessage(6, 1, 2))));
     await until("the call's reply", () => peer.replies.length === 1);
     expect(peer.replies).toEqual([6]);
     expect(s.stats().callsInProgress).toBe(0);
@@ -489,14 +481,14 @@ describe("calls in progress", () => {
         dispatched++;
         const xid = new DataView(message.buffer, message.byteOffset).getUint32(0);
         if (xid === 2) throw new Error("a bug in the dispatcher");
-        const reply = cat(new Uint8Array(sink.headerRoom), message.subarray(0, 4), new Uint8Array([0, 0, 0, 1, 0, 0, 0, 0]));
+        const reply = concat(new Uint8Array(sink.headerRoom), message.subarray(0, 4), new Uint8Array([0, 0, 0, 1, 0, 0, 0, 0]));
         sink.send(reply, reply.length, undefined, () => {});
       },
     };
     const listener = await listenStream(dispatcher, { transport: "tcp", host: "127.0.0.1", limits: { maxCallsPerConnection: 2 } });
     cleanups.push(() => listener.close());
     const peer = await raw(listener.address);
-    peer.socket.write(cat(...[1, 2, 3, 4, 2, 2, 5].map((x) => record(callMessage(x, 1, 0)))));
+    peer.socket.write(concat(...[1, 2, 3, 4, 2, 2, 5].map((x) => record(callMessage(x, 1, 0)))));
     await until("four replies", () => peer.replies.length === 4);
     expect(peer.replies).toEqual([1, 3, 4, 5]);
     expect(dispatched).toBe(7);
@@ -557,7 +549,7 @@ describe("connections and time", () => {
     partial.socket.write(mark(100, true));
     const good = await raw(s);
     const call = callMessage(31, 1, 3);
-    good.socket.write(cat(mark(0, false), mark(call.length, true), call));
+    good.socket.write(concat(mark(0, false), mark(call.length, true), call));
     await until("the reply", () => good.replies.length === 1);
     await legitimate(s);
     const start = Date.now();

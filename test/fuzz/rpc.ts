@@ -6,6 +6,7 @@ import { compile } from "../generated.js";
 import { exampleFile } from "../example.js";
 import { hex, interestingWord, mutate, mutation, xdrLikeBytes } from "./seed.js";
 import { semantics, type ProcedureKey } from "./semantics.js";
+import { concat, words } from "../bytes.js";
 
 /**
  * An independent model of an RPC server (RFC 5531 §9) for the server fuzzer: from the bytes
@@ -37,22 +38,7 @@ function u32(m: Uint8Array, o: number): number {
 
 const pad = (n: number) => (n + 3) & ~3;
 
-function words(...ws: number[]): Uint8Array {
-  const out = new Uint8Array(4 * ws.length);
-  const dv = new DataView(out.buffer);
-  ws.forEach((w, i) => dv.setUint32(4 * i, w >>> 0));
-  return out;
-}
 
-function cat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
 
 const REPLY = 1;
 /** An accepted reply: the verifier is AUTH_NONE (flavor 0, empty body). */
@@ -163,7 +149,7 @@ export class ServerModel {
     try {
       const f = semantics[name] as (...a: unknown[]) => unknown;
       const value = description.arity === 0 ? f() : description.arity === 1 ? f(args) : f(...(args as unknown[]));
-      reply = cat(accepted(xid, AcceptStat.SUCCESS), toXdr(description.result, value));
+      reply = concat(accepted(xid, AcceptStat.SUCCESS), toXdr(description.result, value));
     } catch {
       reply = accepted(xid, AcceptStat.SYSTEM_ERR);
     }
@@ -204,11 +190,11 @@ export interface CallParts {
 }
 
 function auth(a: OpaqueAuthParts): Uint8Array {
-  return cat(words(a.flavor, a.body.length), a.body, new Uint8Array(pad(a.body.length) - a.body.length));
+  return concat(words(a.flavor, a.body.length), a.body, new Uint8Array(pad(a.body.length) - a.body.length));
 }
 
 export function encodeCall(xid: number, c: CallParts): Uint8Array {
-  return cat(words(xid, 0, c.rpcvers, c.prog, c.vers, c.proc), auth(c.cred), auth(c.verf), c.args);
+  return concat(words(xid, 0, c.rpcvers, c.prog, c.vers, c.proc), auth(c.cred), auth(c.verf), c.args);
 }
 
 /** Sets a message's xid (its first word), if it has one. */
@@ -228,7 +214,7 @@ const authSysBody = fc
   })
   .map(({ stamp, name, uid, gid, gids }) => {
     const bytes = Buffer.from(name.replace(/[\ud800-\udfff]/g, "?"), "utf8").subarray(0, 255);
-    return cat(words(stamp, bytes.length), bytes, new Uint8Array(pad(bytes.length) - bytes.length), words(uid, gid, gids.length, ...gids));
+    return concat(words(stamp, bytes.length), bytes, new Uint8Array(pad(bytes.length) - bytes.length), words(uid, gid, gids.length, ...gids));
   });
 
 const credential: fc.Arbitrary<OpaqueAuthParts> = fc.oneof(
@@ -321,7 +307,7 @@ export function splitRecords(stream: Uint8Array): { messages: Uint8Array[]; rest
     parts.push(stream.subarray(i + 4, i + 4 + n));
     i += 4 + n;
     if (mark & 0x8000_0000) {
-      messages.push(cat(...parts));
+      messages.push(concat(...parts));
       parts = [];
     }
   }
@@ -330,7 +316,7 @@ export function splitRecords(stream: Uint8Array): { messages: Uint8Array[]; rest
 
 /** The message in one last-fragment record. */
 export function frame(m: Uint8Array): Uint8Array {
-  return cat(words(0x8000_0000 | m.length), m);
+  return concat(words(0x8000_0000 | m.length), m);
 }
 
-export { cat, u32, words };
+export { u32 };

@@ -1,4 +1,5 @@
 import fc from "fast-check";
+import { concat } from "../bytes.js";
 
 /**
  * Bounded fuzzing for `npm test`. Every property runs twice: once with a fixed seed (the
@@ -181,15 +182,6 @@ export function mutate(bytes: Uint8Array, ms: readonly Mutation[]): Uint8Array {
   return b;
 }
 
-export function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
 
 export function hex(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("hex");
