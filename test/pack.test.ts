@@ -49,6 +49,16 @@ await server.close();
 `;
 
 describe("the packed package, installed into an app", () => {
+  it("holds the licence, the readme, the built code and the IDL, and no tests or source maps", async () => {
+    const { stdout } = await run("npm", ["pack", "--dry-run", "--json", "--ignore-scripts"], repoRoot);
+    const files = (JSON.parse(stdout) as { files: { path: string }[] }[])[0]!.files.map((f) => f.path);
+    expect(files).toEqual(expect.arrayContaining(["LICENSE", "README.md", "package.json", "dist/runtime/index.js", "dist/runtime/index.d.ts", "dist/compiler/bin.js"]));
+    expect(files.some((f) => f.startsWith("idl/") && f.endsWith(".x"))).toBe(true);
+    // Unit tests import vitest and fast-check, which an app does not have; maps would point at sources not shipped.
+    expect(files.filter((f) => /\.test\.|\.map$/.test(f))).toEqual([]);
+    expect(files.filter((f) => !/^(dist|idl)\/|^(LICENSE|README\.md|package\.json)$/.test(f))).toEqual([]);
+  }, 60_000);
+
   it("generates stubs with the app's npx rpcgen, type-checks with its tsc, and runs", async () => {
     await run("npm", ["pack", "--pack-destination", app], repoRoot);
     const tarball = readdirSync(app).find((f) => f.endsWith(".tgz"));
