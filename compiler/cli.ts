@@ -1,5 +1,6 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
+import { parseArgs as parseArgv } from "node:util";
 import { frontEnd, moduleNameOf } from "./compile.js";
 import { formatDiagnostic } from "./diagnostics.js";
 import { defaultRuntimeModule, emitModule, modes, type Mode } from "./emit/module.js";
@@ -8,23 +9,34 @@ import { readSource, SourceReadError } from "./source.js";
 import { version } from "./version.js";
 
 /**
- * The `rpcgen` command. Exit status: 0 on success, 1 when an input has errors, 2 on bad usage.
+ * The `rpcgen-ts` command, also installed as `rpcgen`. Exit status: 0 on success, 1 when an
+ * input has errors, 2 on bad usage.
  */
+
+/** The package installs the same command under both names (package.json `bin`). */
+const binNames = ["rpcgen-ts", "rpcgen"] as const;
 
 const usage = `Usage: rpcgen FILE... [options]
 
 Compiles ONC RPC interface definitions (Sun rpcgen .x files) into TypeScript modules:
-one FILE.ts per input, with its types, codecs and program stubs.
+one module per input, named after it with its extension replaced (service.x and
+service.idl both give service.ts, imported as ./service.js).
 
 Options:
   --mode MODE      marshaling strategy: ${modes.join(" | ")} (default: synthesized)
-  --out DIR        directory to write the modules to (default: the current directory)
+  --out DIR        directory to write the modules to (default: the current directory);
+                   --out - writes the module of a single input to standard output
+  --stdout         the same as --out -
   --check          check the input only; write nothing
   -D NAME[=VALUE]  define a preprocessor symbol (predefined: ${[...defaultDefines.keys()].join(", ")})
-  -I DIR           add a directory to the #include search path
+  -I DIR           add a directory to the #include search path (repeatable)
   --runtime MODULE the module generated code imports the runtime from (default: ${defaultRuntimeModule})
   -h, --help       show this help
   -V, --version    show the version
+
+The command is installed as both ${binNames.join(" and ")}. Use \`npx ${binNames[0]}\`: it is
+unambiguous, whereas \`npx rpcgen\` outside a project that installed this package runs the
+system's C rpcgen (/usr/bin/rpcgen) instead.
 `;
 
 export interface CliIo {
@@ -40,6 +52,7 @@ const processIo: CliIo = {
 interface Options {
   files: string[];
   mode: Mode;
+  /** The output directory, or `-` for standard output. */
   out: string;
   check: boolean;
   defines: Map<string, string>;
@@ -58,6 +71,23 @@ const readErrors: Readonly<Record<string, string>> = {
   EACCES: "permission denied",
 };
 
+const optionSpec = {
+  mode: { type: "string" },
+  out: { type: "string" },
+  stdout: { type: "boolean" },
+  check: { type: "boolean" },
+  runtime: { type: "string" },
+  D: { type: "string", short: "D", multiple: true },
+  I: { type: "string", short: "I", multiple: true },
+  help: { type: "boolean", short: "h" },
+  version: { type: "boolean", short: "V" },
+} as const;
+
+/**
+ * node:util's parseArgs in non-strict mode, for its tokens: they come in command-line order,
+ * so `--help` wins over a bad option after it (but not before it), and each usage error
+ * names the option as the user wrote it.
+ */
 function parseArgs(argv: readonly string[]): Options | "help" | "version" {
   const o: Options = {
     files: [],
@@ -69,43 +99,86 @@ function parseArgs(argv: readonly string[]): Options | "help" | "version" {
     includeDirs: [],
     runtimeModule: defaultRuntimeModule,
   };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    const value = (name: string): string => {
-      const v = argv[++i];
-      if (v === undefined) throw new UsageError(`${name} needs a value`);
-      return v;
-    };
-    if (arg === "-h" || arg === "--help") return "help";
-    if (arg === "-V" || arg === "--version") return "version";
-    if (arg === "--check") o.check = true;
-    else if (arg === "--mode" || arg.startsWith("--mode=")) {
-      const m = arg === "--mode" ? value(arg) : arg.slice("--mode=".length);
-      if (!(modes as readonly string[]).includes(m)) throw new UsageError(`unknown mode '${m}' (expected ${modes.join(", ")})`);
-      o.mode = m as Mode;
-    } else if (arg === "--out" || arg.startsWith("--out=")) o.out = arg === "--out" ? value(arg) : arg.slice(6);
-    else if (arg === "--runtime" || arg.startsWith("--runtime=")) {
-      o.runtimeModule = arg === "--runtime" ? value(arg) : arg.slice("--runtime=".length);
+  const { tokens } = parseArgv({ args: [...argv], options: optionSpec, strict: false, allowPositionals: true, tokens: true });
+  for (const token of tokens) {
+    if (token.kind === "positional") {
+      o.files.push(token.value);
+      continue;
     }
-    else if (arg === "-I" || (arg.startsWith("-I") && arg.length > 2)) o.includeDirs.push(arg === "-I" ? value(arg) : arg.slice(2));
-    else if (arg === "-D" || (arg.startsWith("-D") && arg.length > 2)) {
-      const d = arg === "-D" ? value(arg) : arg.slice(2);
-      const m = /^([A-Za-z_]\w*)(?:=(.*))?$/s.exec(d);
-      if (m === null) throw new UsageError(`bad -D '${d}': expected NAME or NAME=VALUE`);
-      o.defines.set(m[1]!, m[2] ?? "1");
-      o.defineFlags.push(`-D${d}`);
-    } else if (arg.startsWith("-") && arg !== "-") throw new UsageError(`unknown option '${arg}'`);
-    else o.files.push(arg);
+    if (token.kind !== "option") continue; // the `--` terminator
+    const spec = (optionSpec as Readonly<Record<string, { type: string }>>)[token.name];
+    if (spec === undefined || !Object.hasOwn(optionSpec, token.name)) throw new UsageError(`unknown option '${token.rawName}'`);
+    if (spec.type === "boolean" && token.value !== undefined) throw new UsageError(`${token.rawName} takes no value`);
+    if (spec.type === "string" && token.value === undefined) throw new UsageError(`${token.rawName} needs a value`);
+    const value = token.value ?? "";
+    switch (token.name) {
+      case "help":
+        return "help";
+      case "version":
+        return "version";
+      case "check":
+        o.check = true;
+        break;
+      case "stdout":
+        o.out = "-";
+        break;
+      case "out":
+        o.out = value;
+        break;
+      case "runtime":
+        o.runtimeModule = value;
+        break;
+      case "mode":
+        if (!(modes as readonly string[]).includes(value)) throw new UsageError(`unknown mode '${value}' (expected ${modes.join(", ")})`);
+        o.mode = value as Mode;
+        break;
+      case "I":
+        o.includeDirs.push(value);
+        break;
+      case "D": {
+        const m = /^([A-Za-z_]\w*)(?:=(.*))?$/s.exec(value);
+        if (m === null) throw new UsageError(`bad -D '${value}': expected NAME or NAME=VALUE`);
+        o.defines.set(m[1]!, m[2] ?? "1");
+        o.defineFlags.push(`-D${value}`);
+        break;
+      }
+    }
   }
   if (o.files.length === 0) throw new UsageError("no input files");
+  if (o.out === "-" && o.files.length > 1) {
+    throw new UsageError(`standard output (--out -) takes the module of one input, not ${o.files.length}`);
+  }
   return o;
+}
+
+/**
+ * Where each input's module goes, refusing before anything is read or written two inputs that
+ * would write one file (`a/svc.x b/svc.x`, `svc.x svc.idl`: the second would silently replace
+ * the first) and an input that would be overwritten by its own module (`svc.ts`).
+ */
+function outputPaths(o: Options): string[] {
+  const paths = o.files.map((file) => join(o.out, `${moduleNameOf(file)}.ts`));
+  if (o.out === "-" || o.check) return paths;
+  const first = new Map<string, string>();
+  o.files.forEach((file, i) => {
+    const target = resolve(paths[i]!);
+    if (target === resolve(file)) throw new UsageError(`'${file}' would be overwritten by its own module; rename it or use --out`);
+    const other = first.get(target);
+    if (other !== undefined) {
+      throw new UsageError(`'${other}' and '${file}' would both be written to '${paths[i]}'; compile them with different --out directories`);
+    }
+    first.set(target, file);
+  });
+  return paths;
 }
 
 /** Runs the command; returns the exit status. */
 export async function main(argv: readonly string[], io: CliIo = processIo): Promise<number> {
   let options: Options | "help" | "version";
+  let paths: string[] = [];
   try {
     options = parseArgs(argv);
+    if (typeof options !== "string") paths = outputPaths(options);
   } catch (e) {
     if (!(e instanceof UsageError)) throw e;
     io.stderr(`rpcgen: ${e.message}\n\n${usage}`);
@@ -116,12 +189,12 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
     return 0;
   }
   if (options === "version") {
-    io.stdout(`rpcgen-ts ${version}\n`);
+    io.stdout(`rpcgen-ts ${version}\ncommands: ${binNames.join(", ")}\n`);
     return 0;
   }
 
   let failed = false;
-  for (const file of options.files) {
+  for (const [i, file] of options.files.entries()) {
     let text: string;
     try {
       text = readSource(file);
@@ -148,8 +221,12 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
       command,
       runtimeModule: options.runtimeModule,
     });
+    if (options.out === "-") {
+      io.stdout(module);
+      continue;
+    }
     mkdirSync(resolve(options.out), { recursive: true });
-    writeFileSync(join(options.out, `${moduleNameOf(file)}.ts`), module);
+    writeFileSync(paths[i]!, module);
   }
   return failed ? 1 : 0;
 }

@@ -1,4 +1,4 @@
-import { basename, resolve } from "node:path";
+import { basename, extname, resolve } from "node:path";
 import { check } from "./check.js";
 import { DiagnosticBag, type Diagnostic } from "./diagnostics.js";
 import type { Layout } from "./layout.js";
@@ -19,9 +19,14 @@ export interface FrontEndResult {
   readonly diagnostics: readonly Diagnostic[];
 }
 
-/** The module a generated file imports another `.x` file's types from: its sibling. */
+/**
+ * The module generated from a source file, and the one a generated file imports an included
+ * file's types from (its sibling): the base name with its extension replaced, whatever it is
+ * (`svc.x` and `svc.idl` both give `svc`; `svc` stays `svc`).
+ */
 export function moduleNameOf(xPath: string): string {
-  return basename(xPath).replace(/\.x$/, "");
+  const name = basename(xPath);
+  return name.slice(0, name.length - extname(name).length);
 }
 
 export function frontEnd(file: SourceFile, options: PreprocessOptions = {}): FrontEndResult {

@@ -10,6 +10,8 @@ import { removeDir, repoRoot, runCli, tempDir } from "./support.js";
 const packageVersion = (JSON.parse(readFileSync(join(repoRoot, "package.json"), "utf8")) as { version: string }).version;
 
 const usageLine = "Usage: rpcgen FILE... [options]\n";
+/** The version, then both names the package installs the command under. */
+const versionText = `rpcgen-ts ${packageVersion}\ncommands: rpcgen-ts, rpcgen\n`;
 
 let dir: string;
 beforeEach(() => {
@@ -43,7 +45,7 @@ describe("usage", () => {
   });
 
   it.each([["--version"], ["-V"]])("%s prints the package version and exits 0", async (flag) => {
-    expect(await runCli([flag])).toEqual({ status: 0, stdout: `rpcgen-ts ${packageVersion}\n`, stderr: "" });
+    expect(await runCli([flag])).toEqual({ status: 0, stdout: versionText, stderr: "" });
   });
 
   it.each([
@@ -58,6 +60,11 @@ describe("usage", () => {
     [["a.x", "-I"], "-I needs a value"],
     [["a.x", "-D", "3D=1"], "bad -D '3D=1': expected NAME or NAME=VALUE"],
     [["a.x", "-D="], "bad -D '=': expected NAME or NAME=VALUE"],
+    [["a.x", "--check=yes"], "--check takes no value"],
+    [["a.x", "--runtime"], "--runtime needs a value"],
+    [["a.x", "--outdir", "gen"], "unknown option '--outdir'"],
+    [["a.x", "b.x", "--out", "-"], "standard output (--out -) takes the module of one input, not 2"],
+    [["a.x", "b.x", "--stdout"], "standard output (--out -) takes the module of one input, not 2"],
   ])("%j is a usage error: exit 2", async (argv, message) => {
     const run = await runCli(argv, dir);
     expect(run.status).toBe(2);
@@ -192,7 +199,7 @@ describe("the built executable", () => {
 
   it("runs as a separate process: node dist/compiler/bin.js --version", async () => {
     const { stdout, stderr } = await promisify(execFile)(process.execPath, [bin, "--version"], { cwd: dir });
-    expect(stdout).toBe(`rpcgen-ts ${packageVersion}\n`);
+    expect(stdout).toBe(versionText);
     expect(stderr).toBe("");
   });
 });
@@ -209,5 +216,76 @@ describe("--runtime", () => {
     } finally {
       removeDir(out);
     }
+  });
+});
+
+describe("fitting the ecosystem", () => {
+  it("both bin names point at the same entry, and --help says which one npx resolves unambiguously", async () => {
+    const pkg = JSON.parse(readFileSync(join(repoRoot, "package.json"), "utf8")) as { bin: Record<string, string> };
+    expect(pkg.bin).toEqual({ "rpcgen-ts": "dist/compiler/bin.js", rpcgen: "dist/compiler/bin.js" });
+    const help = await runCli(["--help"]);
+    expect(help.stdout).toContain("installed as both rpcgen-ts and rpcgen");
+    expect(help.stdout).toContain("`npx rpcgen-ts`");
+    expect(help.stdout).toContain("/usr/bin/rpcgen");
+  });
+
+  it.each([["--out", "-"], ["--out=-"], ["--stdout"]])("%s writes the module to standard output and no file", async (...flags) => {
+    write("point.x", small);
+    const run = await runCli(["point.x", ...flags], dir);
+    expect(run.status).toBe(0);
+    expect(run.stderr).toBe("");
+    expect(run.stdout).toContain("export interface point {");
+    expect(readdirSync(dir)).toEqual(["point.x"]); // no directory named '-'
+    // The same bytes as the file it would have written.
+    await runCli(["point.x", "--out", "gen"], dir);
+    expect(run.stdout).toBe(readFileSync(join(dir, "gen/point.ts"), "utf8"));
+  });
+
+  it("--out - still reports errors on standard error, exit 1, with nothing on standard output", async () => {
+    write("bad.x", "const B = ;\n");
+    const run = await runCli(["bad.x", "--out", "-"], dir);
+    expect(run.status).toBe(1);
+    expect(run.stdout).toBe("");
+    expect(run.stderr).toContain("1 error in bad.x\n");
+  });
+
+  it("replaces an input's extension, whatever it is, and appends .ts to a name without one", async () => {
+    write("service.idl", small);
+    write("other.x", small);
+    write("plain", small);
+    write("v1.2.x", small);
+    const run = await runCli(["service.idl", "other.x", "plain", "v1.2.x", "--mode", "descriptor", "--out", "gen"], dir);
+    expect(run).toEqual({ status: 0, stdout: "", stderr: "" });
+    expect(readdirSync(join(dir, "gen")).sort()).toEqual(["other.ts", "plain.ts", "service.ts", "v1.2.ts"]);
+  });
+
+  it.each([
+    [["a/svc.x", "b/svc.x"], "'a/svc.x' and 'b/svc.x' would both be written to 'gen/svc.ts'"],
+    [["a/svc.x", "svc.idl"], "'a/svc.x' and 'svc.idl' would both be written to 'gen/svc.ts'"],
+  ])("refuses %j, which would write one file, before writing anything: exit 2", async (files, message) => {
+    for (const f of ["a/svc.x", "b/svc.x", "svc.idl"]) write(f, small);
+    const run = await runCli([...files, "--out", "gen"], dir);
+    expect(run.status).toBe(2);
+    expect(run.stdout).toBe("");
+    expect(run.stderr.startsWith(`rpcgen: ${message}; compile them with different --out directories\n`)).toBe(true);
+    expect(existsSync(join(dir, "gen"))).toBe(false);
+  });
+
+  it("refuses an input that its own module would overwrite", async () => {
+    write("svc.ts", small);
+    const run = await runCli(["svc.ts"], dir);
+    expect(run.status).toBe(2);
+    expect(run.stderr.startsWith("rpcgen: 'svc.ts' would be overwritten by its own module; rename it or use --out\n")).toBe(true);
+    expect(readFileSync(join(dir, "svc.ts"), "utf8")).toBe(small);
+  });
+
+  it("-D and -I repeat, in either form, and -- ends the options", async () => {
+    write("inc1/one.x", "const ONE = 1;\n");
+    write("inc2/two.x", "const TWO = 2;\n");
+    write("-odd.x", '#include "one.x"\n#include "two.x"\nconst X = A;\nconst Y = B;\n');
+    const run = await runCli(["-I", "inc1", "-Iinc2", "-D", "A=3", "-DB=4", "--out", "-", "--", "-odd.x"], dir);
+    expect(run.stderr).toBe("");
+    expect(run.status).toBe(0);
+    for (const line of ["ONE = 1;", "TWO = 2;", "X = 3;", "Y = 4;"]) expect(run.stdout).toContain(`export const ${line}`);
   });
 });
