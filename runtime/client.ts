@@ -1,3 +1,4 @@
+import { authRegistry, defaultAuthFlavors, type AuthFlavorEntry, type AuthRegistry } from "./auth/index.js";
 import { MessageBuffers } from "./buffers.js";
 import { CopyLedger } from "./ledger.js";
 import { Marshaler } from "./marshal.js";
@@ -5,7 +6,7 @@ import { RpcError } from "./rpc/errors.js";
 import {
   AcceptStat,
   AUTH_NONE,
-  authSys,
+  AuthFlavor,
   describeAuthStat,
   MsgType,
   readReplyHeader,
@@ -39,11 +40,23 @@ export interface CallOptions {
 }
 
 export interface ClientOptions extends CallOptions {
-  /** Credentials sent with every call: AUTH_NONE (default), AUTH_SYS parameters, or any opaque_auth. */
-  readonly auth?: OpaqueAuth | AuthSysParams;
+  /**
+   * Credentials sent with every call: AUTH_NONE (default), AUTH_SYS parameters, any
+   * opaque_auth as it is, or the parameters of a flavor the channel knows (`authFlavors`),
+   * built by that flavor's `credential` once per options object.
+   */
+  readonly auth?: OpaqueAuth | AuthSysParams | FlavorParams;
+}
+
+/** The parameters of a registered flavor, for its credential builder. */
+export interface FlavorParams {
+  readonly flavor: number;
+  readonly params: unknown;
 }
 
 export interface ChannelOptions {
+  /** Flavors over the built-in AUTH_NONE and AUTH_SYS whose credentials `auth` may name by number. */
+  readonly authFlavors?: Iterable<AuthFlavorEntry>;
   /** Called with every finished call's record (as published on `rpcgen-ts:call`). */
   readonly onCall?: CallHook;
   /** Datagram transports: the first retransmission timeout; it doubles up to `maxRetransmitMs`. */
@@ -118,6 +131,7 @@ export class RpcChannel implements Channel {
   private readonly reader = new XdrReader(new Uint8Array(0));
   private readonly buffers = new MessageBuffers();
   private readonly credentials = new WeakMap<object, OpaqueAuth>();
+  private readonly flavors: AuthRegistry;
   private xid: number;
   private timer: NodeJS.Timeout | undefined;
   private timerAt = Infinity;
@@ -128,6 +142,12 @@ export class RpcChannel implements Channel {
     private readonly options: ChannelOptions = {},
   ) {
     this.transport = link.kind;
+    try {
+      this.flavors = authRegistry(defaultAuthFlavors, options.authFlavors);
+    } catch (e) {
+      void link.close();
+      throw e;
+    }
     for (const name of ["retransmitMs", "maxRetransmitMs"] as const) {
       const v = options[name];
       // 0 would retransmit on every turn of the event loop.
@@ -159,8 +179,15 @@ export class RpcChannel implements Channel {
       return Promise.reject(new RangeError(`${procedure.name}: timeoutMs must be a number ≥ 0 (Infinity: no timeout), got ${String(timeout)}`));
     }
 
+    let cred: OpaqueAuth;
+    try {
+      cred = this.credentialsOf(client);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+
     this.xid = (this.xid + 1) >>> 0;
-    const p = new Pending(this.xid, service, procedure as ProcedureDescription, args, this.credentialsOf(client), signal);
+    const p = new Pending(this.xid, service, procedure as ProcedureDescription, args, cred, signal);
     capturing = p;
     p.promise = new Promise(capture);
     capturing = undefined;
@@ -303,10 +330,13 @@ export class RpcChannel implements Channel {
   private credentialsOf(client: ClientOptions | undefined): OpaqueAuth {
     const auth = client?.auth;
     if (auth === undefined) return AUTH_NONE;
-    if ("flavor" in auth) return auth;
+    if ("body" in auth) return auth;
     let cred = this.credentials.get(auth);
     if (cred === undefined) {
-      cred = authSys(auth, new XdrWriter(512));
+      const [flavor, params] = "flavor" in auth ? [auth.flavor, auth.params] : [AuthFlavor.AUTH_SYS, auth];
+      const build = this.flavors.get(flavor)?.credential;
+      if (build === undefined) throw new TypeError(`auth: flavor ${flavor} has no credential builder on this channel (authFlavors)`);
+      cred = build(params);
       this.credentials.set(auth, cred);
     }
     return cred;

@@ -5,7 +5,8 @@
 export * from "./xdr/index.js";
 export { CopyLedger, copyBytes, sliceBytes, type CopyCounts, type CopyLayer } from "./ledger.js";
 export { Marshaler, type Mode } from "./marshal.js";
-export { RpcChannel, RpcClient, type CallOptions, type Channel, type ChannelOptions, type ClientOptions } from "./client.js";
+export { RpcChannel, RpcClient, type CallOptions, type Channel, type ChannelOptions, type ClientOptions, type FlavorParams } from "./client.js";
+export { authNoneFlavor, authRegistry, authSysFlavor, defaultAuthFlavors, type AuthContext, type AuthFlavorEntry, type AuthRegistry, type AuthVerifier } from "./auth/index.js";
 export { createServer, defaultVerifiers, Server, type AuthCheck, type CallContext, type FlavorVerifier, type ListenAddress, type ListenOptions, type ServerOptions } from "./server.js";
 export type { ArgumentsOf, HandlersOf, ProcedureDescription, ResultOf, ServiceDescription } from "./service.js";
 export { RpcError, type RpcStatus } from "./rpc/errors.js";

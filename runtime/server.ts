@@ -1,3 +1,4 @@
+import { authRegistry, decodeAuthSys, defaultAuthFlavors, type AuthContext, type AuthFlavorEntry } from "./auth/index.js";
 import { MessageBuffers } from "./buffers.js";
 import { CopyLedger } from "./ledger.js";
 import { Marshaler, type Mode } from "./marshal.js";
@@ -6,12 +7,10 @@ import {
   AUTH_NONE,
   AuthFlavor,
   AuthStat,
-  readAuthSys,
   readCallHeader,
   RPC_VERSION,
   writeAcceptedReply,
   writeRejectedReply,
-  type AuthSysParams,
   type CallHeader,
   type OpaqueAuth,
 } from "./rpc/message.js";
@@ -32,15 +31,7 @@ import { XdrWriter } from "./xdr/writer.js";
  */
 
 /** What a handler learns about the call it serves. */
-export interface CallContext {
-  readonly xid: number;
-  readonly program: number;
-  readonly version: number;
-  readonly procedure: number;
-  readonly cred: OpaqueAuth;
-  readonly verf: OpaqueAuth;
-  /** The AUTH_SYS credentials, when the call carries them. */
-  readonly authSys: AuthSysParams | undefined;
+export interface CallContext extends AuthContext {
   readonly transport: TransportKind;
   readonly peer: string;
 }
@@ -54,17 +45,10 @@ export type AuthCheck = (call: CallContext) => AuthStat | undefined | void;
  */
 export type FlavorVerifier = (cred: OpaqueAuth, verf: OpaqueAuth, call: CallContext) => AuthStat | number | undefined | void;
 
-/**
- * The flavors a server verifies itself. AUTH_NONE's body is ignored (RFC 5531 §10.1 leaves it
- * undefined); AUTH_SYS's must decode as authsys_parms (§10.2), else AUTH_BADCRED. Both carry
- * an AUTH_NONE verifier (§10.1, §10.2), else AUTH_BADVERF, as Linux's server checks (its body,
- * undefined, is ignored).
- */
-export const defaultVerifiers: Readonly<Record<number, FlavorVerifier>> = Object.freeze({
-  [AuthFlavor.AUTH_NONE]: (_cred: OpaqueAuth, verf: OpaqueAuth) => (verf.flavor === AuthFlavor.AUTH_NONE ? undefined : AuthStat.AUTH_BADVERF),
-  [AuthFlavor.AUTH_SYS]: (_cred: OpaqueAuth, verf: OpaqueAuth, call: CallContext) =>
-    call.authSys === undefined ? AuthStat.AUTH_BADCRED : verf.flavor === AuthFlavor.AUTH_NONE ? undefined : AuthStat.AUTH_BADVERF,
-});
+/** The verifiers of the built-in flavors (runtime/auth/: AUTH_NONE, AUTH_SYS), by flavor. */
+export const defaultVerifiers: Readonly<Record<number, FlavorVerifier>> = Object.freeze(
+  Object.fromEntries(defaultAuthFlavors.filter((f) => f.verify !== undefined).map((f) => [f.flavor, f.verify!])),
+);
 
 export interface ServerOptions {
   /**
@@ -73,6 +57,12 @@ export interface ServerOptions {
    * AUTH_ERROR / AUTH_REJECTEDCRED, whatever `authenticate` would say.
    */
   readonly verifiers?: Readonly<Record<number, FlavorVerifier>>;
+  /**
+   * Flavors over the built-in ones (an entry replaces the one of its number); an entry's
+   * `verify` admits its flavor, and `verifiers` still goes over these. An entry without
+   * `verify` is refused AUTH_REJECTEDCRED like any unknown flavor.
+   */
+  readonly authFlavors?: Iterable<AuthFlavorEntry>;
   /** A further check, after the call's flavor has been verified. */
   readonly authenticate?: AuthCheck;
   /** Called with each served call's record (as published on `rpcgen-ts:serve`). */
@@ -142,7 +132,9 @@ export class Server implements Dispatcher {
   private readonly guarded: boolean;
 
   constructor(readonly options: ServerOptions = {}) {
-    const table: Record<number, unknown> = { ...defaultVerifiers, ...options.verifiers };
+    const table: Record<number, unknown> = {};
+    for (const f of authRegistry(defaultAuthFlavors, options.authFlavors, "createServer: authFlavors").values()) if (f.verify !== undefined) table[f.flavor] = f.verify;
+    Object.assign(table, options.verifiers);
     for (const [key, verify] of Object.entries(table)) {
       const flavor = Number(key);
       if (!(Number.isInteger(flavor) && flavor >= 0 && flavor <= 0xffffffff)) throw new RangeError(`createServer: verifiers: ${key} is not a flavor number`);
@@ -233,7 +225,7 @@ export class Server implements Dispatcher {
     const call = new Call(header, sink, ledger, phases, parsed, this);
     if (header.rpcvers !== RPC_VERSION) return call.reject({ kind: "rpc-mismatch", low: RPC_VERSION, high: RPC_VERSION });
 
-    const authSys = header.cred.flavor === AuthFlavor.AUTH_SYS ? this.decodeAuthSys(header.cred.body) : undefined;
+    const authSys = header.cred.flavor === AuthFlavor.AUTH_SYS ? decodeAuthSys(header.cred.body, this.authReader) : undefined;
     const context: CallContext = {
       xid: header.xid,
       program: header.prog,
@@ -343,14 +335,6 @@ export class Server implements Dispatcher {
       onError(error, context);
     } catch {
       // Nothing is left to tell.
-    }
-  }
-
-  private decodeAuthSys(body: Uint8Array): AuthSysParams | undefined {
-    try {
-      return readAuthSys(body, this.authReader);
-    } catch {
-      return undefined;
     }
   }
 

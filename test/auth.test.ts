@@ -2,13 +2,20 @@ import { connect as netConnect, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   AuthFlavor,
+  authRegistry,
   AuthStat,
+  authSysFlavor,
   connect,
+  defaultAuthFlavors,
+  defaultVerifiers,
   createServer,
   RpcError,
   XdrWriter,
+  type AuthFlavorEntry,
   type CallContext,
   type Channel,
+  type ConnectOptions,
+  type FlavorParams,
   type HandlersOf,
   type OpaqueAuth,
   type ServerOptions,
@@ -81,8 +88,8 @@ async function serve(transport: "tcp" | "udp", options: ServerOptions = {}, hand
   return { port, calls, seen };
 }
 
-async function channelTo(transport: "tcp" | "udp", port: number): Promise<Channel> {
-  const channel = await connect({ transport, port, retransmitMs: 200 });
+async function channelTo(transport: "tcp" | "udp", port: number, options: Partial<ConnectOptions> = {}): Promise<Channel> {
+  const channel = await connect({ ...options, transport, port, retransmitMs: 200 } as ConnectOptions);
   cleanup.push(() => channel.close());
   return channel;
 }
@@ -90,7 +97,7 @@ async function channelTo(transport: "tcp" | "udp", port: number): Promise<Channe
 function add(channel: Channel, auth: ClientAuth, a = 1, b = 2): Promise<unknown> {
   return channel.call(example.service, example.service.procedures.exprocAdd!, [a, b], { auth, timeoutMs: 5000 }, undefined);
 }
-type ClientAuth = OpaqueAuth | typeof sys | undefined;
+type ClientAuth = OpaqueAuth | typeof sys | FlavorParams | undefined;
 
 describe.each(["tcp", "udp"] as const)("fail closed, over %s", (transport) => {
   it("refuses flavors nobody verifies with AUTH_REJECTEDCRED, with or without a hook; nothing runs", async () => {
@@ -395,5 +402,142 @@ describe("a hook that throws costs one call, not the connection", () => {
     const start = Date.now();
     expect((await failure(add(channel, sys))).status).toBe("SYSTEM_ERR");
     expect(Date.now() - start).toBeLessThan(2000);
+  });
+});
+
+/**
+ * A flavor of the test's own, in the private range RFC 5531 §8.2 leaves to local use: its
+ * credential is "token:" and a token; its verifier admits the one token it is given. One
+ * entry, registered on a channel and a server, is all a new flavor takes.
+ */
+const TOY = 0x40000001;
+function toyFlavor(token: string, built?: { count: number }): AuthFlavorEntry<{ token: string }> {
+  const expected = new TextEncoder().encode(`token:${token}`);
+  return {
+    flavor: TOY,
+    name: "AUTH_TOY",
+    credential: (params) => {
+      if (built !== undefined) built.count++;
+      return { flavor: TOY, body: new TextEncoder().encode(`token:${params.token}`) };
+    },
+    verify: (cred, verf) => {
+      if (verf.flavor !== AuthFlavor.AUTH_NONE) return AuthStat.AUTH_BADVERF;
+      return cred.body.length === expected.length && cred.body.every((x, i) => x === expected[i]) ? undefined : AuthStat.AUTH_BADCRED;
+    },
+  };
+}
+const toy = (token: string): FlavorParams => ({ flavor: TOY, params: { token } });
+
+describe.each(["tcp", "udp"] as const)("auth flavors in a registry, over %s", (transport) => {
+  it("one registration gives a client its credential and a server its verifier; unregistered, the server refuses it", async () => {
+    const flavor = toyFlavor("s3cret");
+    const s = await serve(transport, { authFlavors: [flavor] });
+    const channel = await channelTo(transport, s.port, { authFlavors: [flavor] });
+    expect(await add(channel, toy("s3cret"), 40, 2)).toBe(42);
+    expect(s.seen.at(-1)!.cred).toEqual({ flavor: TOY, body: new TextEncoder().encode("token:s3cret") });
+    expect(s.seen.at(-1)!.authSys).toBeUndefined();
+    const wrong = await failure(add(channel, toy("guess")));
+    expect([wrong.status, wrong.authStat]).toEqual(["AUTH_ERROR", AuthStat.AUTH_BADCRED]);
+    // The built-in flavors are still there beside it.
+    expect(await add(channel, undefined)).toBe(3);
+    expect(await add(channel, sys)).toBe(3);
+    expect(s.calls.get("add")).toBe(3);
+
+    // The same credential to a server that was not told of the flavor: refused, nothing runs (fail closed).
+    const plain = await serve(transport);
+    const other = await channelTo(transport, plain.port, { authFlavors: [flavor] });
+    const refused = await failure(add(other, toy("s3cret")));
+    expect([refused.status, refused.authStat]).toEqual(["AUTH_ERROR", AuthStat.AUTH_REJECTEDCRED]);
+    expect(plain.calls.get("add")).toBeUndefined();
+  });
+
+  it("a registered flavor without a verifier is refused AUTH_REJECTEDCRED; `verifiers` goes over `authFlavors`", async () => {
+    const { verify: _verify, ...clientOnly } = toyFlavor("s3cret");
+    const s = await serve(transport, { authFlavors: [clientOnly] });
+    const channel = await channelTo(transport, s.port, { authFlavors: [clientOnly] });
+    expect((await failure(add(channel, toy("s3cret")))).authStat).toBe(AuthStat.AUTH_REJECTEDCRED);
+    const over = await serve(transport, { authFlavors: [toyFlavor("s3cret")], verifiers: { [TOY]: () => AuthStat.AUTH_TOOWEAK } });
+    const channel2 = await channelTo(transport, over.port, { authFlavors: [clientOnly] });
+    expect((await failure(add(channel2, toy("s3cret")))).authStat).toBe(AuthStat.AUTH_TOOWEAK);
+    expect(s.calls.get("add")).toBeUndefined();
+    expect(over.calls.get("add")).toBeUndefined();
+  });
+});
+
+describe("auth flavors in a registry: the client side", () => {
+  it("builds a flavor's credential once per options object, not per call", async () => {
+    const built = { count: 0 };
+    const flavor = toyFlavor("s3cret", built);
+    const s = await serve("tcp", { authFlavors: [flavor] });
+    const channel = await channelTo("tcp", s.port, { authFlavors: [flavor] });
+    const options = { auth: toy("s3cret"), timeoutMs: 5000 };
+    for (let i = 0; i < 5; i++) expect(await channel.call(example.service, example.service.procedures.exprocAdd!, [i, 1], options, undefined)).toBe(i + 1);
+    expect(built.count).toBe(1);
+    expect(await add(channel, toy("s3cret"))).toBe(3); // a new options object: built again
+    expect(built.count).toBe(2);
+    expect(s.calls.get("add")).toBe(6);
+  });
+
+  it("a flavor the channel has no builder for rejects the call, unsent; a throwing builder likewise", async () => {
+    const s = await serve("tcp", { authFlavors: [toyFlavor("s3cret")] });
+    const channel = await channelTo("tcp", s.port);
+    const e = await add(channel, toy("s3cret")).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(e).toBeInstanceOf(TypeError);
+    expect((e as Error).message).toMatch(/flavor 1073741825 has no credential builder/);
+    const throwing: AuthFlavorEntry<unknown> = {
+      flavor: TOY,
+      name: "AUTH_TOY",
+      credential: () => {
+        throw new RangeError("no token");
+      },
+    };
+    const channel2 = await channelTo("tcp", s.port, { authFlavors: [throwing] });
+    await expect(add(channel2, toy("s3cret"))).rejects.toThrow(/no token/);
+    expect(s.calls.get("add")).toBeUndefined();
+    // The channels still serve calls with credentials they can build.
+    expect(await add(channel, sys)).toBe(3);
+    expect(await add(channel2, undefined)).toBe(3);
+  });
+
+  it("an entry for AUTH_SYS replaces the built-in builder: AuthSysParams go through it", async () => {
+    const s = await serve("tcp");
+    const mine: AuthFlavorEntry<typeof sys> = { ...authSysFlavor, credential: (p) => authSysFlavor.credential!({ ...p, uid: p.uid + 1 }) };
+    const channel = await channelTo("tcp", s.port, { authFlavors: [mine] });
+    expect(await add(channel, sys)).toBe(3);
+    expect(s.seen.at(-1)!.authSys).toEqual({ ...sys, uid: sys.uid + 1 });
+  });
+});
+
+describe("auth flavors in a registry: registries are per server and channel", () => {
+  it("registering changes no default: the built-in entries, their verifiers and a fresh registry stay as they were", async () => {
+    const before = [...defaultAuthFlavors];
+    createServer({ authFlavors: [toyFlavor("a")] });
+    const s = await serve("tcp", { authFlavors: [toyFlavor("b")] });
+    await channelTo("tcp", s.port, { authFlavors: [toyFlavor("b")] });
+    expect(defaultAuthFlavors).toEqual(before);
+    expect(defaultAuthFlavors.map((f) => [f.flavor, f.name])).toEqual([
+      [AuthFlavor.AUTH_NONE, "AUTH_NONE"],
+      [AuthFlavor.AUTH_SYS, "AUTH_SYS"],
+    ]);
+    expect(Object.isFrozen(defaultAuthFlavors)).toBe(true);
+    expect(Object.keys(defaultVerifiers).map(Number)).toEqual([AuthFlavor.AUTH_NONE, AuthFlavor.AUTH_SYS]);
+    expect([...authRegistry(defaultAuthFlavors).keys()]).toEqual([AuthFlavor.AUTH_NONE, AuthFlavor.AUTH_SYS]);
+    // A second server built without the flavor refuses it.
+    const plain = await serve("tcp");
+    const channel = await channelTo("tcp", plain.port, { authFlavors: [toyFlavor("b")] });
+    expect((await failure(add(channel, toy("b")))).authStat).toBe(AuthStat.AUTH_REJECTEDCRED);
+  });
+
+  it("refuses registrations that are not flavors, builders and verifiers, where they are made", async () => {
+    const ok = toyFlavor("x");
+    expect(() => createServer({ authFlavors: [{ ...ok, flavor: -1 }] })).toThrow(RangeError);
+    expect(() => createServer({ authFlavors: [{ ...ok, flavor: 2 ** 32 }] })).toThrow(/authFlavors: 4294967296 is not a flavor number/);
+    expect(() => createServer({ authFlavors: [{ ...ok, verify: 5 as unknown as AuthFlavorEntry["verify"] }] })).toThrow(/AUTH_TOY\.verify is not a function/);
+    expect(() => createServer({ authFlavors: [null as unknown as AuthFlavorEntry] })).toThrow(RangeError);
+    const s = await serve("tcp");
+    await expect(channelTo("tcp", s.port, { authFlavors: [{ ...ok, credential: "x" as unknown as () => OpaqueAuth }] })).rejects.toThrow(/AUTH_TOY\.credential is not a function/);
   });
 });
