@@ -406,7 +406,7 @@ describe("a hook that throws costs one call, not the connection", () => {
 });
 
 /**
- * A flavor of the test's own, in the private range RFC 5531 §8.2 leaves to local use: its
+ * A flavor of the test's own, under a number no standard flavor uses: its
  * credential is "token:" and a token; its verifier admits the one token it is given. One
  * entry, registered on a channel and a server, is all a new flavor takes.
  */

@@ -31,7 +31,8 @@ export interface AuthFlavorEntry<P = unknown> {
   readonly flavor: number;
   readonly name: string;
   /** The credential a client sends; built once per client options object, not per call. */
-  // Methods, so an entry of any parameter type goes into a registry of entries (bivariance).
+  // Methods, so an entry of any parameter type goes into a registry of entries (bivariance);
+  // both are called as plain functions, without `this`.
   credential?(params: P): OpaqueAuth;
   verify?(cred: OpaqueAuth, verf: OpaqueAuth, call: AuthContext): AuthStat | number | undefined | void;
 }
