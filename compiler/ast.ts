@@ -101,10 +101,13 @@ export interface TypedefDefinition {
 
 /**
  * A procedure's argument or result type. rpcgen allows `T`, `T *` (optional), `string`,
- * `string<n>` and `void` here, and an argument may carry a name (ignored, as rpcgen does).
+ * `string<n>` and `void` here, and an argument may carry a name (which C rpcgen ignores; it
+ * names the generated TypeScript parameter).
  */
 export interface ProcedureType {
   readonly shape: "plain" | "optional" | "variable";
+  /** The argument's name, if the IDL gives one (`string prefix<>`). */
+  readonly name?: string;
   readonly type: TypeSpec | { readonly kind: "void"; readonly span: Span };
   readonly bound?: Value;
   readonly span: Span;

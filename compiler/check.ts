@@ -690,9 +690,11 @@ class Checker {
         if (voidArg !== undefined && p.args.length > 1) {
           this.diagnostics.error(voidArg.span, `'void' cannot be one of several arguments of '${p.name.name}'`);
         }
-        const args = p.args.filter((a) => a.type.kind !== "void").map((a) => this.procedureType(a, p.name.name));
+        const named = p.args.filter((a) => a.type.kind !== "void");
+        const args = named.map((a) => this.procedureType(a, p.name.name));
+        const argNames = named.map((a) => a.name);
         const result = this.procedureType(p.result, p.name.name);
-        if (pn !== undefined) procedures.push({ name: p.name.name, number: pn, args, result, span: p.name.span });
+        if (pn !== undefined) procedures.push({ name: p.name.name, number: pn, args, argNames, result, span: p.name.span });
       }
       if (vn !== undefined) versions.push({ name: v.name.name, number: vn, procedures, span: v.name.span });
     }

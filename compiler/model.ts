@@ -109,6 +109,8 @@ export interface Procedure {
   readonly number: number;
   /** Empty for `void`. */
   readonly args: readonly Type[];
+  /** The name the IDL gives each argument, if any (parallel to `args`). */
+  readonly argNames: readonly (string | undefined)[];
   readonly result: Type;
   readonly span: Span;
 }

@@ -278,14 +278,17 @@ class RpcParser extends EmbeddedActionsParser {
       {
         ALT: () => {
           const type = this.SUBRULE(this.typeSpecifier);
-          this.OPTION(() => this.CONSUME(Identifier));
+          const before = this.OPTION(() => this.CONSUME(Identifier));
+          let after: IToken | undefined;
           const star = this.OPTION2(() => {
             this.CONSUME(P.star);
-            this.OPTION3(() => this.CONSUME2(Identifier));
+            after = this.OPTION3(() => this.CONSUME2(Identifier));
             return true;
           });
           const bound = this.OPTION4(() => this.SUBRULE(this.angleBound));
-          return this.procedureType(type, bound, star === true);
+          const name = (before ?? after)?.image;
+          const argument = this.procedureType(type, bound, star === true);
+          return name === undefined ? argument : { ...argument, name };
         },
       },
     ]),

@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { removeDir, repoRoot, runCli, tempDir } from "./support.js";
+import { removeDir, repoRoot, runCli, tempDir, typeCheck } from "./support.js";
 
 /** The `rpcgen` command: options, exit statuses, and what it writes where. */
 
@@ -288,4 +288,45 @@ describe("fitting the ecosystem", () => {
     expect(run.status).toBe(0);
     for (const line of ["ONE = 1;", "TWO = 2;", "X = 3;", "Y = 4;"]) expect(run.stdout).toContain(`export const ${line}`);
   });
+});
+
+describe("parameter names", () => {
+  const idl = `program P {
+  version P_V1 {
+    string JOIN(string prefix<>, string suffix<16>) = 1;
+    int MIX(int, int arg1, int) = 2;
+    int CLASH(int options, int call, int PV1, int this, int a, int a, point *eval) = 3;
+    int ONE(int) = 4;
+  } = 1;
+} = 0x20000099;
+`;
+
+  it("are the IDL's names; unnamed ones are argN; clashes and reserved words follow the local-name rule; it type-checks", async () => {
+    write("p.x", small + idl);
+    expect(await runCli(["p.x"], dir)).toEqual({ status: 0, stdout: "", stderr: "" });
+    const text = readFileSync(join(dir, "p.ts"), "utf8");
+    const flat = text.replace(/\s+/g, " ");
+    expect(flat).toContain("join(prefix: string, suffix: string, options?: CallOptions): Promise<string> {");
+    expect(flat).toContain("return this.rpcCall(PV1.procedures.join, [prefix, suffix], options);");
+    expect(flat).toContain("join(prefix: string, suffix: string, call: CallContext)");
+    expect(flat).toContain("mix(arg1: number, arg12: number, arg3: number, options?: CallOptions)");
+    expect(flat).toContain(
+      "clash( options2: number, call2: number, PV12: number, this_: number, a: number, a2: number, eval_: point | null, options?: CallOptions, )",
+    );
+    expect(flat).toContain("return this.rpcCall( PV1.procedures.clash, [options2, call2, PV12, this_, a, a2, eval_], options, );");
+    expect(flat).toContain("one(arg: number, options?: CallOptions)");
+    // A handler written against the parameter names, and the whole module, under strict tsc.
+    write(
+      "use.ts",
+      `import type { PV1Handlers } from "./p.js";
+export const handlers: PV1Handlers = {
+  join: (prefix, suffix) => prefix + suffix,
+  mix: (arg1, arg12, arg3) => arg1 + arg12 + arg3,
+  clash: (options2, call2, PV12, this_, a, a2, eval_) => options2 + call2 + PV12 + this_ + a + a2 + (eval_?.x ?? 0),
+  one: (arg) => arg,
+};
+`,
+    );
+    await typeCheck(dir, ["p.ts", "use.ts"]);
+  }, 60_000);
 });

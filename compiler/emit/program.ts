@@ -3,7 +3,7 @@ import type { Layout } from "../layout.js";
 import type { Procedure, Program, Type, Version } from "../model.js";
 import type { CodecWriter } from "./codec.js";
 import type { Mode } from "./module.js";
-import { memberName, type ModuleNames } from "./names.js";
+import { memberName, safeName, type ModuleNames } from "./names.js";
 import type { Statement } from "./printer.js";
 import { constStatement, origin, tsType, type TypeScope } from "./types.js";
 
@@ -61,13 +61,28 @@ function signature(proc: Procedure): string {
   return `${proc.name}(${args}) returns ${typeKey(proc.result)}`;
 }
 
-/** The parameters of a procedure's method: one per argument, named by position. */
-function parameters(proc: Procedure, scope: TypeScope): { name: string; type: string }[] {
-  return proc.args.map((t, i) => ({ name: argumentName(proc, i), type: tsType(t, scope) }));
+/** The parameters of a procedure's method: one per argument. */
+function parameters(proc: Procedure, service: string, scope: TypeScope): { name: string; type: string }[] {
+  const names = argumentNames(proc, service);
+  return proc.args.map((t, i) => ({ name: names[i]!, type: tsType(t, scope) }));
 }
 
-function argumentName(proc: Procedure, i: number): string {
-  return proc.args.length === 1 ? "arg" : `arg${i + 1}`;
+/**
+ * The parameter names of a procedure's client method and handler: the name the IDL gives an
+ * argument (`string prefix<>` → `prefix`), else `arg` for a lone argument and `argN` by
+ * position. A reserved word gets a trailing `_` (`safeName`, as top-level names do); a name the
+ * method already uses — another parameter, `options`, `call`, or the service description the
+ * client's body refers to — gets the next free number, as generated locals do.
+ */
+function argumentNames(proc: Procedure, service: string): string[] {
+  const used = new Set(["options", "call", service]);
+  return proc.args.map((_, i) => {
+    const base = safeName(proc.argNames[i] ?? (proc.args.length === 1 ? "arg" : `arg${i + 1}`));
+    let name = base;
+    for (let n = 2; used.has(name); n++) name = `${base}${n}`;
+    used.add(name);
+    return name;
+  });
 }
 
 function resultType(proc: Procedure, scope: TypeScope): string {
@@ -77,6 +92,7 @@ function resultType(proc: Procedure, scope: TypeScope): string {
 function handlersInterface(v: Version, ctx: ProgramContext): Statement {
   const { scope, runtime } = ctx;
   const context = scope.printer.import("CallContext", runtime, true);
+  const { service } = ctx.names.versions.get(v)!;
   return {
     kind: StructureKind.Interface,
     docs: [`What a server implements for version ${v.name}: one handler per procedure (procedure 0 is answered by the runtime).`],
@@ -89,7 +105,7 @@ function handlersInterface(v: Version, ctx: ProgramContext): Statement {
         return {
           docs: [signature(proc)],
           name: memberName(proc),
-          parameters: [...parameters(proc, scope), { name: "call", type: context }],
+          parameters: [...parameters(proc, service, scope), { name: "call", type: context }],
           returnType: `${result} | Promise<${result}>`,
         };
       }),
@@ -119,12 +135,12 @@ function clientClass(p: Program, v: Version, ctx: ProgramContext): Statement {
       },
     ],
     methods: v.procedures.map((proc) => {
-      const names = proc.args.map((_, i) => argumentName(proc, i));
+      const names = argumentNames(proc, service);
       const args = names.length === 0 ? "undefined" : names.length === 1 ? names[0] : `[${names.join(", ")}]`;
       return {
         docs: [signature(proc)],
         name: memberName(proc),
-        parameters: [...parameters(proc, scope), { name: "options", type: callOptions, hasQuestionToken: true }],
+        parameters: [...parameters(proc, service, scope), { name: "options", type: callOptions, hasQuestionToken: true }],
         returnType: `Promise<${resultType(proc, scope)}>`,
         statements: [`return this.rpcCall(${service}.procedures.${memberName(proc)}, ${args}, options);`],
       };

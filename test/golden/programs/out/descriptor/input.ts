@@ -408,9 +408,9 @@ export interface CalcV2Handlers {
   /** ECHO(string<>) returns string<> */
   echo(arg: string, call: CallContext): string | Promise<string>;
   /** NAME_OF(int) returns string<32> */
-  nameOf(arg: number, call: CallContext): string | Promise<string>;
+  nameOf(id: number, call: CallContext): string | Promise<string>;
   /** FIND(string<>, pair *) returns pair */
-  find(arg1: string, arg2: pair | null, call: CallContext): pair | Promise<pair>;
+  find(key: string, hint: pair | null, call: CallContext): pair | Promise<pair>;
   /** RESET(void) returns void */
   reset(call: CallContext): void | Promise<void>;
 }
@@ -442,13 +442,13 @@ export class CalcV2Client extends RpcClient {
   }
 
   /** NAME_OF(int) returns string<32> */
-  nameOf(arg: number, options?: CallOptions): Promise<string> {
-    return this.rpcCall(CalcV2.procedures.nameOf, arg, options);
+  nameOf(id: number, options?: CallOptions): Promise<string> {
+    return this.rpcCall(CalcV2.procedures.nameOf, id, options);
   }
 
   /** FIND(string<>, pair *) returns pair */
-  find(arg1: string, arg2: pair | null, options?: CallOptions): Promise<pair> {
-    return this.rpcCall(CalcV2.procedures.find, [arg1, arg2], options);
+  find(key: string, hint: pair | null, options?: CallOptions): Promise<pair> {
+    return this.rpcCall(CalcV2.procedures.find, [key, hint], options);
   }
 
   /** RESET(void) returns void */
