@@ -1,11 +1,9 @@
 import { mkdirSync, writeFileSync } from "node:fs";
-import { basename, join, resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { parseArgs as parseArgv } from "node:util";
-import { frontEnd, moduleNameOf } from "./compile.js";
-import { formatDiagnostic } from "./diagnostics.js";
-import { defaultRuntimeModule, emitModule, modes, type Mode } from "./emit/module.js";
+import { generate, moduleNameOf, parseDefine } from "./compile.js";
+import { defaultRuntimeModule, modes, type Mode } from "./modes.js";
 import { defaultDefines } from "./preprocess.js";
-import { readSource, SourceReadError } from "./source.js";
 import { version } from "./version.js";
 
 /**
@@ -55,21 +53,13 @@ interface Options {
   /** The output directory, or `-` for standard output. */
   out: string;
   check: boolean;
-  defines: Map<string, string>;
-  /** -D flags as given, for the generated header. */
-  defineFlags: string[];
+  /** -D arguments as given (NAME or NAME=VALUE), for the generated header. */
+  defines: string[];
   includeDirs: string[];
   runtimeModule: string;
 }
 
 class UsageError extends Error {}
-
-/** Why an input file cannot be read, in words rather than an errno code. */
-const readErrors: Readonly<Record<string, string>> = {
-  ENOENT: "no such file",
-  EISDIR: "it is a directory",
-  EACCES: "permission denied",
-};
 
 const optionSpec = {
   mode: { type: "string" },
@@ -94,8 +84,7 @@ function parseArgs(argv: readonly string[]): Options | "help" | "version" {
     mode: "synthesized",
     out: ".",
     check: false,
-    defines: new Map(defaultDefines),
-    defineFlags: [],
+    defines: [],
     includeDirs: [],
     runtimeModule: defaultRuntimeModule,
   };
@@ -135,13 +124,10 @@ function parseArgs(argv: readonly string[]): Options | "help" | "version" {
       case "I":
         o.includeDirs.push(value);
         break;
-      case "D": {
-        const m = /^([A-Za-z_]\w*)(?:=(.*))?$/s.exec(value);
-        if (m === null) throw new UsageError(`bad -D '${value}': expected NAME or NAME=VALUE`);
-        o.defines.set(m[1]!, m[2] ?? "1");
-        o.defineFlags.push(`-D${value}`);
+      case "D":
+        if (parseDefine(value) === undefined) throw new UsageError(`bad -D '${value}': expected NAME or NAME=VALUE`);
+        o.defines.push(value);
         break;
-      }
     }
   }
   if (o.files.length === 0) throw new UsageError("no input files");
@@ -193,40 +179,22 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
     return 0;
   }
 
-  let failed = false;
-  for (const [i, file] of options.files.entries()) {
-    let text: string;
-    try {
-      text = readSource(file);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      const why = e instanceof SourceReadError ? e.message : (readErrors[code ?? ""] ?? (e as Error).message);
-      io.stderr(`rpcgen: error: cannot read '${file}': ${why}\n`);
-      failed = true;
-      continue;
-    }
-    const result = frontEnd({ path: file, text }, { defines: options.defines, includeDirs: options.includeDirs });
-    if (result.model === undefined || result.layout === undefined) {
-      for (const d of result.diagnostics) io.stderr(formatDiagnostic(d) + "\n");
-      const n = result.diagnostics.length;
-      io.stderr(`${n} error${n === 1 ? "" : "s"} in ${file}\n`);
-      failed = true;
-      continue;
-    }
-    if (options.check) continue;
-    const command = ["rpcgen", basename(file), "--mode", options.mode, ...options.defineFlags].join(" ");
-    const module = await emitModule(result.model, result.layout, {
-      mode: options.mode,
-      sourcePath: file,
-      command,
-      runtimeModule: options.runtimeModule,
-    });
+  const { outputs, diagnostics } = await generate({
+    files: options.files,
+    mode: options.mode,
+    defines: options.defines,
+    includeDirs: options.includeDirs,
+    runtimeModule: options.runtimeModule,
+    check: options.check,
+  });
+  for (const module of outputs) {
     if (options.out === "-") {
-      io.stdout(module);
+      io.stdout(module.text);
       continue;
     }
     mkdirSync(resolve(options.out), { recursive: true });
-    writeFileSync(paths[i]!, module);
+    writeFileSync(paths[options.files.indexOf(module.source)]!, module.text);
   }
-  return failed ? 1 : 0;
+  for (const d of diagnostics) io.stderr(d.text);
+  return diagnostics.length > 0 ? 1 : 0;
 }

@@ -2,6 +2,7 @@ import { basename } from "node:path";
 import { StructureKind, VariableDeclarationKind } from "ts-morph";
 import type { Layout } from "../layout.js";
 import type { Model, NamedType } from "../model.js";
+import { defaultRuntimeModule, type Mode } from "../modes.js";
 import { version } from "../version.js";
 import { classic } from "./classic.js";
 import { CodecWriter } from "./codec.js";
@@ -13,14 +14,10 @@ import type { Strategy } from "./strategy.js";
 import { synthesized } from "./synthesized.js";
 import { constStatement, namedTypeStatements, origin, TypeScope } from "./types.js";
 
+export { defaultRuntimeModule, modes, type Mode } from "../modes.js";
+
 /** How marshaling code is generated; the types and stubs are the same in every mode (DESIGN §4). */
-export type Mode = "classic" | "synthesized" | "descriptor";
-export const modes: readonly Mode[] = ["classic", "synthesized", "descriptor"];
-
 const strategies: Record<Mode, Strategy> = { classic, synthesized, descriptor };
-
-/** The module generated code imports the runtime from, unless told otherwise. */
-export const defaultRuntimeModule = "rpcgen-ts/runtime";
 
 export interface EmitOptions {
   readonly mode: Mode;
