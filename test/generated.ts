@@ -1,8 +1,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { frontEnd, moduleNameOf } from "../compiler/compile.js";
-import { emitModule, modes, type Mode } from "../compiler/emit/module.js";
+import { frontEnd, generate as generateModules, modes, type Mode } from "../compiler/compile.js";
 import type { Layout } from "../compiler/layout.js";
 import type { Model } from "../compiler/model.js";
 import type { XdrCodec } from "../runtime/index.js";
@@ -28,6 +27,13 @@ export function compile(file: string): Compiled {
   return { file, model: result.model, layout: result.layout };
 }
 
+/** The text of the module generated from one file, as the command writes it. */
+export async function moduleText(file: string, mode: Mode): Promise<string> {
+  const { outputs, diagnostics } = await generateModules({ files: [file], mode });
+  if (outputs.length !== 1) throw new Error(`${file} does not compile:\n${diagnostics.map((d) => d.text).join("")}`);
+  return outputs[0]!.text;
+}
+
 /** A generated module, as loaded: its exports by name. */
 export type GeneratedModule = Record<string, unknown>;
 
@@ -36,16 +42,11 @@ export async function generate(files: string[], mode: Mode): Promise<Map<string,
   const key = createHash("sha256").update(files.join("\n")).digest("hex").slice(0, 12);
   const dir = join(repoRoot, ".tmp/gen", key, mode);
   mkdirSync(dir, { recursive: true });
-  const names: string[] = [];
-  for (const file of files) {
-    const c = compile(file);
-    const text = await emitModule(c.model, c.layout, { mode, sourcePath: file, command: "test" });
-    const name = moduleNameOf(file);
-    writeFileSync(join(dir, `${name}.ts`), text);
-    names.push(name);
-  }
+  const { outputs, diagnostics } = await generateModules({ files, mode });
+  if (diagnostics.length > 0) throw new Error(`${files.join(", ")} do not compile:\n${diagnostics.map((d) => d.text).join("")}`);
+  for (const o of outputs) writeFileSync(join(dir, o.path), o.text);
   const loaded = new Map<string, GeneratedModule>();
-  for (const name of names) loaded.set(name, (await import(join(dir, `${name}.ts`))) as GeneratedModule);
+  for (const o of outputs) loaded.set(o.path.slice(0, -".ts".length), (await import(join(dir, o.path))) as GeneratedModule);
   return loaded;
 }
 

@@ -6,12 +6,12 @@ import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 import type { Worker } from "node:worker_threads";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { emitModule, modes, type Mode } from "../compiler/emit/module.js";
+import { modes, type Mode } from "../compiler/modes.js";
 import type { ShmConnectOptions } from "../runtime/connect.js";
 import { connect, RpcError, type CallRecord, type Channel, type CopyCounts } from "../runtime/index.js";
 import { SpinBudget, waitAsync } from "../runtime/transport/shm-protocol.js";
 import { exampleCalls, exampleFile, list, loadExample, payload, record, type Example, type ExampleClient } from "./example.js";
-import { compile } from "./generated.js";
+import { moduleText } from "./generated.js";
 import { repoRoot } from "./support.js";
 
 /**
@@ -33,12 +33,11 @@ const handlersUrl = {} as Record<Mode, URL>;
 beforeAll(async () => {
   mkdirSync(join(repoRoot, ".tmp"), { recursive: true });
   work = mkdtempSync(join(repoRoot, ".tmp", "shm-"));
-  const c = compile(exampleFile);
   const files: string[] = [];
   for (const mode of modes) {
     const dir = join(work, mode);
     mkdirSync(dir);
-    writeFileSync(join(dir, "example.ts"), await emitModule(c.model, c.layout, { mode, sourcePath: exampleFile, command: "test" }));
+    writeFileSync(join(dir, "example.ts"), await moduleText(exampleFile, mode));
     copyFileSync(join(repoRoot, "test/fixtures/shm/handlers.ts.txt"), join(dir, "handlers.ts"));
     files.push(join(dir, "example.ts"), join(dir, "handlers.ts"));
     handlersUrl[mode] = pathToFileURL(join(dir, "handlers.js"));
