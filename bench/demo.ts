@@ -1,11 +1,10 @@
 import { execFile } from "node:child_process";
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { connect as netConnect } from "node:net";
 import { join, relative } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { promisify } from "node:util";
-import { frontEnd } from "../compiler/compile.js";
-import { emitModule, modes, type Mode } from "../compiler/emit/module.js";
+import { generate as generateModules, modes, type Mode } from "../compiler/compile.js";
 import {
   connect,
   createServer,
@@ -52,20 +51,14 @@ interface Loaded {
 async function generate(): Promise<Map<Mode, Loaded>> {
   rmSync(outDir, { recursive: true, force: true });
   const file = join(root, "idl", "example.x");
-  const result = frontEnd({ path: file, text: readFileSync(file, "utf8") });
-  if (result.model === undefined || result.layout === undefined) throw new Error("idl/example.x does not compile");
   for (const mode of modes) {
     const dir = join(outDir, mode);
     mkdirSync(dir, { recursive: true });
     let runtimeModule = relative(dir, runtimeEntry).split("\\").join("/");
     if (!runtimeModule.startsWith(".")) runtimeModule = `./${runtimeModule}`;
-    const text = await emitModule(result.model, result.layout, {
-      mode,
-      sourcePath: file,
-      command: `rpcgen example.x --mode ${mode}`,
-      runtimeModule,
-    });
-    writeFileSync(join(dir, "example.ts"), text);
+    const { outputs, diagnostics } = await generateModules({ files: [file], mode, runtimeModule });
+    if (outputs.length !== 1) throw new Error(`idl/example.x does not compile:\n${diagnostics.map((d) => d.text).join("")}`);
+    writeFileSync(join(dir, outputs[0]!.path), outputs[0]!.text);
   }
   const config = {
     compilerOptions: { target: "ES2022", module: "NodeNext", moduleResolution: "NodeNext", strict: true, skipLibCheck: true, types: [] },

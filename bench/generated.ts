@@ -1,14 +1,15 @@
 import { execFile } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { promisify } from "node:util";
+import { generate } from "../compiler/compile.js";
 import type { Mode, XdrCodec } from "../runtime/index.js";
 import type { BenchRecord } from "./handwritten.js";
 
 /**
- * The modules under test, made the way a user makes them: the built `rpcgen` CLI compiles
- * idl/bench.x once per mode, the project's `tsc` compiles the output, and the benchmark
+ * The modules under test, made the way a user makes them: the compiler's `generate` (what the
+ * command runs) compiles idl/bench.x once per mode, the project's `tsc` compiles the output, and the benchmark
  * imports the JavaScript. The generated code imports the same compiled runtime the
  * benchmark itself uses (`../runtime/index.js` in the bench build), so there is one copy
  * of every runtime class in the process.
@@ -43,47 +44,21 @@ export interface GenerateOptions {
   readonly log: (text: string) => void;
 }
 
-/**
- * Runs rpcgen for one mode into `outDir/mode/bench.ts`, importing the runtime as `spec`:
- * with `--runtime` if `flag` and this rpcgen knows the option, else by rewriting the default
- * import in the output. Returns whether `--runtime` did it.
- */
-async function generate(cli: string, idl: string, mode: Mode, outDir: string, spec: string, flag: boolean, root: string): Promise<boolean> {
-  const dir = join(outDir, mode);
-  const args = [cli, idl, "--mode", mode, "--out", dir];
-  if (flag) {
-    try {
-      await run(process.execPath, [...args, "--runtime", spec], { cwd: root });
-      return true;
-    } catch (e) {
-      const stderr = (e as { stderr?: unknown }).stderr;
-      if (typeof stderr !== "string" || !stderr.includes("'--runtime'")) throw e;
-    }
-  }
-  await run(process.execPath, args, { cwd: root });
-  const file = join(dir, "bench.ts");
-  const text = readFileSync(file, "utf8");
-  const rewritten = text.split('from "rpcgen-ts/runtime"').join(`from "${spec}"`);
-  if (rewritten === text) throw new Error(`${file}: no import of rpcgen-ts/runtime to redirect`);
-  writeFileSync(file, rewritten);
-  return false;
-}
-
 /** Generates, compiles and imports idl/bench.x in every mode. */
 export async function loadBenchModules(options: GenerateOptions): Promise<Map<Mode, BenchModule>> {
   const { root, outDir } = options;
   rmSync(outDir, { recursive: true, force: true });
   mkdirSync(outDir, { recursive: true });
-  const cli = join(root, "dist", "compiler", "bin.js");
   const idl = join(root, "idl", "bench.x");
 
-  let spec = relative(join(outDir, "mode"), join(runtimeDir, "index.js")).split("\\").join("/");
-  if (!spec.startsWith(".")) spec = `./${spec}`;
-  // The first mode tells whether this rpcgen takes --runtime; the other two then run in parallel.
-  const [first, ...rest] = allModes;
-  const withFlag = await generate(cli, idl, first!, outDir, spec, true, root);
-  if (!withFlag) options.log(`note: rpcgen rejected --runtime; the runtime import of each module was rewritten instead`);
-  await Promise.all(rest.map((mode) => generate(cli, idl, mode, outDir, spec, withFlag, root)));
+  let runtimeModule = relative(join(outDir, "mode"), join(runtimeDir, "index.js")).split("\\").join("/");
+  if (!runtimeModule.startsWith(".")) runtimeModule = `./${runtimeModule}`;
+  for (const mode of allModes) {
+    const { outputs, diagnostics } = await generate({ files: [idl], mode, runtimeModule });
+    if (outputs.length !== 1) throw new Error(`idl/bench.x does not compile:\n${diagnostics.map((d) => d.text).join("")}`);
+    mkdirSync(join(outDir, mode), { recursive: true });
+    writeFileSync(join(outDir, mode, outputs[0]!.path), outputs[0]!.text);
+  }
 
   // One tsc run for all three: strict, as a user would compile them; .js lands beside .ts.
   writeFileSync(
