@@ -1,8 +1,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseArgs as parseArgv } from "node:util";
-import { generate, moduleNameOf, parseDefine } from "./compile.js";
-import { defaultRuntimeModule, modes, type Mode } from "./modes.js";
+import { defaultRuntimeModule, modes, parseDefine, type Mode } from "./modes.js";
 import { defaultDefines } from "./preprocess.js";
 import { version } from "./version.js";
 
@@ -142,7 +141,7 @@ function parseArgs(argv: readonly string[]): Options | "help" | "version" {
  * would write one file (`a/svc.x b/svc.x`, `svc.x svc.idl`: the second would silently replace
  * the first) and an input that would be overwritten by its own module (`svc.ts`).
  */
-function outputPaths(o: Options): string[] {
+function outputPaths(o: Options, moduleNameOf: (file: string) => string): string[] {
   const paths = o.files.map((file) => join(o.out, `${moduleNameOf(file)}.ts`));
   if (o.out === "-" || o.check) return paths;
   const first = new Map<string, string>();
@@ -160,15 +159,16 @@ function outputPaths(o: Options): string[] {
 
 /** Runs the command; returns the exit status. */
 export async function main(argv: readonly string[], io: CliIo = processIo): Promise<number> {
-  let options: Options | "help" | "version";
-  let paths: string[] = [];
-  try {
-    options = parseArgs(argv);
-    if (typeof options !== "string") paths = outputPaths(options);
-  } catch (e) {
+  const usageError = (e: unknown): number => {
     if (!(e instanceof UsageError)) throw e;
     io.stderr(`rpcgen: ${e.message}\n\n${usage}`);
     return 2;
+  };
+  let options: Options | "help" | "version";
+  try {
+    options = parseArgs(argv);
+  } catch (e) {
+    return usageError(e);
   }
   if (options === "help") {
     io.stdout(usage);
@@ -177,6 +177,14 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
   if (options === "version") {
     io.stdout(`rpcgen-ts ${version}\ncommands: ${binNames.join(", ")}\n`);
     return 0;
+  }
+  // The compiler (chevrotain; ts-morph and prettier when emitting) loads only for a run that compiles.
+  const { generate, moduleNameOf } = await import("./compile.js");
+  let paths: string[];
+  try {
+    paths = outputPaths(options, moduleNameOf);
+  } catch (e) {
+    return usageError(e);
   }
 
   const { outputs, diagnostics } = await generate({

@@ -3,12 +3,12 @@ import { check } from "./check.js";
 import { DiagnosticBag, formatDiagnostic, type Diagnostic } from "./diagnostics.js";
 import type { Layout } from "./layout.js";
 import type { Model } from "./model.js";
-import { defaultRuntimeModule, modes, type Mode } from "./modes.js";
+import { defaultRuntimeModule, modes, parseDefine, type Mode } from "./modes.js";
 import { parse } from "./parser.js";
 import { defaultDefines, preprocess, type PreprocessOptions } from "./preprocess.js";
 import { readSource, SourceReadError, type SourceFile } from "./source.js";
 
-export { defaultRuntimeModule, modes, type Mode } from "./modes.js";
+export { defaultRuntimeModule, modes, parseDefine, type Mode } from "./modes.js";
 export type { Diagnostic } from "./diagnostics.js";
 
 /**
@@ -133,12 +133,6 @@ const readErrors: Readonly<Record<string, string>> = {
   EISDIR: "it is a directory",
   EACCES: "permission denied",
 };
-
-/** A `-D` argument's name and value (`NAME` means `NAME=1`), or undefined if it is neither form. */
-export function parseDefine(flag: string): [name: string, value: string] | undefined {
-  const m = /^([A-Za-z_]\w*)(?:=(.*))?$/s.exec(flag);
-  return m === null ? undefined : [m[1]!, m[2] ?? "1"];
-}
 
 /**
  * The whole pipeline, as the command runs it: each input through the front end, then the
