@@ -20,9 +20,10 @@ import { RecordDecoder, RecordError, type RecordLimits } from "../runtime/transp
 import { corpusDecoders, type Decoder } from "./fuzz/corpus.js";
 import { describeThrown, fuzz, hex, interestingWord, mutate, mutation, summary, xdrLikeBytes } from "./fuzz/seed.js";
 import { concat } from "./bytes.js";
+import { referenceRecords } from "./fuzz/framing.js";
 
 /**
- * Fuzzing every decoder (issue 7, item 7b): random and mutated bytes through the generated
+ * Fuzzing every decoder: random and mutated bytes through the generated
  * codecs of the whole corpus in every mode, the XDR reader's primitives, the RPC message
  * headers, record marking and the UDP duplicate-request cache's key parser. Each either
  * returns a value or throws its own error type — never a RangeError, TypeError or stack
@@ -385,35 +386,6 @@ interface Fragment {
   readonly length: number;
 }
 
-/**
- * What RFC 5531 §11 framing says `stream` holds: the complete records, in order, and whether
- * a record breaks the limits (then nothing after it can be read).
- */
-function reference(stream: Uint8Array, limits: RecordLimits): { records: string[]; broken: boolean } {
-  const records: string[] = [];
-  let parts: Uint8Array[] = [];
-  let length = 0;
-  let fragments = 0;
-  let i = 0;
-  while (i + 4 <= stream.length) {
-    const mark = u32(stream, i);
-    const n = mark & 0x7fff_ffff;
-    fragments++;
-    if (length + n > limits.maxRecordBytes || fragments > limits.maxFragments) return { records, broken: true };
-    if (i + 4 + n > stream.length) break;
-    parts.push(stream.subarray(i + 4, i + 4 + n));
-    length += n;
-    i += 4 + n;
-    if (mark & 0x8000_0000) {
-      records.push(hex(concat(...parts)));
-      parts = [];
-      length = 0;
-      fragments = 0;
-    }
-  }
-  return { records, broken: false };
-}
-
 /** A stream of records built from fragments, with their payloads. */
 const framed = fc
   .array(
@@ -448,7 +420,8 @@ describe("record marking (runtime/transport/record-marking.ts)", () => {
     fuzz(
       "record decoder",
       fc.property(input, ({ stream, cuts, limits }) => {
-        const expected = reference(stream, limits);
+        const framing = referenceRecords(stream, limits);
+        const expected = { records: framing.records.map(hex), broken: framing.broken };
         const points = [...new Set(cuts.map((c) => Math.floor(c * stream.length)))].sort((a, b) => a - b);
         const delivered: string[] = [];
         let held = 0;

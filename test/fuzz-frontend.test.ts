@@ -13,7 +13,7 @@ import { describeThrown, fuzz, summary } from "./fuzz/seed.js";
 import { repoRoot, tempDir, removeDir } from "./support.js";
 
 /**
- * Fuzzing the `.x` front end (issue 7, item 7a): token soup and mutations of the corpus (the
+ * Fuzzing the `.x` front end: token soup and mutations of the corpus (the
  * system's `.x` files, idl/ and the test fixtures) through preprocessing, parsing and
  * checking, in this process. Whatever the text, the front end either compiles it or returns
  * diagnostics that read `file:line:col: error: message` at a position inside the file,

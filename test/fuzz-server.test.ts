@@ -11,9 +11,10 @@ import { countingHandlers, encodeCall, exampleArguments, frame, fuzzedCall, Serv
 import { concat, words } from "./bytes.js";
 import { describeThrown, fuzzAsync, hex, mutate, mutation, summary, xdrLikeBytes } from "./fuzz/seed.js";
 import { semantics, type ProcedureKey } from "./fuzz/semantics.js";
+import { referenceRecords } from "./fuzz/framing.js";
 
 /**
- * Fuzzing a live server (issue 7, item 7c) over TCP and UDP on 127.0.0.1: random and
+ * Fuzzing a live server over TCP and UDP on 127.0.0.1: random and
  * mutated calls through raw sockets, each answered with exactly the reply an independent
  * model of RFC 5531 §9 predicts (RPC_MISMATCH, AUTH_ERROR with the right auth_stat,
  * PROG_UNAVAIL, PROG_MISMATCH with the versions registered, PROC_UNAVAIL, GARBAGE_ARGS,
@@ -292,8 +293,8 @@ describe("a server under fuzzed calls", () => {
     await fuzzAsync(
       "TCP framing",
       fc.asyncProperty(stream, fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { maxLength: 6 }), async (bytes, cuts) => {
-        const framing = reference(bytes);
-        const expected = framing.messages.map((m) => model.expect(m));
+        const framing = referenceRecords(bytes, framingLimits);
+        const expected = framing.records.map((m) => model.expect(m));
         const before = snapshot();
         const out = await tcpExchange(framingPort, bytes, { end: true, ms: 5000, cuts });
         expect(out.timedOut, `the server neither answered nor closed the connection for ${hex(bytes)}`).toBe(false);
@@ -401,28 +402,3 @@ function model0(): ServerModel {
   return (modelInstance ??= new ServerModel(services));
 }
 
-/** The messages RFC 5531 §11 framing holds in `stream`, up to a record over the framing listener's limits. */
-function reference(stream: Uint8Array): { messages: Uint8Array[]; broken: boolean } {
-  const messages: Uint8Array[] = [];
-  let parts: Uint8Array[] = [];
-  let length = 0;
-  let fragments = 0;
-  let i = 0;
-  while (i + 4 <= stream.length) {
-    const mark = u32(stream, i);
-    const n = mark & 0x7fff_ffff;
-    fragments++;
-    if (length + n > framingLimits.maxRecordBytes || fragments > framingLimits.maxFragments) return { messages, broken: true };
-    if (i + 4 + n > stream.length) break;
-    parts.push(stream.subarray(i + 4, i + 4 + n));
-    length += n;
-    i += 4 + n;
-    if (mark & 0x8000_0000) {
-      messages.push(concat(...parts));
-      parts = [];
-      length = 0;
-      fragments = 0;
-    }
-  }
-  return { messages, broken: false };
-}

@@ -19,7 +19,7 @@ import { semantics, type ExNode, type ProcedureKey } from "./fuzz/semantics.js";
 import { repoRoot } from "./support.js";
 
 /**
- * Fuzzing the shm transport's server (issue 7, item 7c, over shared memory). The worker
+ * Fuzzing the shm transport's server, over shared memory. The worker
  * reads calls from slots the client writes, so two fuzzers:
  *
  * - a raw client (test/fuzz/shm-driver.ts) that starts the worker as the transport does and
