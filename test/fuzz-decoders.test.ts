@@ -16,11 +16,12 @@ import {
   type OpaqueAuth,
 } from "../runtime/rpc/message.js";
 import * as drc from "../runtime/transport/drc.js";
-import { RecordDecoder, RecordError, type RecordLimits } from "../runtime/transport/record-marking.js";
+import { RecordDecoder, RecordError } from "../runtime/transport/record-marking.js";
 import { corpusDecoders, type Decoder } from "./fuzz/corpus.js";
 import { describeThrown, fuzz, hex, interestingWord, mutate, mutation, summary, xdrLikeBytes } from "./fuzz/seed.js";
 import { concat } from "./bytes.js";
 import { referenceRecords } from "./fuzz/framing.js";
+import { same } from "./values.js";
 
 /**
  * Fuzzing every decoder: random and mutated bytes through the generated
@@ -37,24 +38,6 @@ afterAll(() => {
 
 // ---- generated codecs --------------------------------------------------------------------
 
-/**
- * Deep equality as `toStrictEqual` sees it (Object.is on numbers, same prototypes, same
- * own keys), fast on byte arrays.
- */
-function same(a: unknown, b: unknown): boolean {
-  if (Object.is(a, b)) return true;
-  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false;
-  if (Object.getPrototypeOf(a) !== Object.getPrototypeOf(b)) return false;
-  if (a instanceof Uint8Array && b instanceof Uint8Array) return Buffer.compare(a, b) === 0;
-  if (Array.isArray(a) && Array.isArray(b)) return a.length === b.length && a.every((x, i) => i in b && same(x, b[i]));
-  const ka = Object.keys(a);
-  const kb = Object.keys(b);
-  if (ka.length !== kb.length) return false;
-  const ra = a as Record<string, unknown>;
-  const rb = b as Record<string, unknown>;
-  return ka.every((k) => Object.hasOwn(rb, k) && same(ra[k], rb[k]));
-}
-
 function u32(b: Uint8Array, o: number): number {
   return ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
 }
@@ -66,7 +49,7 @@ const isNaNDouble = (hi: number, lo: number) => (hi & 0x7ff0_0000) === 0x7ff0_00
  * Whether `again`, the re-encoding of what `bytes` decoded to, differs from it only where
  * XDR decoding rightly forgets: padding (RFC 4506 §3 says zero; the reader, like libtirpc,
  * does not check it, and the writer writes zero) and the payload of a NaN (JavaScript has
- * one NaN; the writer writes the canonical one).
+ * one NaN, and the engine need not keep its payload).
  */
 function canonicalDifference(bytes: Uint8Array, again: Uint8Array): string | undefined {
   for (let i = 0; i < bytes.length; i++) {
@@ -380,11 +363,6 @@ describe("RPC message headers (runtime/rpc/message.ts)", () => {
 });
 
 // ---- record marking --------------------------------------------------------------------------
-
-interface Fragment {
-  readonly last: boolean;
-  readonly length: number;
-}
 
 /** A stream of records built from fragments, with their payloads. */
 const framed = fc

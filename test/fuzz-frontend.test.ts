@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { frontEnd, type FrontEndResult } from "../compiler/compile.js";
 import { formatDiagnostic } from "../compiler/diagnostics.js";
 import { emitModule } from "../compiler/emit/module.js";
-import { corpusFiles } from "./fuzz/corpus.js";
+import { corpusFiles } from "./generated.js";
 import { describeThrown, fuzz, summary } from "./fuzz/seed.js";
 import { repoRoot, tempDir, removeDir } from "./support.js";
 

@@ -1,11 +1,11 @@
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createHash } from "node:crypto";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { frontEnd, generate as generateModules, modes, type Mode } from "../compiler/compile.js";
 import type { Layout } from "../compiler/layout.js";
 import type { Model } from "../compiler/model.js";
 import type { XdrCodec } from "../runtime/index.js";
-import { repoRoot } from "./support.js";
+import { corpus, repoRoot } from "./support.js";
 
 /**
  * Compiles `.x` files the way users do and loads the generated modules into the test, in
@@ -62,4 +62,31 @@ export function codecOf(module: GeneratedModule, name: string): XdrCodec<unknown
   const codec = module[`${name}Codec`];
   if (codec === undefined) throw new Error(`no codec for ${name}`);
   return codec as XdrCodec<unknown>;
+}
+
+/** Files that import each other's types are generated together. */
+const together = [["nis.x", "nis_callback.x"]];
+
+/** Every `.x` file the tests compile: the system's corpus, the project's idl/ and the test fixtures. */
+export function corpusFiles(): string[] {
+  const own = (dir: string) =>
+    readdirSync(join(repoRoot, dir))
+      .filter((f) => f.endsWith(".x"))
+      .map((f) => join(repoRoot, dir, f));
+  return [...corpus, ...own("idl"), ...own("test/fixtures")];
+}
+
+/** The corpus in groups that are generated together. */
+export function corpusGroups(): string[][] {
+  const files = corpusFiles();
+  const out: string[][] = [];
+  const placed = new Set<string>();
+  for (const file of files) {
+    if (placed.has(file)) continue;
+    const group = together.find((g) => g.includes(basename(file)));
+    const members = group === undefined ? [file] : files.filter((f) => group.includes(basename(f)));
+    for (const m of members) placed.add(m);
+    out.push(members);
+  }
+  return out;
 }

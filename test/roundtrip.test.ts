@@ -1,5 +1,4 @@
 import fc from "fast-check";
-import { readdirSync } from "node:fs";
 import { basename, join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { moduleNameOf } from "../compiler/compile.js";
@@ -8,8 +7,9 @@ import type { Size } from "../compiler/layout.js";
 import type { NamedType, Procedure, Type, Version } from "../compiler/model.js";
 import { fromXdr, toXdr, type XdrCodec } from "../runtime/index.js";
 import { arbitraryOf, arbitraryOfNamed } from "./arbitrary.js";
-import { codecOf, compile, generateAllModes, type Compiled, type GeneratedModule } from "./generated.js";
+import { codecOf, compile, corpusGroups, generateAllModes, type Compiled, type GeneratedModule } from "./generated.js";
 import { corpus, repoRoot } from "./support.js";
+import { same } from "./values.js";
 
 /**
  * Round trip and cross-mode equality (DESIGN §4, §6): for every named type of every file
@@ -21,51 +21,8 @@ import { corpus, repoRoot } from "./support.js";
 
 const RUNS = 30;
 
-/** Files that import each other's types are generated together. */
-const together = [["nis.x", "nis_callback.x"]];
-
-function groups(): string[][] {
-  const files = [
-    ...corpus,
-    ...readdirSync(join(repoRoot, "idl"))
-      .filter((f) => f.endsWith(".x"))
-      .map((f) => join(repoRoot, "idl", f)),
-    ...readdirSync(join(repoRoot, "test/fixtures"))
-      .filter((f) => f.endsWith(".x"))
-      .map((f) => join(repoRoot, "test/fixtures", f)),
-  ];
-  const out: string[][] = [];
-  const placed = new Set<string>();
-  for (const file of files) {
-    if (placed.has(file)) continue;
-    const group = together.find((g) => g.includes(basename(file)));
-    const members = group === undefined ? [file] : files.filter((f) => group.includes(basename(f)));
-    for (const m of members) placed.add(m);
-    out.push(members);
-  }
-  return out;
-}
-
 function hex(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("hex");
-}
-
-/**
- * Deep equality as `toStrictEqual` sees it (Object.is on numbers, same prototypes, same
- * keys), but fast on large byte arrays: vitest's compares them element by element.
- */
-function same(a: unknown, b: unknown): boolean {
-  if (Object.is(a, b)) return true;
-  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false;
-  if (Object.getPrototypeOf(a) !== Object.getPrototypeOf(b)) return false;
-  if (a instanceof Uint8Array && b instanceof Uint8Array) return Buffer.compare(a, b) === 0;
-  if (Array.isArray(a) && Array.isArray(b)) return a.length === b.length && a.every((x, i) => i in b && same(x, b[i]));
-  const ka = Object.keys(a);
-  const kb = Object.keys(b);
-  if (ka.length !== kb.length) return false;
-  const ra = a as Record<string, unknown>;
-  const rb = b as Record<string, unknown>;
-  return ka.every((k) => Object.hasOwn(rb, k) && same(ra[k], rb[k]));
 }
 
 /**
@@ -135,7 +92,7 @@ function argumentsArbitrary(args: readonly Type[]): fc.Arbitrary<unknown> {
   return fc.tuple(...values.map((t) => arbitraryOf(t)));
 }
 
-for (const files of groups()) {
+for (const files of corpusGroups()) {
   const compiled: Compiled[] = files.map((f) => compile(f));
   describe(files.map((f) => basename(f)).join(" + "), () => {
     let generated: Record<Mode, Map<string, GeneratedModule>>;
@@ -180,7 +137,7 @@ for (const files of groups()) {
 
 describe("the corpus under test", () => {
   it("covers the 19 corpus files, idl/ and the fixtures, with procedures of several arguments", () => {
-    const all = groups().flat();
+    const all = corpusGroups().flat();
     expect(all.filter((f) => corpus.includes(f))).toHaveLength(19);
     expect(all.map((f) => basename(f))).toEqual(expect.arrayContaining(["bench.x", "compat.x", "procs.x"]));
     const procs = compile(join(repoRoot, "test/fixtures/procs.x")).model.programs.flatMap((p) => p.versions.flatMap((v) => v.procedures));

@@ -1,44 +1,16 @@
 import fc from "fast-check";
-import { readdirSync } from "node:fs";
-import { basename, join } from "node:path";
+import { basename } from "node:path";
 import { moduleNameOf } from "../../compiler/compile.js";
 import { modes, type Mode } from "../../compiler/emit/module.js";
 import type { Type } from "../../compiler/model.js";
 import type { XdrCodec } from "../../runtime/index.js";
 import { arbitraryOf, arbitraryOfNamed } from "../arbitrary.js";
-import { compile, generateAllModes, type GeneratedModule } from "../generated.js";
-import { corpus, repoRoot } from "../support.js";
+import { compile, corpusGroups, generateAllModes, type GeneratedModule } from "../generated.js";
 
 /**
  * The `.x` files the fuzzers start from — the system's (Sun rpcgen's and libtirpc's), the
  * project's idl/ and the test fixtures — and every decoder their generated modules have.
  */
-
-/** Files that import each other's types are generated together. */
-const together = [["nis.x", "nis_callback.x"]];
-
-export function corpusFiles(): string[] {
-  const own = (dir: string) =>
-    readdirSync(join(repoRoot, dir))
-      .filter((f) => f.endsWith(".x"))
-      .map((f) => join(repoRoot, dir, f));
-  return [...corpus, ...own("idl"), ...own("test/fixtures")];
-}
-
-/** The corpus in groups that are generated together. */
-export function corpusGroups(): string[][] {
-  const files = corpusFiles();
-  const out: string[][] = [];
-  const placed = new Set<string>();
-  for (const file of files) {
-    if (placed.has(file)) continue;
-    const group = together.find((g) => g.includes(basename(file)));
-    const members = group === undefined ? [file] : files.filter((f) => group.includes(basename(f)));
-    for (const m of members) placed.add(m);
-    out.push(members);
-  }
-  return out;
-}
 
 /** One decoder in every mode, with valid values of its type to mutate. */
 export interface Decoder {
