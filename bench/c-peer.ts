@@ -14,6 +14,8 @@ export type CProc = "null" | "maxarg" | "maxresult";
 
 export interface CBench {
   readonly server: CServer;
+  /** The C client's process id (for pinning). */
+  readonly clientPid: number;
   /** Runs `n` calls of `proc` in the C client; resolves to the ns they took. */
   calls(proc: CProc, n: number): Promise<number>;
   close(): Promise<void>;
@@ -83,6 +85,7 @@ export async function startCBench(root: string): Promise<CBench> {
   }
   return {
     server,
+    clientPid: child.pid ?? -1,
     async calls(proc, n) {
       child.stdin.write(`${proc} ${n}\n`);
       const line = await nextLine();

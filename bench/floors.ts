@@ -10,11 +10,11 @@ import { SAB_DATA_BYTES, SAB_DATA_OFFSET, SAB_MODE_SLEEP, SAB_MODE_SPIN, SabWord
  * The raw floors of the RPC section: the same round trips with no RPC in them, measured in
  * the same run as the RPC calls they are compared with.
  *
- * - stream (TCP, Unix): a net socket pair in this process, each message a 4-byte length
- *   prefix and a body, exactly the bytes of the RPC record (whose record mark is the same 4
- *   bytes). The server answers each whole message with a preallocated reply of the size the
- *   call names (its first 4 body bytes); the client sends the next call from the reply's
- *   'data' callback. Both ends turn Nagle off, as the runtime does.
+ * - stream (TCP, Unix): a net socket pair, each message a 4-byte length prefix and a body,
+ *   exactly the bytes of the RPC record (whose record mark is the same 4 bytes). The server
+ *   answers each whole message with a preallocated reply of the size the call names (its
+ *   first 4 body bytes); the client sends the next call from the reply's 'data' callback.
+ *   Both ends turn Nagle off, as the runtime does.
  * - UDP: a connected client socket and a bound server socket, one datagram each way, of the
  *   RPC messages' sizes; the server replies to the datagram's source, as the runtime does.
  * - SharedArrayBuffer: the main thread and a worker (bench/sab-worker.ts) hand a message
@@ -23,6 +23,9 @@ import { SAB_DATA_BYTES, SAB_DATA_OFFSET, SAB_MODE_SLEEP, SAB_MODE_SPIN, SabWord
  *   Atomics.waitAsync).
  * - microtask: a promise resolved from a queued microtask and awaited — what an inproc call
  *   cannot avoid; a reference, not a transport floor.
+ *
+ * The TCP, Unix and UDP servers (startFloorServers) run wherever the RPC servers they are
+ * compared with run: in the client's thread, or in a process of their own (bench/peer.ts).
  *
  * Everything here is callback-driven with preallocated buffers: the cheapest round trip
  * Node can make over each medium, not a stand-in for a competing RPC system.
@@ -113,36 +116,76 @@ class Chain {
   }
 }
 
-// ---- TCP and Unix sockets ----------------------------------------------------------------
+// ---- the servers: TCP, Unix, UDP --------------------------------------------------------
 
-export async function streamPingPong(kind: "tcp" | "unix", path: string): Promise<PingPong> {
+/** Where the floor servers listen (127.0.0.1 for TCP and UDP). */
+export interface FloorAddresses {
+  readonly tcp: number;
+  readonly unix: string;
+  readonly udp: number;
+}
+
+export interface FloorServers {
+  readonly address: FloorAddresses;
+  close(): Promise<void>;
+}
+
+/**
+ * The server ends of the TCP, Unix and UDP floors, in the calling thread: run in the client's
+ * thread (the one-thread arrangement) or in a process of their own (bench/peer.ts), exactly
+ * where the RPC server of the same arrangement runs.
+ */
+export async function startFloorServers(unixPath: string): Promise<FloorServers> {
   const replies = new Map<number, Buffer>();
+  const replyOf = (want: number, prefix: boolean): Buffer => {
+    const k = prefix ? want : -1 - want;
+    let r = replies.get(k);
+    if (r === undefined) replies.set(k, (r = message(want, 0, prefix)));
+    return r;
+  };
   const sockets = new Set<Socket>();
-  const server: NetServer = createNetServer({ noDelay: true }, (s) => {
+  const onStream = (s: Socket): void => {
     sockets.add(s);
     s.setNoDelay(true);
     s.on(
       "data",
-      framer((body) => {
-        const want = body.length >= 4 ? body.readUInt32BE(0) : 0;
-        let r = replies.get(want);
-        if (r === undefined) replies.set(want, (r = message(want, 0, true)));
-        s.write(r);
-      }),
+      framer((body) => void s.write(replyOf(body.length >= 4 ? body.readUInt32BE(0) : 0, true))),
     );
     s.on("error", () => {});
     s.on("close", () => sockets.delete(s));
+  };
+  const tcp: NetServer = createNetServer({ noDelay: true }, onStream);
+  const unix: NetServer = createNetServer(onStream);
+  rmSync(unixPath, { force: true });
+  tcp.listen(0, "127.0.0.1");
+  unix.listen(unixPath);
+  const udp: DgramSocket = createSocket("udp4");
+  udp.on("message", (msg: Buffer, from: RemoteInfo) => {
+    udp.send(replyOf(msg.length >= 4 ? msg.readUInt32BE(0) : 0, false), from.port, from.address);
   });
-  if (kind === "unix") {
-    rmSync(path, { force: true });
-    server.listen(path);
-  } else {
-    server.listen(0, "127.0.0.1");
-  }
-  await once(server, "listening");
-  const a = server.address();
-  const port = typeof a === "object" && a !== null ? a.port : 0;
-  const client = kind === "unix" ? netConnect({ path }) : netConnect({ host: "127.0.0.1", port, noDelay: true });
+  udp.on("error", () => {});
+  udp.bind(0, "127.0.0.1");
+  await Promise.all([once(tcp, "listening"), once(unix, "listening"), once(udp, "listening")]);
+  const a = tcp.address();
+  return {
+    address: { tcp: typeof a === "object" && a !== null ? a.port : 0, unix: unixPath, udp: udp.address().port },
+    async close() {
+      for (const s of sockets) s.destroy();
+      await Promise.all([
+        new Promise<void>((resolve) => tcp.close(() => resolve())),
+        new Promise<void>((resolve) => unix.close(() => resolve())),
+        new Promise<void>((resolve) => udp.close(() => resolve())),
+      ]);
+      rmSync(unixPath, { force: true });
+    },
+  };
+}
+
+// ---- the clients: TCP and Unix ---------------------------------------------------------------
+
+/** A client of the TCP or Unix floor server at `address`. */
+export async function streamPingPong(kind: "tcp" | "unix", address: FloorAddresses): Promise<PingPong> {
+  const client = kind === "unix" ? netConnect({ path: address.unix }) : netConnect({ host: "127.0.0.1", port: address.tcp, noDelay: true });
   await once(client, "connect");
   client.setNoDelay(true);
 
@@ -166,29 +209,16 @@ export async function streamPingPong(kind: "tcp" | "unix", path: string): Promis
     async close() {
       client.removeAllListeners("close");
       client.destroy();
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      if (kind === "unix") rmSync(path, { force: true });
     },
   };
 }
 
-// ---- UDP -------------------------------------------------------------------------------
+// ---- the client: UDP -----------------------------------------------------------------------
 
-export async function udpPingPong(): Promise<PingPong> {
-  const replies = new Map<number, Buffer>();
-  const server: DgramSocket = createSocket("udp4");
-  server.on("message", (msg: Buffer, from: RemoteInfo) => {
-    const want = msg.length >= 4 ? msg.readUInt32BE(0) : 0;
-    let r = replies.get(want);
-    if (r === undefined) replies.set(want, (r = message(want, 0, false)));
-    server.send(r, from.port, from.address);
-  });
-  server.on("error", () => {});
-  server.bind(0, "127.0.0.1");
-  await once(server, "listening");
+/** A client of the UDP floor server at `address`: a connected socket, one datagram each way. */
+export async function udpPingPong(address: FloorAddresses): Promise<PingPong> {
   const client: DgramSocket = createSocket("udp4");
-  await new Promise<void>((resolve, reject) => client.connect(server.address().port, "127.0.0.1", (e?: Error | null) => (e ? reject(e) : resolve())));
+  await new Promise<void>((resolve, reject) => client.connect(address.udp, "127.0.0.1", (e?: Error | null) => (e ? reject(e) : resolve())));
 
   let call = message(4, 0, false);
   const send = () => client.send(call);
@@ -205,7 +235,7 @@ export async function udpPingPong(): Promise<PingPong> {
       };
     },
     async close() {
-      await Promise.all([new Promise<void>((r) => client.close(() => r())), new Promise<void>((r) => server.close(() => r()))]);
+      await new Promise<void>((r) => client.close(() => r()));
     },
   };
 }

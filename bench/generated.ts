@@ -34,6 +34,8 @@ export interface BenchModule {
   readonly exports: Readonly<Record<string, unknown>>;
   /** The generated TypeScript source, for inspection. */
   readonly sourcePath: string;
+  /** bench/echo.x generated in the same mode (the RPC section's comparison with gRPC). */
+  readonly echo: { readonly exports: Readonly<Record<string, unknown>>; readonly sourcePath: string };
 }
 
 export interface GenerateOptions {
@@ -44,20 +46,20 @@ export interface GenerateOptions {
   readonly log: (text: string) => void;
 }
 
-/** Generates, compiles and imports idl/bench.x in every mode. */
+/** Generates, compiles and imports idl/bench.x (and bench/echo.x) in every mode. */
 export async function loadBenchModules(options: GenerateOptions): Promise<Map<Mode, BenchModule>> {
   const { root, outDir } = options;
   rmSync(outDir, { recursive: true, force: true });
   mkdirSync(outDir, { recursive: true });
-  const idl = join(root, "idl", "bench.x");
+  const inputs = [join(root, "idl", "bench.x"), join(root, "bench", "echo.x")];
 
   let runtimeModule = relative(join(outDir, "mode"), join(runtimeDir, "index.js")).split("\\").join("/");
   if (!runtimeModule.startsWith(".")) runtimeModule = `./${runtimeModule}`;
   for (const mode of allModes) {
-    const { outputs, diagnostics } = await generate({ files: [idl], mode, runtimeModule });
-    if (outputs.length !== 1) throw new Error(`idl/bench.x does not compile:\n${diagnostics.map((d) => d.text).join("")}`);
+    const { outputs, diagnostics } = await generate({ files: inputs, mode, runtimeModule });
+    if (outputs.length !== inputs.length) throw new Error(`idl/bench.x or bench/echo.x does not compile:\n${diagnostics.map((d) => d.text).join("")}`);
     mkdirSync(join(outDir, mode), { recursive: true });
-    writeFileSync(join(outDir, mode, outputs[0]!.path), outputs[0]!.text);
+    for (const o of outputs) writeFileSync(join(outDir, mode, o.path), o.text);
   }
 
   // One tsc run for all three: strict, as a user would compile them; .js lands beside .ts.
@@ -76,7 +78,7 @@ export async function loadBenchModules(options: GenerateOptions): Promise<Map<Mo
           skipLibCheck: true,
           types: [],
         },
-        include: allModes.map((m) => `${m}/bench.ts`),
+        include: allModes.flatMap((m) => [`${m}/bench.ts`, `${m}/echo.ts`]),
       },
       null,
       2,
@@ -90,7 +92,7 @@ export async function loadBenchModules(options: GenerateOptions): Promise<Map<Mo
     // when every module was, and says so loudly; the test suite is what fails on them.
     const out = (e as { stdout?: unknown }).stdout;
     const text = typeof out === "string" ? out : String(e);
-    if (!allModes.every((m) => existsSync(join(outDir, m, "bench.js")))) {
+    if (!allModes.every((m) => existsSync(join(outDir, m, "bench.js")) && existsSync(join(outDir, m, "echo.js")))) {
       throw new Error(`compiling the generated modules failed:\n${text}`);
     }
     const errors = text.split("\n").filter((l) => /error TS\d+/.test(l));
@@ -104,12 +106,15 @@ export async function loadBenchModules(options: GenerateOptions): Promise<Map<Mo
     const sourcePath = join(outDir, mode, "bench.ts");
     const ns: unknown = await import(pathToFileURL(join(outDir, mode, "bench.js")).href);
     const exports = asRecord(ns, sourcePath);
+    const echoPath = join(outDir, mode, "echo.ts");
+    const echo = { exports: asRecord(await import(pathToFileURL(join(outDir, mode, "echo.js")).href), echoPath), sourcePath: echoPath };
     modules.set(mode, {
       mode,
       bench_recordCodec: codecExport<BenchRecord>(exports, "bench_recordCodec", sourcePath),
       bench_dataCodec: codecExport<Uint8Array>(exports, "bench_dataCodec", sourcePath),
       exports,
       sourcePath,
+      echo,
     });
   }
   return modules;

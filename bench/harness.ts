@@ -306,9 +306,20 @@ function width(s: string): number {
 
 // ---- budgets -------------------------------------------------------------------------
 
+/**
+ * A budget's outcome. NOT MEASURED when the figure cannot be judged in this run: its floor
+ * failed or could not be had (a spinning floor whose threads could not both spin), or the
+ * machine was busy with other work while it was timed. Such a figure is shown, never passed.
+ */
+export type Status = "PASS" | "MISS" | "NOT MEASURED";
+
 export interface Verdict {
   readonly budget: string;
   readonly measured: string;
+  readonly status: Status;
+  /** Why it was not measured (status NOT MEASURED). */
+  readonly why?: string;
+  /** status === "PASS". */
   readonly pass: boolean;
 }
 
@@ -316,14 +327,28 @@ export interface Verdict {
 export class Budgets {
   readonly verdicts: Verdict[] = [];
 
-  /** `value` must be at most `limit` (e.g. a ratio to a floor). */
-  atMost(budget: string, value: number, limit: number, show: (v: number) => string = fmtRatioFine): Verdict {
-    return this.add({ budget, measured: `${show(value)} (limit ${show(limit)})`, pass: value <= limit });
+  /**
+   * `value` must be at most `limit` (e.g. a ratio to a floor). With `invalid` (why the
+   * figure cannot be judged), or a value that is not a finite number, NOT MEASURED.
+   */
+  atMost(budget: string, value: number, limit: number, show: (v: number) => string = fmtRatioFine, invalid?: string): Verdict {
+    return this.judge(budget, value, `${show(value)} (limit ${show(limit)})`, value <= limit, invalid);
   }
 
-  /** `value` must be at least `limit` (e.g. a speed-up over a competitor). */
-  atLeast(budget: string, value: number, limit: number, show: (v: number) => string = fmtRatioFine): Verdict {
-    return this.add({ budget, measured: `${show(value)} (need ≥ ${show(limit)})`, pass: value >= limit });
+  /** `value` must be at least `limit` (e.g. a speed-up over a competitor); `invalid` as for atMost. */
+  atLeast(budget: string, value: number, limit: number, show: (v: number) => string = fmtRatioFine, invalid?: string): Verdict {
+    return this.judge(budget, value, `${show(value)} (need ≥ ${show(limit)})`, value >= limit, invalid);
+  }
+
+  /** A budget with no figure in this run. */
+  notMeasured(budget: string, why: string): Verdict {
+    return this.add({ budget, measured: "—", status: "NOT MEASURED", why, pass: false });
+  }
+
+  private judge(budget: string, value: number, measured: string, ok: boolean, invalid: string | undefined): Verdict {
+    if (!Number.isFinite(value)) return this.notMeasured(budget, invalid ?? "no figure");
+    if (invalid !== undefined) return this.add({ budget, measured, status: "NOT MEASURED", why: invalid, pass: false });
+    return this.add({ budget, measured, status: ok ? "PASS" : "MISS", pass: ok });
   }
 
   private add(v: Verdict): Verdict {
@@ -331,10 +356,14 @@ export class Budgets {
     return v;
   }
 
+  count(status: Status): number {
+    return this.verdicts.filter((v) => v.status === status).length;
+  }
+
   report(verdicts: readonly Verdict[] = this.verdicts): string {
     return table(
       ["budget", "measured", "verdict"],
-      verdicts.map((v) => [v.budget, v.measured, v.pass ? "PASS" : "MISS"]),
+      verdicts.map((v) => [v.budget, v.measured, v.why === undefined ? v.status : `${v.status}: ${v.why}`]),
       ["left", "left", "left"],
     );
   }

@@ -1,10 +1,11 @@
-import type { CallOptions, Channel, ClientOptions, ProcedureDescription, ServiceDescription } from "../runtime/index.js";
+import { createServer, type CallOptions, type Channel, type ClientOptions, type HandlersOf, type ProcedureDescription, type Server, type ServiceDescription } from "../runtime/index.js";
 
 /**
- * idl/bench.x's BENCH_PROG as the RPC section uses it: the service description and client
- * class of a generated module (checked for shape, since the module is generated at run
- * time), and the server's handlers — shared by the in-process servers (bench/rpc.ts) and
- * the shm transport's worker (bench/shm-server.ts).
+ * idl/bench.x's BENCH_PROG (and bench/echo.x's BENCH_ECHO_PROG) as the RPC section uses them:
+ * the service description and client class of a generated module (checked for shape, since
+ * the module is generated at run time), and the server's handlers — shared by the servers in
+ * the benchmark's thread (bench/rpc.ts), in a process of their own (bench/peer.ts) and in the
+ * shm transport's worker (bench/shm-server.ts).
  */
 
 /** BENCH_MAXDATA: the Ethernet-packet payload of MaxArg() and MaxResult(). */
@@ -71,4 +72,43 @@ export function benchHandlers(): BenchHandlers {
     maxarg: () => undefined,
     maxresult: (n) => (n >= MAXDATA ? data : data.subarray(0, n)),
   };
+}
+
+// ---- bench/echo.x: the call compared with gRPC's Echo() --------------------------------------
+
+export interface EchoService extends ServiceDescription {
+  readonly procedures: {
+    readonly echo: ProcedureDescription<Uint8Array, Uint8Array>;
+    readonly [key: string]: ProcedureDescription;
+  };
+}
+
+export interface EchoClient {
+  echo(data: Uint8Array, options?: CallOptions): Promise<Uint8Array>;
+}
+
+export interface EchoBinding {
+  readonly service: EchoService;
+  readonly Client: new (channel: Channel, options?: ClientOptions) => EchoClient;
+}
+
+/** The service and client class of a generated echo.x module, checked for shape. */
+export function echoBinding(exports: Readonly<Record<string, unknown>>, where: string): EchoBinding {
+  const service = exports["BenchEchoV1"];
+  const Client = exports["BenchEchoV1Client"];
+  const procedures = typeof service === "object" && service !== null ? (service as { procedures?: unknown }).procedures : undefined;
+  if (typeof procedures !== "object" || procedures === null || typeof (procedures as Record<string, unknown>)["echo"] !== "object") {
+    throw new Error(`${where}: no export BenchEchoV1 with a procedure echo`);
+  }
+  if (typeof Client !== "function" || typeof (Client as { prototype: Record<string, unknown> }).prototype["echo"] !== "function") {
+    throw new Error(`${where}: no export BenchEchoV1Client with a method echo`);
+  }
+  return { service: service as EchoService, Client: Client as EchoBinding["Client"] };
+}
+
+/** A server of both programs: BENCH_PROG and BENCH_ECHO_PROG (whose Echo() returns its argument). */
+export function benchServer(bench: BenchBinding, echo: EchoBinding): Server {
+  return createServer()
+    .register(bench.service, benchHandlers() as unknown as HandlersOf<BenchService>)
+    .register(echo.service, { echo: (data: Uint8Array) => data } as unknown as HandlersOf<EchoService>);
 }

@@ -1,25 +1,25 @@
 import { subscribe, unsubscribe } from "node:diagnostics_channel";
-import { rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import {
   callChannel,
   connect,
-  createServer,
   serveChannel,
   type CallRecord,
   type Channel,
   type ChannelOptions,
   type ConnectOptions,
   type CopyCounts,
-  type HandlersOf,
   type Mode,
   type Server,
 } from "../runtime/index.js";
 import { startCBench, type CBench, type CProc } from "./c-peer.js";
-import { microtaskHop, sabPingPong, streamPingPong, udpPingPong, type PingPong, type SabPingPong } from "./floors.js";
+import { microtaskHop, sabPingPong, startFloorServers, streamPingPong, udpPingPong, type FloorAddresses, type PingPong, type SabPingPong } from "./floors.js";
 import { allModes } from "./generated.js";
+import type { UnaryClient } from "./grpc.js";
 import {
   fmtRatio,
   fmtRatioFine,
@@ -32,7 +32,19 @@ import {
   type RoundsOptions,
   type Timing,
 } from "./harness.js";
-import { benchBinding, benchHandlers, MAXDATA, payload, type BenchClient, type BenchService } from "./rpc-service.js";
+import type { RpcPeerConfig, RpcPeerReady } from "./peer.js";
+import { cpuMeter, describePinning, pinProcess, pinThreads, spawnPeer, threadIds, affinityOf, restoreAffinity, type CpuUse, type Pinning } from "./peers.js";
+import {
+  benchBinding,
+  benchServer,
+  echoBinding,
+  MAXDATA,
+  payload,
+  type BenchClient,
+  type BenchService,
+  type EchoBinding,
+  type EchoClient,
+} from "./rpc-service.js";
 import type { BenchContext, Section } from "./section.js";
 
 /**
@@ -41,21 +53,31 @@ import type { BenchContext, Section } from "./section.js";
  * (sequential calls, one outstanding) and as a ratio to the raw floor of its transport
  * measured in the same run with the same bytes (bench/floors.ts); the synchronous C
  * libtirpc client against a C server; 32 calls outstanding against the C client's calls/s;
- * and the cost of the observation hooks.
+ * Null() and a 1440-byte Echo() against @grpc/grpc-js and Connect-ES; and the cost of the
+ * observation hooks.
+ *
+ * Two arrangements, each with its floors in exactly the same one:
+ * - headline, as users deploy: every server in a process of its own, spawned by the
+ *   benchmark from the compiled runtime and the generated modules' compiled JavaScript
+ *   (tcp, unix, udp; the raw floors' servers too, bench/peer.ts), and the shm server in
+ *   the runtime's worker thread (the SAB floor's peer in a worker too). The C client and C
+ *   server, and the gRPC servers, are processes of their own as well.
+ * - one thread: the servers of inproc, tcp, unix and udp in the client's own thread, as
+ *   are the floors' servers: one event loop does both ends' work.
+ * `--pin same|split` pins client and server (and worker threads) to one CPU or to two.
  *
  * Method: the codec section's (bench/harness.ts), asynchronously: per transport, the floors
  * and every RPC case are one group, each calibrated to a batch of ~batchMs and warmed up,
  * then timed in rotating interleaved rounds; a figure is the median over rounds, and a ratio
  * the median of per-round ratios, so load drift on this shared machine cancels out of it.
- *
- * Everything Node runs here runs in this process: the servers of inproc/tcp/unix/udp and
- * the floors' servers alike (the shm server and the SAB floor's peer in a worker thread), so
- * client and server share one event loop, as the floors' two ends do. The C client and
- * server are two processes.
+ * While a group is timed, the CPU used by other processes is measured (bench/peers.ts): above
+ * BENCH_OTHERS_LIMIT CPUs (default 0.25) the group's ratios are printed NOT MEASURED, as are
+ * ratios to a spinning floor whose two threads could not both spin.
  *
  * Copies per call come from the CallRecord of a few calls made AFTER the timing on separate
- * channels with an `onCall` hook (client) and a `rpcgen-ts:serve` subscriber (server), so
- * the timed calls ran with nobody listening.
+ * channels with an `onCall` hook (client) and a `rpcgen-ts:serve` subscriber (server, so
+ * with the one-thread arrangement's servers, and shm's worker), so the timed calls ran with
+ * nobody listening.
  */
 
 const transports = ["inproc", "shm", "tcp", "unix", "udp"] as const;
@@ -63,6 +85,17 @@ type Transport = (typeof transports)[number];
 const procs = ["Null", "MaxArg", "MaxResult"] as const;
 type Proc = (typeof procs)[number];
 const streamTransports = ["tcp", "unix", "udp"] as const;
+
+type Arrangement = "process" | "thread";
+const arrangements: readonly Arrangement[] = ["process", "thread"];
+const arrangementTransports: Record<Arrangement, readonly Transport[]> = {
+  process: ["shm", "tcp", "unix", "udp"],
+  thread: ["inproc", "tcp", "unix", "udp"],
+};
+const arrangementTitle: Record<Arrangement, string> = {
+  process: "server in its own process (shm: worker thread)",
+  thread: "client and server in one thread",
+};
 
 /**
  * RPC message bytes (AUTH_NONE, no record mark): a call header is 40 B (xid, CALL, rpcvers,
@@ -79,6 +112,18 @@ const messageBytes: Record<Proc, { readonly call: number; readonly reply: number
 const OUTSTANDING = 32;
 /** Calls give up after this long: a stuck transport fails its group instead of hanging the run. */
 const CALL_TIMEOUT_MS = 10_000;
+/** Other processes' CPU use (in CPUs, averaged over a group) above which the group's ratios are not judged. */
+const OTHERS_LIMIT = envLimit("BENCH_OTHERS_LIMIT", 0.25);
+/** A spinning SAB floor slower than this could not spin (both threads were not on a CPU at once). */
+const SPIN_VALID_NS = 2000;
+
+function envLimit(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const v = Number(raw);
+  if (!Number.isFinite(v) || v < 0) throw new Error(`${name}=${raw}: expected a number ≥ 0`);
+  return v;
+}
 
 const floorNames: Record<Transport, string> = {
   inproc: "a promise resolved from a queued microtask (a reference: inproc has no wire)",
@@ -120,6 +165,31 @@ const windowLoop = async (c: BenchClient, lanes: number, n: number): Promise<num
   return n;
 };
 
+/** The comparison with gRPC: one client shape for ours and theirs, so every case pays the same indirection. */
+const vsNullLoop = async (c: UnaryClient, _data: Uint8Array, n: number): Promise<number> => {
+  for (let i = 0; i < n; i++) await c.null();
+  return n;
+};
+const vsEchoLoop = async (c: UnaryClient, data: Uint8Array, n: number): Promise<number> => {
+  let s = 0;
+  for (let i = 0; i < n; i++) s += (await c.echo(data)).length;
+  return s;
+};
+const vsWindowLoop = async (c: UnaryClient, data: Uint8Array, lanes: number, echo: boolean, n: number): Promise<number> => {
+  let issued = 0;
+  const lane = async (): Promise<void> => {
+    while (issued < n) {
+      issued++;
+      if (echo) await c.echo(data);
+      else await c.null();
+    }
+  };
+  const all: Promise<void>[] = [];
+  for (let k = 0; k < lanes; k++) all.push(lane());
+  await Promise.all(all);
+  return n;
+};
+
 /**
  * The observation gates of one Null() with nobody listening, in a loop: RpcChannel.call's
  * and RpcChannel.receive's `callChannel.hasSubscribers || onCall !== undefined`, and
@@ -145,21 +215,30 @@ const gatesLoop = (
 
 // ---- the pieces under test ---------------------------------------------------------------
 
+interface Endpoints {
+  readonly tcp: number;
+  readonly udp: number;
+  readonly unix: string;
+}
+
 interface ModeSetup {
   readonly mode: Mode;
   readonly service: BenchService;
   readonly Client: ReturnType<typeof benchBinding>["Client"];
-  /** The generated module's compiled JS, for the shm worker to import. */
+  readonly echo: EchoBinding;
+  /** The generated modules' compiled JS, for the shm worker and the server process to import. */
   readonly href: string;
+  readonly echoHref: string;
+  /** The one-thread arrangement's server (also inproc's). */
   readonly server: Server;
-  tcpPort: number;
-  udpPort: number;
-  readonly unixPath: string;
+  /** Where each arrangement's server of this mode listens. */
+  readonly ends: Partial<Record<Arrangement, Endpoints>>;
 }
 
 interface Bound {
   readonly channel: Channel;
   readonly client: BenchClient;
+  readonly echo: EchoClient;
 }
 
 /** One row's outcome: a timing, or why there is none. */
@@ -170,15 +249,26 @@ interface Copies {
   readonly server: { readonly copies: CopyCounts; readonly bytesCopied: CopyCounts } | undefined;
 }
 
-const key = (mode: Mode, t: Transport, p: Proc): string => `${mode}/${t}/${p}`;
+interface Group {
+  readonly cpu: CpuUse;
+  /** Why its ratios are not judged (the machine was busy), if so. */
+  readonly warning?: string;
+}
+
+const key = (a: Arrangement, mode: Mode, t: Transport, p: Proc): string => `${a}/${mode}/${t}/${p}`;
+const floorLabel = (a: Arrangement, t: Transport, p: Proc): string => `${a}/floor/${t}/${p}`;
 const us = (ns: number): string => (ns >= 100_000 ? (ns / 1000).toFixed(0) : ns >= 10_000 ? (ns / 1000).toFixed(1) : (ns / 1000).toFixed(2));
+const kcalls = (ns: number): string => `${(1e9 / ns / 1000).toFixed(1)} k`;
 const pct = (x: number): string => `${(x * 100).toFixed(2)}%`;
 const triple = (c: CopyCounts): string => `${c.stub}/${c.runtime}/${c.wire}`;
 const errText = (e: unknown): string => (e instanceof Error ? e.message : String(e)).split("\n")[0]!.slice(0, 160);
 
+const vsProcs = ["Null", "Echo"] as const;
+type VsProc = (typeof vsProcs)[number];
+
 class RpcBench {
   readonly setups = new Map<Mode, ModeSetup>();
-  /** Timed channels, by mode/transport; absent with a reason in `broken`. */
+  /** Timed channels, by arrangement/mode/transport; absent with a reason in `broken`. */
   readonly bound = new Map<string, Bound>();
   readonly broken = new Map<string, string>();
   readonly results = new Map<string, Outcome>();
@@ -186,68 +276,134 @@ class RpcBench {
   readonly closers: (() => Promise<unknown>)[] = [];
   readonly data = payload();
   readonly shmServer = new URL("./shm-server.js", import.meta.url);
+  readonly floorAt: Partial<Record<Arrangement, FloorAddresses>> = {};
+  readonly floorError: Partial<Record<Arrangement, string>> = {};
+  readonly serverError: Partial<Record<Arrangement, string>> = {};
+  /** The group each label was timed in, and what the rest of the machine did meanwhile. */
+  readonly groupOf = new Map<string, string>();
+  readonly groups = new Map<string, Group>();
+  /** Floors that ran but are not floors (a spinning floor that could not spin), with why. */
+  readonly invalidFloor = new Map<string, string>();
+  /** Our processes: this one, the servers, the C peers (their CPU is not "other load"). */
+  readonly pids: number[] = [process.pid];
+  readonly pin: Pinning;
+  dir = "";
   cBench: CBench | undefined;
   cError: string | undefined;
+  /** The comparison's clients, by label (ours per mode, grpc-js, connect), or why one is missing. */
+  readonly vs = new Map<string, UnaryClient>();
+  readonly vsError = new Map<string, string>();
+  readonly versions = new Map<string, string>();
 
   constructor(
     private readonly ctx: BenchContext,
     readonly options: RoundsOptions,
-  ) {}
+  ) {
+    this.pin = ctx.pinning;
+  }
 
   log(text = ""): void {
     this.ctx.log(text);
   }
 
   async setUp(): Promise<void> {
+    // The libuv thread pool starts on first use: start it now, so no pool thread is born
+    // while a worker's threads are told apart (pinning) below.
+    await stat(this.ctx.root);
+    this.dir = mkdtempSync(join(tmpdir(), "rpcgen-ts-bench-"));
     const modules = await this.ctx.benchModules();
     for (const mode of allModes) {
       const m = modules.get(mode);
       if (m === undefined) continue;
       const { service, Client } = benchBinding(m.exports, m.sourcePath);
-      const server = createServer().register(service, benchHandlers() as unknown as HandlersOf<BenchService>);
-      const unixPath = join(tmpdir(), `rpcgen-ts-bench-${process.pid}-${mode}.sock`);
-      rmSync(unixPath, { force: true });
-      const s: ModeSetup = { mode, service, Client, href: pathToFileURL(m.sourcePath.replace(/\.ts$/, ".js")).href, server, tcpPort: 0, udpPort: 0, unixPath };
+      const echo = echoBinding(m.echo.exports, m.echo.sourcePath);
+      const server = benchServer({ service, Client }, echo);
       this.closers.push(() => server.close());
-      s.tcpPort = (await server.listen({ transport: "tcp", host: "127.0.0.1" })).port;
-      await server.listen({ transport: "unix", path: unixPath });
-      s.udpPort = (await server.listen({ transport: "udp", host: "127.0.0.1" })).port;
-      this.setups.set(mode, s);
+      const unix = join(this.dir, `thread-${mode}.sock`);
+      const tcp = (await server.listen({ transport: "tcp", host: "127.0.0.1" })).port;
+      await server.listen({ transport: "unix", path: unix });
+      const udp = (await server.listen({ transport: "udp", host: "127.0.0.1" })).port;
+      const jsOf = (p: string): string => pathToFileURL(p.replace(/\.ts$/, ".js")).href;
+      this.setups.set(mode, { mode, service, Client, echo, href: jsOf(m.sourcePath), echoHref: jsOf(m.echo.sourcePath), server, ends: { thread: { tcp, udp, unix } } });
     }
-    for (const s of this.setups.values()) {
-      for (const t of transports) {
-        const k = `${s.mode}/${t}`;
-        try {
-          const channel = await this.open(s, t, {});
-          this.closers.push(() => channel.close());
-          const client = new s.Client(channel, { timeoutMs: CALL_TIMEOUT_MS });
-          await this.probe(client);
-          this.bound.set(k, { channel, client });
-        } catch (e) {
-          this.broken.set(k, errText(e));
+
+    // The headline arrangement's servers: one process for the RPC servers of every mode, one
+    // for the floors' servers, both placed (pinned) where the server end goes.
+    try {
+      const config: RpcPeerConfig = { modules: [...this.setups.values()].map((s) => ({ mode: s.mode, bench: s.href, echo: s.echoHref })), dir: this.dir };
+      const peer = await spawnPeer("rpc", config, this.pin.server);
+      this.closers.push(() => peer.close());
+      this.pids.push(peer.pid);
+      const ready = peer.ready as RpcPeerReady;
+      for (const s of this.setups.values()) {
+        const e = ready.servers[s.mode];
+        if (e !== undefined) s.ends.process = e;
+      }
+    } catch (e) {
+      this.serverError.process = errText(e);
+    }
+    try {
+      const peer = await spawnPeer("floor", { unix: join(this.dir, "floor-process.sock") }, this.pin.server);
+      this.closers.push(() => peer.close());
+      this.pids.push(peer.pid);
+      this.floorAt.process = peer.ready as FloorAddresses;
+    } catch (e) {
+      this.floorError.process = errText(e);
+    }
+    try {
+      const f = await startFloorServers(join(this.dir, "floor-thread.sock"));
+      this.closers.push(() => f.close());
+      this.floorAt.thread = f.address;
+    } catch (e) {
+      this.floorError.thread = errText(e);
+    }
+
+    for (const a of arrangements) {
+      for (const s of this.setups.values()) {
+        for (const t of arrangementTransports[a]) {
+          const k = `${a}/${s.mode}/${t}`;
+          try {
+            const channel = await this.open(a, s, t, {});
+            this.closers.push(() => channel.close());
+            const client = new s.Client(channel, { timeoutMs: CALL_TIMEOUT_MS });
+            const echo = new s.echo.Client(channel, { timeoutMs: CALL_TIMEOUT_MS });
+            await this.probe(client);
+            this.bound.set(k, { channel, client, echo });
+          } catch (e) {
+            this.broken.set(k, errText(e));
+          }
         }
       }
     }
   }
 
-  /** A channel of mode `s` over `t` (shm: a new worker serving the mode's module). */
-  async open(s: ModeSetup, t: Transport, options: ChannelOptions, stats?: SharedArrayBuffer): Promise<Channel> {
+  /** A channel to arrangement `a`'s server of mode `s` over `t` (shm: a new worker serving the mode's module). */
+  async open(a: Arrangement, s: ModeSetup, t: Transport, options: ChannelOptions, stats?: SharedArrayBuffer): Promise<Channel> {
     let o: ConnectOptions;
+    const ends = s.ends[a];
+    const need = (): Endpoints => {
+      if (ends === undefined) throw new Error(this.serverError[a] ?? "no server");
+      return ends;
+    };
     switch (t) {
       case "inproc":
         o = { ...options, transport: "inproc", server: s.server };
         break;
-      case "shm":
-        o = { ...options, transport: "shm", module: this.shmServer, data: { module: s.href, stats }, services: [s.service] };
-        break;
+      case "shm": {
+        const before = threadIds();
+        const channel = await connect({ ...options, transport: "shm", module: this.shmServer, data: { module: s.href, stats }, services: [s.service] });
+        // The worker is the server end: it goes where the server goes.
+        pinThreads([...threadIds()].filter((x) => !before.has(x)), this.pin.server);
+        return channel;
+      }
       case "tcp":
-        o = { ...options, transport: "tcp", host: "127.0.0.1", port: s.tcpPort };
+        o = { ...options, transport: "tcp", host: "127.0.0.1", port: need().tcp };
         break;
       case "unix":
-        o = { ...options, transport: "unix", path: s.unixPath };
+        o = { ...options, transport: "unix", path: need().unix };
         break;
       case "udp":
-        o = { ...options, transport: "udp", host: "127.0.0.1", port: s.udpPort };
+        o = { ...options, transport: "udp", host: "127.0.0.1", port: need().udp };
         break;
     }
     return connect(o);
@@ -289,6 +445,15 @@ class RpcBench {
     }
   }
 
+  /** Null() and Echo() of a comparison client, the echo checked byte for byte. */
+  async probeVs(c: UnaryClient): Promise<void> {
+    for (let i = 0; i < 3; i++) {
+      await c.null();
+      const r = await c.echo(this.data);
+      if (r.length !== this.data.length || r.some((x, j) => x !== this.data[j])) throw new Error(`${c.label}: Echo() returned other bytes (${r.length})`);
+    }
+  }
+
   /** Our synthesized Null() to the C server over `t`, one outstanding (`window`: that many). */
   toCCase(t: "tcp" | "udp", window = 1): AsyncCase[] {
     const client = this.toC.get(t);
@@ -301,20 +466,26 @@ class RpcBench {
     return [{ label: `window-toC/${t}`, run: (n) => loop(client, window, n) }];
   }
 
-  rpcCase(mode: Mode, t: Transport, p: Proc): AsyncCase | undefined {
-    const b = this.bound.get(`${mode}/${t}`);
+  rpcCase(a: Arrangement, mode: Mode, t: Transport, p: Proc): AsyncCase | undefined {
+    const b = this.bound.get(`${a}/${mode}/${t}`);
     if (b === undefined) return undefined;
     const loop = isolated(loops[p]);
     const { client } = b;
     const data = this.data;
-    return { label: key(mode, t, p), run: (n) => loop(client, data, n) };
+    return { label: key(a, mode, t, p), run: (n) => loop(client, data, n) };
   }
 
-  /** Measures a group; a case that fails is reported in its row, and the rest of its group timed again without it. */
-  async measure(cases: readonly AsyncCase[]): Promise<Map<string, Timing> | undefined> {
+  /**
+   * Measures a group; a case that fails is reported in its row, and the rest of its group timed
+   * again without it. The CPU other processes used meanwhile is the group's load check.
+   */
+  async measure(group: string, cases: readonly AsyncCase[]): Promise<void> {
     let left = [...cases];
+    const t0 = performance.now();
+    const cpu = cpuMeter(() => this.pids);
+    let timings: Map<string, Timing> | undefined;
     // A case that throws is dropped (its row shows why) and the group timed again without it.
-    for (let attempt = 0; attempt < 3 && left.length > 0; attempt++) {
+    for (let attempt = 0; attempt < 3 && left.length > 0 && timings === undefined; attempt++) {
       let failed: string | undefined;
       const guarded = left.map((c) => ({
         ...c,
@@ -328,7 +499,7 @@ class RpcBench {
         },
       }));
       try {
-        return await measureGroupAsync(guarded, this.options);
+        timings = await measureGroupAsync(guarded, this.options);
       } catch (e) {
         const why = errText(e);
         if (failed === undefined) break;
@@ -337,13 +508,22 @@ class RpcBench {
         left = left.filter((c) => c.label !== failed);
       }
     }
-    for (const c of left) this.results.set(c.label, { error: "its group kept failing" });
-    return undefined;
-  }
-
-  record(timings: Map<string, Timing> | undefined): void {
-    if (timings === undefined) return;
-    for (const [label, timing] of timings) this.results.set(label, { timing });
+    const use = cpu();
+    if (timings === undefined) {
+      for (const c of left) this.results.set(c.label, { error: "its group kept failing" });
+      return;
+    }
+    for (const [label, timing] of timings) {
+      this.results.set(label, { timing });
+      this.groupOf.set(label, group);
+    }
+    const busy = use.others > OTHERS_LIMIT;
+    const warning = busy ? `other processes used ${use.others.toFixed(2)} CPUs while the ${group} group was timed (limit ${OTHERS_LIMIT})` : undefined;
+    this.groups.set(group, warning === undefined ? { cpu: use } : { cpu: use, warning });
+    this.log(
+      `(${group}: ${cases.length} cases, ${((performance.now() - t0) / 1000).toFixed(1)} s; CPUs used: ours ${use.ours.toFixed(2)}, other processes ${use.others.toFixed(2)})`,
+    );
+    if (warning !== undefined) this.log(`WARNING: ${warning}: its ratios are printed NOT MEASURED`);
   }
 
   timing(label: string): Timing | undefined {
@@ -355,44 +535,70 @@ class RpcBench {
   ratio(a: string, b: string): number | undefined {
     const x = this.timing(a);
     const y = this.timing(b);
-    return x !== undefined && y !== undefined && x.samples.length === y.samples.length ? ratio(x, y) : undefined;
+    return x !== undefined && y !== undefined && x.samples.length === y.samples.length && this.groupOf.get(a) === this.groupOf.get(b) ? ratio(x, y) : undefined;
+  }
+
+  /** Why a ratio between these labels cannot be judged in this run (a busy group, an invalid floor), if so. */
+  invalid(...labels: string[]): string | undefined {
+    for (const l of labels) {
+      const f = this.invalidFloor.get(l);
+      if (f !== undefined) return f;
+    }
+    for (const l of labels) {
+      const g = this.groupOf.get(l);
+      const w = g === undefined ? undefined : this.groups.get(g)?.warning;
+      if (w !== undefined) return w;
+    }
+    return undefined;
+  }
+
+  /** A ratio for a table cell: NOT MEASURED (with the figure) when it cannot be judged. */
+  ratioCell(a: string, b: string): { cell: string; note: string } {
+    const r = this.ratio(a, b);
+    if (r === undefined) return { cell: "—", note: "" };
+    return this.invalid(a, b) === undefined ? { cell: fmtRatio(r), note: "" } : { cell: "NOT MEASURED", note: `(${fmtRatio(r)} against an invalid floor or on a busy machine)` };
   }
 
   // ---- the groups ------------------------------------------------------------------------
 
-  async transportGroup(t: Transport, floors: readonly AsyncCase[], extra: readonly AsyncCase[] = []): Promise<void> {
+  async transportGroup(a: Arrangement, t: Transport, floors: readonly AsyncCase[], extra: readonly AsyncCase[] = []): Promise<void> {
     const cases: AsyncCase[] = [...floors];
     for (const mode of this.setups.keys()) {
       for (const p of procs) {
-        const c = this.rpcCase(mode, t, p);
+        const c = this.rpcCase(a, mode, t, p);
         if (c !== undefined) cases.push(c);
-        else this.results.set(key(mode, t, p), { error: this.broken.get(`${mode}/${t}`) ?? "not set up" });
+        else this.results.set(key(a, mode, t, p), { error: this.broken.get(`${a}/${mode}/${t}`) ?? "not set up" });
       }
     }
     cases.push(...extra);
-    const t0 = performance.now();
-    this.record(await this.measure(cases));
-    this.log(`(${t}: ${cases.length} cases, ${((performance.now() - t0) / 1000).toFixed(1)} s)`);
-  }
-
-  floorLabel(t: Transport, p: Proc): string {
-    return `floor/${t}/${p}`;
+    await this.measure(`${a} ${t}`, cases);
   }
 
   async run(): Promise<void> {
     const o = this.options;
     this.log(
       `method: per transport one group of floors and RPC cases, ${o.rounds} interleaved rounds of ~${o.batchMs} ms batches after ≥ ${o.warmupMs} ms warm-up per case; ` +
-        `medians; ×floor is the median of per-round ratios. Sequential calls, one outstanding, through the generated BenchV1Client. ` +
-        `Servers and floors run in this process (shm's server and the SAB peer in a worker thread); the C client and server are separate processes.`,
+        `medians; ×floor is the median of per-round ratios. Sequential calls, one outstanding, through the generated BenchV1Client.`,
     );
+    this.log(
+      `arrangements: (1, headline) ${arrangementTitle.process}: tcp, unix and udp servers, and the raw floors' servers, are processes spawned by the benchmark; ` +
+        `shm's server and the SAB floor's peer are worker threads. (2) ${arrangementTitle.thread}: inproc, tcp, unix, udp servers and floors' servers in the client's thread. ` +
+        `The C client and C server, and the gRPC servers, are processes of their own in both.`,
+    );
+    this.log(`pinning: ${describePinning(this.pin)}; CPUs used by other processes are measured per group (limit ${OTHERS_LIMIT} CPUs)`);
     this.log();
     await this.setUp();
     for (const [k, why] of this.broken) this.log(`NOTE: ${k} does not work here; its rows show the error: ${why}`);
+    for (const a of arrangements) {
+      if (this.floorError[a] !== undefined) this.log(`NOTE: the ${a} arrangement's floor servers did not start: ${this.floorError[a]}`);
+    }
 
     try {
       this.cBench = await startCBench(this.ctx.root);
       this.closers.push(() => this.cBench!.close());
+      pinProcess(this.cBench.server.pid, this.pin.server);
+      pinProcess(this.cBench.clientPid, this.pin.client);
+      this.pids.push(this.cBench.server.pid, this.cBench.clientPid);
     } catch (e) {
       this.cError = errText(e);
       this.log(`NOTE: the C libtirpc reference could not be built or started: ${this.cError}`);
@@ -400,122 +606,286 @@ class RpcBench {
     const cCase = (p: CProc, label: string): AsyncCase[] => (this.cBench === undefined ? [] : [{ label, run: (n) => this.cBench!.calls(p, n), selfTimed: true }]);
     await this.openToC();
 
-    // inproc: the microtask reference, the RPC cases, the onCall hook, the observation gates.
-    {
-      const hop = microtaskHop();
-      const floors = procs.map((p) => ({ label: this.floorLabel("inproc", p), run: hop }));
-      const extra: AsyncCase[] = [];
-      const s = this.setups.get("synthesized");
-      if (s !== undefined && this.bound.has("synthesized/inproc")) {
-        let last: CallRecord | undefined;
-        const channel = await this.open(s, "inproc", { onCall: (r) => void (last = r) });
-        this.closers.push(() => channel.close());
-        const client = new s.Client(channel, { timeoutMs: CALL_TIMEOUT_MS });
-        const loop = isolated(nullLoop);
-        extra.push({ label: "hook/onCall", run: (n) => loop(client, this.data, n).then((x) => x + (last === undefined ? 0 : 1)) });
-        const gates = isolated(gatesLoop);
-        const opts = Array.from({ length: 8 }, () => ({ onCall: undefined, onServe: undefined }));
-        extra.push({ label: "hook/gates", run: (n) => gates(callChannel, serveChannel, opts, n) });
-      }
-      // The floor is one case per size; inproc has no sizes, so it is timed once.
-      await this.transportGroup("inproc", floors.slice(0, 1), extra);
-      const f = this.results.get(this.floorLabel("inproc", "Null"));
-      if (f !== undefined) for (const p of procs) this.results.set(this.floorLabel("inproc", p), f);
-      this.printTransport("inproc");
-    }
-
-    // shm: the SAB floor (spinning, and sleeping for reference) against the shm transport.
-    {
-      let sab: SabPingPong | undefined;
-      const floors: AsyncCase[] = [];
-      try {
-        sab = await sabPingPong();
-        this.closers.push(() => sab!.close());
-        for (const p of procs) {
-          floors.push({ label: this.floorLabel("shm", p), run: sab.spin(messageBytes[p].call, messageBytes[p].reply, 4 * this.options.batchMs), selfTimed: true });
-        }
-        floors.push({ label: "floor/shm/sleep-async", run: sab.sleepAsync(messageBytes.Null.call, messageBytes.Null.reply) });
-        floors.push({ label: "floor/shm/sleep-sync", run: sab.sleepSync(messageBytes.Null.call, messageBytes.Null.reply) });
-      } catch (e) {
-        for (const p of procs) this.results.set(this.floorLabel("shm", p), { error: errText(e) });
-      }
-      await this.transportGroup("shm", floors);
-      this.printTransport("shm");
-    }
-
-    // tcp, unix, udp: a raw ping-pong per message size; tcp also runs the C client.
+    this.log();
+    this.log(`==== (1) headline: ${arrangementTitle.process} ====`);
+    await this.shmGroup();
     for (const t of streamTransports) {
-      let floor: PingPong | undefined;
-      const floors: AsyncCase[] = [];
-      try {
-        floor =
-          t === "udp" ? await udpPingPong() : await streamPingPong(t, join(tmpdir(), `rpcgen-ts-bench-${process.pid}-floor.sock`));
-        const f = floor;
-        this.closers.push(() => f.close());
-        for (const p of procs) floors.push({ label: this.floorLabel(t, p), run: floor.batch(messageBytes[p].call, messageBytes[p].reply) });
-      } catch (e) {
-        for (const p of procs) this.results.set(this.floorLabel(t, p), { error: errText(e) });
-      }
       const extra =
         t === "tcp" ? [...cCase("null", "c/tcp/Null"), ...cCase("maxarg", "c/tcp/MaxArg"), ...cCase("maxresult", "c/tcp/MaxResult"), ...this.toCCase("tcp")] : [];
-      await this.transportGroup(t, floors, extra);
-      this.printTransport(t);
+      await this.streamGroup("process", t, extra);
     }
+    await this.throughput("process", [...cCase("null", "process/window/c"), ...this.toCCase("tcp", OUTSTANDING), ...this.toCCase("udp", OUTSTANDING)]);
+    await this.versus();
 
-    await this.throughput([...cCase("null", "c/window/Null"), ...this.toCCase("tcp", OUTSTANDING), ...this.toCCase("udp", OUTSTANDING)]);
+    this.log();
+    this.log(`==== (2) ${arrangementTitle.thread} ====`);
+    await this.inprocGroup();
+    for (const t of streamTransports) await this.streamGroup("thread", t);
+    await this.throughput("thread", cCase("null", "thread/window/c"));
+
     await this.collectCopies();
     await this.subscribed();
-    this.printSummary();
+    for (const a of arrangements) this.printSummary(a);
     this.printCopies();
     this.verdicts();
   }
 
+  /** inproc (one thread only): the microtask reference, the RPC cases, the onCall hook, the observation gates. */
+  async inprocGroup(): Promise<void> {
+    const hop = microtaskHop();
+    const extra: AsyncCase[] = [];
+    const s = this.setups.get("synthesized");
+    if (s !== undefined && this.bound.has("thread/synthesized/inproc")) {
+      let last: CallRecord | undefined;
+      const channel = await this.open("thread", s, "inproc", { onCall: (r) => void (last = r) });
+      this.closers.push(() => channel.close());
+      const client = new s.Client(channel, { timeoutMs: CALL_TIMEOUT_MS });
+      const loop = isolated(nullLoop);
+      extra.push({ label: "hook/onCall", run: (n) => loop(client, this.data, n).then((x) => x + (last === undefined ? 0 : 1)) });
+      const gates = isolated(gatesLoop);
+      const opts = Array.from({ length: 8 }, () => ({ onCall: undefined, onServe: undefined }));
+      extra.push({ label: "hook/gates", run: (n) => gates(callChannel, serveChannel, opts, n) });
+    }
+    // The floor is one case per size; inproc has no sizes, so it is timed once.
+    await this.transportGroup("thread", "inproc", [{ label: floorLabel("thread", "inproc", "Null"), run: hop }], extra);
+    const f = this.results.get(floorLabel("thread", "inproc", "Null"));
+    if (f !== undefined) {
+      for (const p of procs) {
+        this.results.set(floorLabel("thread", "inproc", p), f);
+        const g = this.groupOf.get(floorLabel("thread", "inproc", "Null"));
+        if (g !== undefined) this.groupOf.set(floorLabel("thread", "inproc", p), g);
+      }
+    }
+    this.printTransport("thread", "inproc");
+  }
+
+  /** shm (headline only: its server is a worker thread either way): the SAB floor, spinning and sleeping. */
+  async shmGroup(): Promise<void> {
+    let sab: SabPingPong | undefined;
+    const floors: AsyncCase[] = [];
+    try {
+      const before = threadIds();
+      sab = await sabPingPong();
+      pinThreads([...threadIds()].filter((x) => !before.has(x)), this.pin.server);
+      this.closers.push(() => sab!.close());
+      for (const p of procs) {
+        floors.push({ label: floorLabel("process", "shm", p), run: sab.spin(messageBytes[p].call, messageBytes[p].reply, 4 * this.options.batchMs), selfTimed: true });
+      }
+      floors.push({ label: "process/floor/shm/sleep-async", run: sab.sleepAsync(messageBytes.Null.call, messageBytes.Null.reply) });
+      floors.push({ label: "process/floor/shm/sleep-sync", run: sab.sleepSync(messageBytes.Null.call, messageBytes.Null.reply) });
+    } catch (e) {
+      for (const p of procs) this.results.set(floorLabel("process", "shm", p), { error: errText(e) });
+    }
+    await this.transportGroup("process", "shm", floors);
+    // A spinning hand-off needs both threads on a CPU at once; when they were not, the
+    // "floor" measured the scheduler, and ratios to it mean nothing.
+    const spin = this.timing(floorLabel("process", "shm", "Null"));
+    const sleep = this.timing("process/floor/shm/sleep-sync");
+    if (spin !== undefined && (spin.ns > SPIN_VALID_NS || (sleep !== undefined && spin.ns >= sleep.ns))) {
+      const why = `the spinning SAB floor took ${us(spin.ns)} µs${sleep === undefined ? "" : ` (sleeping: ${us(sleep.ns)} µs)`}: its two threads could not both spin`;
+      for (const p of procs) this.invalidFloor.set(floorLabel("process", "shm", p), why);
+    }
+    this.printTransport("process", "shm");
+  }
+
+  /** tcp, unix, udp: a raw ping-pong per message size against the RPC cases, in one arrangement. */
+  async streamGroup(a: Arrangement, t: (typeof streamTransports)[number], extra: readonly AsyncCase[] = []): Promise<void> {
+    let floor: PingPong | undefined;
+    const floors: AsyncCase[] = [];
+    try {
+      const at = this.floorAt[a];
+      if (at === undefined) throw new Error(this.floorError[a] ?? "no floor server");
+      floor = t === "udp" ? await udpPingPong(at) : await streamPingPong(t, at);
+      const f = floor;
+      this.closers.push(() => f.close());
+      for (const p of procs) floors.push({ label: floorLabel(a, t, p), run: floor.batch(messageBytes[p].call, messageBytes[p].reply) });
+    } catch (e) {
+      for (const p of procs) this.results.set(floorLabel(a, t, p), { error: errText(e) });
+    }
+    await this.transportGroup(a, t, floors, extra);
+    this.printTransport(a, t);
+  }
+
   /** Null() with 32 outstanding over tcp, unix, udp, in one group with the C client's sequential Null(). */
-  async throughput(c: readonly AsyncCase[]): Promise<void> {
+  async throughput(a: Arrangement, c: readonly AsyncCase[]): Promise<void> {
     const cases: AsyncCase[] = [...c];
     for (const mode of this.setups.keys()) {
       for (const t of streamTransports) {
-        const b = this.bound.get(`${mode}/${t}`);
+        const b = this.bound.get(`${a}/${mode}/${t}`);
         if (b === undefined) continue;
         const loop = isolated(windowLoop);
         const { client } = b;
-        cases.push({ label: `window/${mode}/${t}`, run: (n) => loop(client, OUTSTANDING, n) });
+        cases.push({ label: `${a}/window/${mode}/${t}`, run: (n) => loop(client, OUTSTANDING, n) });
       }
     }
-    const t0 = performance.now();
-    this.record(await this.measure(cases));
-    this.log(`(throughput: ${cases.length} cases, ${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+    await this.measure(`${a} throughput`, cases);
     this.log();
-    this.log(`-- throughput: Null() with ${OUTSTANDING} calls outstanding on one channel, vs the synchronous C libtirpc client (one at a time, TCP) --`);
-    const cT = this.timing("c/window/Null");
+    this.log(`-- ${arrangementTitle[a]} · throughput: Null() with ${OUTSTANDING} calls outstanding on one channel, vs the synchronous C libtirpc client (one at a time, TCP) --`);
+    const cLabel = `${a}/window/c`;
+    const cT = this.timing(cLabel);
     const rows: string[][] = [];
-    if (cT !== undefined) rows.push(["C libtirpc, sync, tcp", `${(1e9 / cT.ns / 1000).toFixed(1)} k`, fmtSpread(cT), "1.00×"]);
-    else rows.push(["C libtirpc, sync, tcp", this.cError ?? "not measured", "", ""]);
+    if (cT !== undefined) rows.push(["C libtirpc, sync, tcp", kcalls(cT.ns), fmtSpread(cT), "1.00×", ""]);
+    else rows.push(["C libtirpc, sync, tcp", this.cError ?? "not measured", "", "", ""]);
+    const row = (name: string, label: string, why: () => string): void => {
+      const tm = this.timing(label);
+      if (tm === undefined) {
+        rows.push([name, why(), "", "", ""]);
+        return;
+      }
+      const r = this.ratioCell(cLabel, label);
+      rows.push([name, kcalls(tm.ns), fmtSpread(tm), r.cell, r.note]);
+    };
     for (const mode of this.setups.keys()) {
       for (const t of streamTransports) {
-        const label = `window/${mode}/${t}`;
-        const tm = this.timing(label);
-        if (tm === undefined) {
+        const label = `${a}/window/${mode}/${t}`;
+        row(`${mode} ${t}`, label, () => {
           const o = this.results.get(label);
-          rows.push([`${mode} ${t}`, o !== undefined && "error" in o ? o.error : (this.broken.get(`${mode}/${t}`) ?? "not measured"), "", ""]);
-          continue;
-        }
-        const r = this.ratio("c/window/Null", label);
-        rows.push([`${mode} ${t}`, `${(1e9 / tm.ns / 1000).toFixed(1)} k`, fmtSpread(tm), r === undefined ? "—" : fmtRatio(r)]);
+          return o !== undefined && "error" in o ? o.error : (this.broken.get(`${a}/${mode}/${t}`) ?? "not measured");
+        });
       }
     }
     for (const t of ["tcp", "udp"] as const) {
-      const label = `window-toC/${t}`;
-      const tm = this.timing(label);
-      if (tm === undefined) continue;
-      const r = this.ratio("c/window/Null", label);
-      rows.push([`synthesized ${t} → the C server`, `${(1e9 / tm.ns / 1000).toFixed(1)} k`, fmtSpread(tm), r === undefined ? "—" : fmtRatio(r)]);
+      if (this.timing(`window-toC/${t}`) !== undefined && a === "process") row(`synthesized ${t} → the C server`, `window-toC/${t}`, () => "");
     }
-    this.log(table(["client", "calls/s", "IQR", "× C sync"], rows));
+    this.log(table(["client", "calls/s", "IQR", "× C sync", ""], rows, ["left", "right", "right", "right", "left"]));
     this.log(
-      `(our rows but the last two run client and server in this one Node thread, so each call's server work is on the client's CPU too; the C client and C server are two processes. ` +
-        `"→ the C server": our client alone, against the server the C client calls.)`,
+      a === "process"
+        ? `(each server in its own process, as the C server is. "→ the C server": our client alone, against the server the C client calls.)`
+        : `(our servers run in this one Node thread, so each call's server work is on the client's CPU too; the C client and C server are two processes.)`,
     );
+  }
+
+  // ---- against gRPC ----------------------------------------------------------------------
+
+  /**
+   * Null() and the 1440-byte Echo() over our tcp (each mode) against @grpc/grpc-js and
+   * Connect-ES, every server in its own process: latency with one call outstanding, then
+   * calls/s with 32 outstanding, each in one group.
+   */
+  async versus(): Promise<void> {
+    for (const s of this.setups.values()) {
+      const b = this.bound.get(`process/${s.mode}/tcp`);
+      if (b === undefined) {
+        this.vsError.set(s.mode, this.broken.get(`process/${s.mode}/tcp`) ?? "not set up");
+        continue;
+      }
+      const ours: UnaryClient = { label: s.mode, null: () => b.client.nullproc(), echo: (d) => b.echo.echo(d), close: () => {} };
+      try {
+        await this.probeVs(ours);
+        this.vs.set(s.mode, ours);
+      } catch (e) {
+        this.vsError.set(s.mode, errText(e));
+      }
+    }
+    let g: typeof import("./grpc.js") | undefined;
+    try {
+      g = await import("./grpc.js");
+    } catch (e) {
+      for (const who of ["grpc-js", "connect"]) this.vsError.set(who, `could not load: ${errText(e)}`);
+    }
+    if (g !== undefined) {
+      for (const [who, pkg] of [
+        ["grpc-js", "@grpc/grpc-js"],
+        ["connect", "@connectrpc/connect-node"],
+      ] as const) {
+        this.versions.set(who, this.versionOf(pkg));
+        try {
+          const peer = await spawnPeer(who === "grpc-js" ? "grpc" : "connect", {}, this.pin.server);
+          this.closers.push(() => peer.close());
+          this.pids.push(peer.pid);
+          const port = (peer.ready as { port: number }).port;
+          const client = who === "grpc-js" ? await g.grpcClient(port) : await g.connectClient(port);
+          this.closers.push(async () => client.close());
+          await this.probeVs(client);
+          this.vs.set(who, client);
+        } catch (e) {
+          this.vsError.set(who, errText(e));
+        }
+      }
+    }
+    const latency: AsyncCase[] = [];
+    const window: AsyncCase[] = [];
+    for (const [who, c] of this.vs) {
+      for (const p of vsProcs) {
+        const loop = isolated(p === "Null" ? vsNullLoop : vsEchoLoop);
+        latency.push({ label: `vs/${who}/${p}`, run: (n) => loop(c, this.data, n) });
+        const w = isolated(vsWindowLoop);
+        const echo = p === "Echo";
+        window.push({ label: `vsw/${who}/${p}`, run: (n) => w(c, this.data, OUTSTANDING, echo, n) });
+      }
+    }
+    await this.measure("versus latency", latency);
+    await this.measure("versus throughput", window);
+    this.printVersus();
+  }
+
+  versionOf(pkg: string): string {
+    try {
+      const meta: unknown = JSON.parse(readFileSync(join(this.ctx.root, "node_modules", pkg, "package.json"), "utf8"));
+      const v = (meta as { version?: unknown }).version;
+      return typeof v === "string" ? v : "?";
+    } catch {
+      return "?";
+    }
+  }
+
+  theirs(): string[] {
+    return ["grpc-js", "connect"];
+  }
+
+  printVersus(): void {
+    this.log();
+    this.log(
+      `-- against gRPC: Null() and a 1440-byte Echo() over our tcp and over @grpc/grpc-js ${this.versions.get("grpc-js") ?? "?"} and Connect-ES ${this.versions.get("connect") ?? "?"} ` +
+        `(connect-node, gRPC protocol over HTTP/2), every server in its own process --`,
+    );
+    const rows: string[][] = [];
+    const who = [...this.setups.keys(), ...this.theirs()];
+    for (const w of who) {
+      const name = this.theirs().includes(w) ? w : `${w} (ours, tcp)`;
+      const err = this.vsError.get(w);
+      if (err !== undefined) {
+        rows.push([name, `ERROR: ${err}`, "", "", "", "", "", "", ""]);
+        continue;
+      }
+      const cells: string[] = [name];
+      for (const p of vsProcs) {
+        const tm = this.timing(`vs/${w}/${p}`);
+        cells.push(tm === undefined ? "error" : us(tm.ns), tm === undefined ? "" : fmtSpread(tm));
+      }
+      for (const p of vsProcs) {
+        const tm = this.timing(`vsw/${w}/${p}`);
+        cells.push(tm === undefined ? "error" : kcalls(tm.ns), tm === undefined ? "" : fmtSpread(tm));
+      }
+      rows.push(cells);
+    }
+    this.log(
+      table(
+        ["client → server", "Null µs", "IQR", "Echo µs", "IQR", `Null calls/s (${OUTSTANDING} out)`, "IQR", `Echo calls/s (${OUTSTANDING} out)`, "IQR"],
+        rows,
+      ),
+    );
+    const ratios: string[][] = [];
+    for (const m of this.setups.keys()) {
+      for (const t of this.theirs()) {
+        const cell = (a: string, b: string): string => {
+          const r = this.ratio(a, b);
+          if (r === undefined) return "—";
+          return this.invalid(a, b) === undefined ? fmtRatio(r) : `NOT MEASURED (${fmtRatio(r)})`;
+        };
+        ratios.push([
+          `${m} ÷ ${t}`,
+          cell(`vs/${m}/Null`, `vs/${t}/Null`),
+          cell(`vs/${m}/Echo`, `vs/${t}/Echo`),
+          // calls/s ratio = their ns per call ÷ ours.
+          cell(`vsw/${t}/Null`, `vsw/${m}/Null`),
+          cell(`vsw/${t}/Echo`, `vsw/${m}/Echo`),
+        ]);
+      }
+    }
+    this.log();
+    this.log(table(["ours ÷ theirs", "Null latency", "Echo latency", "Null calls/s", "Echo calls/s"], ratios));
+    this.log("(latency: below 1× is faster than theirs; calls/s: above 1× is more. Paired per round within each group.)");
   }
 
   /** The copy ledger of a few calls per mode × transport × procedure, made after the timing. */
@@ -529,13 +899,16 @@ class RpcBench {
     try {
       for (const s of this.setups.values()) {
         for (const t of transports) {
-          if (!this.bound.has(`${s.mode}/${t}`)) continue;
+          // The server's record is published where the server runs: shm's worker writes it
+          // to shared words; the others are read from the one-thread arrangement's servers.
+          const a: Arrangement = t === "shm" ? "process" : "thread";
+          if (!this.bound.has(`${a}/${s.mode}/${t}`)) continue;
           let last: CallRecord | undefined;
           const stats = t === "shm" ? new SharedArrayBuffer(32) : undefined;
           const words = stats === undefined ? undefined : new Int32Array(stats);
           let channel: Channel | undefined;
           try {
-            channel = await this.open(s, t, { onCall: (r) => void (last = r) }, stats);
+            channel = await this.open(a, s, t, { onCall: (r) => void (last = r) }, stats);
             const client = new s.Client(channel, { timeoutMs: CALL_TIMEOUT_MS });
             for (const p of procs) {
               for (let i = 0; i < 2; i++) {
@@ -559,7 +932,7 @@ class RpcBench {
                   const r = lastServed();
                   server = r === undefined ? undefined : { copies: r.copies, bytesCopied: r.bytesCopied };
                 }
-                if (last !== undefined) this.copies.set(key(s.mode, t, p), { client: { copies: last.copies, bytesCopied: last.bytesCopied }, server });
+                if (last !== undefined) this.copies.set(`${s.mode}/${t}/${p}`, { client: { copies: last.copies, bytesCopied: last.bytesCopied }, server });
               }
             }
           } catch (e) {
@@ -576,7 +949,7 @@ class RpcBench {
     // sent with its mark, reply received without) must be the sizes the floors used.
     for (const mode of this.setups.keys()) {
       for (const p of procs) {
-        const c = this.copies.get(key(mode, "tcp", p));
+        const c = this.copies.get(`${mode}/tcp/${p}`);
         if (c === undefined) continue;
         const want = 4 + messageBytes[p].call + messageBytes[p].reply;
         if (c.client.bytesCopied.wire !== want) {
@@ -588,7 +961,7 @@ class RpcBench {
 
   /** inproc Null() with a `rpcgen-ts:call` subscriber, timed last (subscribing reshapes the channel object for everyone). */
   async subscribed(): Promise<void> {
-    const b = this.bound.get("synthesized/inproc");
+    const b = this.bound.get("thread/synthesized/inproc");
     if (b === undefined) return;
     let seen = 0;
     const onCall = (): void => {
@@ -598,12 +971,10 @@ class RpcBench {
     try {
       const loop = isolated(nullLoop);
       const hop = microtaskHop();
-      this.record(
-        await this.measure([
-          { label: "hook/subscriber", run: (n) => loop(b.client, this.data, n).then((x) => x + seen) },
-          { label: "hook/subscriber-hop", run: hop },
-        ]),
-      );
+      await this.measure("subscriber", [
+        { label: "hook/subscriber", run: (n) => loop(b.client, this.data, n).then((x) => x + seen) },
+        { label: "hook/subscriber-hop", run: hop },
+      ]);
     } finally {
       unsubscribe("rpcgen-ts:call", onCall);
     }
@@ -611,23 +982,24 @@ class RpcBench {
 
   // ---- output ----------------------------------------------------------------------------
 
-  printTransport(t: Transport): void {
+  printTransport(a: Arrangement, t: Transport): void {
     this.log();
-    this.log(`-- ${t} — floor: ${floorNames[t]} --`);
+    this.log(`-- ${arrangementTitle[a]} · ${t} — floor: ${floorNames[t]} --`);
     const rows: string[][] = [];
     const errorRow = (label: string, why: string): string[] => [label, `ERROR: ${why}`, "", "", ""];
     const floorRows = t === "inproc" ? (["Null"] as const) : procs;
+    const framed = t === "tcp" || t === "unix" ? 4 : 0;
     for (const p of floorRows) {
-      const label = this.floorLabel(t, p);
-      const name = t === "inproc" ? "floor: microtask hop" : `floor ${p} (${messageBytes[p].call + (t === "tcp" || t === "unix" ? 4 : 0)} → ${messageBytes[p].reply + (t === "tcp" || t === "unix" ? 4 : 0)} B)`;
+      const label = floorLabel(a, t, p);
+      const name = t === "inproc" ? "floor: microtask hop" : `floor ${p} (${messageBytes[p].call + framed} → ${messageBytes[p].reply + framed} B)`;
       const o = this.results.get(label);
       if (o === undefined || "error" in o) rows.push(errorRow(name, o === undefined ? "not measured" : o.error));
-      else rows.push([name, us(o.timing.ns), fmtSpread(o.timing), "", ""]);
+      else rows.push([name, us(o.timing.ns), fmtSpread(o.timing), "", this.invalidFloor.has(label) ? "INVALID: could not spin" : ""]);
     }
     if (t === "shm") {
       for (const [label, name] of [
-        ["floor/shm/sleep-async", "floor Null, sleeping (wait / waitAsync)"],
-        ["floor/shm/sleep-sync", "floor Null, sleeping (wait / wait)"],
+        ["process/floor/shm/sleep-async", "floor Null, sleeping (wait / waitAsync)"],
+        ["process/floor/shm/sleep-sync", "floor Null, sleeping (wait / wait)"],
       ] as const) {
         const tm = this.timing(label);
         if (tm !== undefined) rows.push([name, us(tm.ns), fmtSpread(tm), "", ""]);
@@ -635,18 +1007,23 @@ class RpcBench {
     }
     for (const mode of this.setups.keys()) {
       for (const p of procs) {
-        const label = key(mode, t, p);
+        const label = key(a, mode, t, p);
         const name = `${mode} ${p}()`;
         const o = this.results.get(label);
         if (o === undefined || "error" in o) {
           rows.push(errorRow(name, o === undefined ? "not measured" : o.error));
           continue;
         }
-        const r = this.ratio(label, this.floorLabel(t, p));
-        rows.push([name, us(o.timing.ns), fmtSpread(o.timing), r === undefined ? "—" : fmtRatio(r), ""]);
+        const r = this.ratioCell(label, floorLabel(a, t, p));
+        let note = r.note;
+        if (t === "shm" && p === "Null") {
+          const sleep = this.ratio(label, "process/floor/shm/sleep-async");
+          if (sleep !== undefined) note = `${note === "" ? "" : `${note}; `}${fmtRatio(sleep)} the sleeping (waitAsync) floor`;
+        }
+        rows.push([name, us(o.timing.ns), fmtSpread(o.timing), r.cell, note]);
       }
     }
-    if (t === "tcp") {
+    if (t === "tcp" && a === "process") {
       for (const p of procs) {
         const label = `c/tcp/${p}`;
         const tm = this.timing(label);
@@ -654,23 +1031,21 @@ class RpcBench {
           rows.push(errorRow(`C libtirpc ${p}()`, this.cError ?? (this.results.get(label) as { error?: string } | undefined)?.error ?? "not measured"));
           continue;
         }
-        const r = this.ratio(label, this.floorLabel(t, p));
+        const r = this.ratioCell(label, floorLabel(a, t, p));
         const vs = [...this.setups.keys()]
           .map((m) => {
-            const x = this.ratio(key(m, "tcp", p), label);
+            const x = this.ratio(key(a, m, "tcp", p), label);
             return x === undefined ? undefined : `${m[0]} ${fmtRatio(x)}`;
           })
           .filter((x) => x !== undefined)
           .join(", ");
-        rows.push([`C libtirpc ${p}()`, us(tm.ns), fmtSpread(tm), r === undefined ? "—" : fmtRatio(r), vs === "" ? "" : `ours ÷ C: ${vs}`]);
+        rows.push([`C libtirpc ${p}()`, us(tm.ns), fmtSpread(tm), r.cell, [vs === "" ? "" : `ours ÷ C: ${vs}`, r.note].filter((x) => x !== "").join(" ")]);
       }
-    }
-    if (t === "tcp") {
       const tm = this.timing("toC/tcp/Null");
       if (tm !== undefined) {
-        const r = this.ratio("toC/tcp/Null", this.floorLabel(t, "Null"));
+        const r = this.ratioCell("toC/tcp/Null", floorLabel(a, t, "Null"));
         const vsC = this.ratio("toC/tcp/Null", "c/tcp/Null");
-        rows.push(["synthesized Null() → the C server", us(tm.ns), fmtSpread(tm), r === undefined ? "—" : fmtRatio(r), vsC === undefined ? "" : `our client alone ÷ C client: ${fmtRatio(vsC)}`]);
+        rows.push(["synthesized Null() → the C server", us(tm.ns), fmtSpread(tm), r.cell, vsC === undefined ? "" : `our client alone ÷ C client: ${fmtRatio(vsC)}`]);
       }
     }
     if (t === "inproc") {
@@ -680,52 +1055,49 @@ class RpcBench {
       ] as const) {
         const tm = this.timing(label);
         if (tm === undefined) continue;
-        const r = this.ratio(label, key("synthesized", "inproc", "Null"));
+        const r = this.ratio(label, key("thread", "synthesized", "inproc", "Null"));
         rows.push([name, us(tm.ns), fmtSpread(tm), "", r === undefined ? "" : `${pct(r)} of synthesized inproc Null()`]);
       }
     }
     this.log(table(["case", "µs", "IQR", "×floor", "note"], rows, ["left", "right", "right", "right", "left"]));
-    const spin = this.timing(this.floorLabel("shm", "Null"));
-    if (t === "shm" && spin !== undefined && spin.ns > 1000) {
+    const why = this.invalidFloor.get(floorLabel(a, t, "Null"));
+    if (why !== undefined) {
       this.log(
-        `NOTE: the spinning SAB floor is ${us(spin.ns)} µs here (DESIGN §8 measured ≈ 0.1 µs on a quiet machine): a spinning hand-off needs both ` +
-          `threads on a core at once, which this oversubscribed machine does not give them; the shm ratios to it are not meaningful in this run.`,
+        `NOTE: ${why} (DESIGN §8 measured ≈ 0.1 µs on a quiet machine): a spinning hand-off needs both threads on a CPU at once, which this run did not give them; ` +
+          `the ratios to it are NOT MEASURED, and the sleeping floors stand in for reference.`,
       );
     }
   }
 
-  printSummary(): void {
+  printSummary(a: Arrangement): void {
+    const ts = arrangementTransports[a];
     this.log();
-    this.log("-- summary: Null() ÷ its transport's floor (shm: ÷ the spinning SAB ping-pong) --");
+    this.log(`-- summary, ${arrangementTitle[a]}: Null() and its ratio to its transport's floor${a === "process" ? " (shm: the spinning SAB ping-pong)" : ""} --`);
+    const cell = (label: string, floor: string): string => {
+      const tm = this.timing(label);
+      const r = this.ratio(label, floor);
+      if (tm === undefined) return "error";
+      if (r === undefined) return `${us(tm.ns)} µs`;
+      return this.invalid(label, floor) === undefined ? `${us(tm.ns)} µs ${fmtRatio(r)}` : `${us(tm.ns)} µs NOT MEASURED`;
+    };
     const rows: string[][] = [];
-    for (const mode of this.setups.keys()) {
-      rows.push([
-        mode,
-        ...transports.map((t) => {
-          const r = this.ratio(key(mode, t, "Null"), this.floorLabel(t, "Null"));
-          const tm = this.timing(key(mode, t, "Null"));
-          return r === undefined || tm === undefined ? "error" : `${us(tm.ns)} µs ${fmtRatio(r)}`;
-        }),
-      ]);
-    }
+    for (const mode of this.setups.keys()) rows.push([mode, ...ts.map((t) => cell(key(a, mode, t, "Null"), floorLabel(a, t, "Null")))]);
     rows.push([
       "floor",
-      ...transports.map((t) => {
-        const tm = this.timing(this.floorLabel(t, "Null"));
-        return tm === undefined ? "error" : `${us(tm.ns)} µs`;
+      ...ts.map((t) => {
+        const tm = this.timing(floorLabel(a, t, "Null"));
+        return tm === undefined ? "error" : `${us(tm.ns)} µs${this.invalidFloor.has(floorLabel(a, t, "Null")) ? " INVALID" : ""}`;
       }),
     ]);
-    const c = this.timing("c/tcp/Null");
-    const cr = this.ratio("c/tcp/Null", this.floorLabel("tcp", "Null"));
-    rows.push(["C libtirpc", "", "", c === undefined ? (this.cError ?? "error") : `${us(c.ns)} µs ${cr === undefined ? "" : fmtRatio(cr)}`, "", ""]);
-    this.log(table(["Null()", ...transports], rows));
-    const none = this.timing(key("synthesized", "inproc", "Null"));
+    if (a === "process") rows.push(["C libtirpc", ...ts.map((t) => (t === "tcp" ? (this.timing("c/tcp/Null") === undefined ? (this.cError ?? "error") : cell("c/tcp/Null", floorLabel(a, t, "Null"))) : ""))]);
+    this.log(table(["Null()", ...ts], rows));
+    const none = this.timing(key("thread", "synthesized", "inproc", "Null"));
     const hook = this.timing("hook/onCall");
     const sub = this.timing("hook/subscriber");
-    if (none !== undefined) {
+    if (a === "thread" && none !== undefined) {
       this.log();
       this.log(
-        `hooks (inproc synthesized Null()): nobody listening ${us(none.ns)} µs; with an onCall hook ${hook === undefined ? "—" : `${us(hook.ns)} µs (paired ${fmtRatio(this.ratio("hook/onCall", key("synthesized", "inproc", "Null")) ?? NaN)})`}; ` +
+        `hooks (inproc synthesized Null()): nobody listening ${us(none.ns)} µs; with an onCall hook ${hook === undefined ? "—" : `${us(hook.ns)} µs (paired ${fmtRatio(this.ratio("hook/onCall", key("thread", "synthesized", "inproc", "Null")) ?? NaN)})`}; ` +
           `with a rpcgen-ts:call subscriber ${sub === undefined ? "—" : `${us(sub.ns)} µs (${fmtRatio(sub.ns / none.ns)}, unpaired: timed in a later group, since subscribing changes the channel object every call path checks)`}`,
       );
     }
@@ -738,7 +1110,7 @@ class RpcBench {
     for (const mode of this.setups.keys()) {
       for (const t of transports) {
         for (const p of procs) {
-          const c = this.copies.get(key(mode, t, p));
+          const c = this.copies.get(`${mode}/${t}/${p}`);
           if (c === undefined) {
             rows.push([mode, t, p, "—", "", "", ""]);
             continue;
@@ -754,42 +1126,62 @@ class RpcBench {
   verdicts(): void {
     const b = this.ctx.budgets;
     const modes = [...this.setups.keys()];
-    const worst = (label: (m: Mode) => string, base: (m: Mode) => string, invert = false): { value: number; detail: string } | undefined => {
+    /** The worst mode's ratio label(m) ÷ base(m) (`invert`: the smallest), with why it cannot be judged. */
+    const worst = (label: (m: Mode) => string, base: (m: Mode) => string, invert = false): { value: number; detail: string; invalid?: string } | undefined => {
       const parts: string[] = [];
       let value = invert ? Infinity : -Infinity;
+      let invalid: string | undefined;
       for (const m of modes) {
         const r = this.ratio(label(m), base(m));
         if (r === undefined) return undefined;
         parts.push(`${m} ${fmtRatioFine(r)}`);
         value = invert ? Math.min(value, r) : Math.max(value, r);
+        invalid ??= this.invalid(label(m), base(m));
       }
-      return modes.length === 0 ? undefined : { value, detail: parts.join(", ") };
+      if (modes.length === 0) return undefined;
+      return invalid === undefined ? { value, detail: parts.join(", ") } : { value, detail: parts.join(", "), invalid };
     };
-    const missing = (budget: string, why: string) => b.atMost(`${budget} — NOT MEASURED: ${why}`, Infinity, 1, () => "—");
+    const where = "server in its own process";
     for (const t of streamTransports) {
-      const w = worst((m) => key(m, t, "Null"), () => this.floorLabel(t, "Null"));
-      const name = `RPC Null() over ${t} ≤ 1.15× raw ${t} ping-pong (worst mode)`;
-      if (w === undefined) missing(name, "see the rows above");
-      else b.atMost(`${name}: ${w.detail}`, w.value, 1.15);
+      const w = worst((m) => key("process", m, t, "Null"), () => floorLabel("process", t, "Null"));
+      const name = `RPC Null() over ${t} ≤ 1.15× raw ${t} ping-pong (${where}; worst mode)`;
+      if (w === undefined) b.notMeasured(name, `a floor or an RPC case failed: see the ${t} rows`);
+      else b.atMost(`${name}: ${w.detail}`, w.value, 1.15, fmtRatioFine, w.invalid);
     }
     {
-      const w = worst((m) => key(m, "shm", "Null"), () => this.floorLabel("shm", "Null"));
-      const name = "RPC Null() over shm ≤ 3× raw SAB spinning ping-pong (worst mode)";
-      if (w === undefined) missing(name, "see the shm rows");
-      else b.atMost(`${name}: ${w.detail}`, w.value, 3);
+      const w = worst((m) => key("process", m, "shm", "Null"), () => floorLabel("process", "shm", "Null"));
+      const name = "RPC Null() over shm ≤ 3× raw SAB spinning ping-pong (worker thread; worst mode)";
+      if (w === undefined) b.notMeasured(name, "a floor or an RPC case failed: see the shm rows");
+      else b.atMost(`${name}: ${w.detail}`, w.value, 3, fmtRatioFine, w.invalid);
     }
     for (const t of streamTransports) {
       // calls/s ratio = C's ns per call ÷ ours.
-      const w = worst(() => "c/window/Null", (m) => `window/${m}/${t}`, true);
-      const name = `${OUTSTANDING} outstanding Null() over ${t}: ≥ 5× the calls/s of the sync C client (worst mode)`;
-      if (w === undefined) missing(name, this.cError ?? "see the throughput rows");
-      else b.atLeast(`${name}: ${w.detail}`, w.value, 5);
+      const w = worst(() => "process/window/c", (m) => `process/window/${m}/${t}`, true);
+      const name = `${OUTSTANDING} outstanding Null() over ${t}: ≥ 5× the calls/s of the sync C client (${where}; worst mode)`;
+      if (w === undefined) b.notMeasured(name, this.cError ?? "see the throughput rows");
+      else b.atLeast(`${name}: ${w.detail}`, w.value, 5, fmtRatioFine, w.invalid);
     }
     {
-      const r = this.ratio("hook/gates", key("synthesized", "inproc", "Null"));
+      const base = key("thread", "synthesized", "inproc", "Null");
+      const r = this.ratio("hook/gates", base);
       const name = "hooks and ledger with nobody listening < 3% of an inproc Null() (the observation gates, timed alone)";
-      if (r === undefined) missing(name, "see the inproc rows");
-      else b.atMost(name, r, 0.03, pct);
+      if (r === undefined) b.notMeasured(name, "see the inproc rows");
+      else b.atMost(name, r, 0.03, pct, this.invalid("hook/gates", base));
+    }
+    for (const t of this.theirs()) {
+      const why = this.vsError.get(t);
+      {
+        const w = worst((m) => `vs/${m}/Null`, () => `vs/${t}/Null`);
+        const name = `Null() latency over tcp, ours ÷ ${t} ≤ 0.5× (at least 2× faster; ${where}; worst mode)`;
+        if (w === undefined) b.notMeasured(name, why ?? "see the rows against gRPC");
+        else b.atMost(`${name}: ${w.detail}`, w.value, 0.5, fmtRatioFine, w.invalid);
+      }
+      for (const p of vsProcs) {
+        const w = worst(() => `vsw/${t}/${p}`, (m) => `vsw/${m}/${p}`, true);
+        const name = `${OUTSTANDING} outstanding ${p}() calls/s over tcp, ours ÷ ${t} ≥ 2× (${where}; worst mode)`;
+        if (w === undefined) b.notMeasured(name, why ?? "see the rows against gRPC");
+        else b.atLeast(`${name}: ${w.detail}`, w.value, 2, fmtRatioFine, w.invalid);
+      }
     }
   }
 
@@ -802,19 +1194,25 @@ class RpcBench {
         // closing is best effort: a transport that failed may fail to close too
       }
     }
-    for (const s of this.setups.values()) rmSync(s.unixPath, { force: true });
+    if (this.dir !== "") rmSync(this.dir, { recursive: true, force: true });
   }
 }
 
 export const rpcSection: Section = {
   name: "rpc",
-  title: "RPC round trips: Null(), MaxArg(1440 B), MaxResult(1440 B) per mode × transport, against each transport's raw floor (DESIGN §6, §8)",
+  title:
+    "RPC round trips: Null(), MaxArg(1440 B), MaxResult(1440 B) per mode × transport, against each transport's raw floor, the C libtirpc client, and gRPC (DESIGN §6, §8)",
   async run(ctx) {
+    // Pin this process (every thread, the client end) for the section; the servers are
+    // pinned where they are started. The mask is restored after.
+    const mask = ctx.pinning.client === undefined ? undefined : affinityOf(process.pid);
+    pinProcess(process.pid, ctx.pinning.client);
     const bench = new RpcBench(ctx, ctx.options);
     try {
       await bench.run();
     } finally {
       await bench.close();
+      if (mask !== undefined) restoreAffinity(process.pid, mask);
     }
   },
 };

@@ -2,17 +2,23 @@ import { existsSync, readFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
 import type { Mode } from "../runtime/index.js";
 import { codecSection } from "./codecs.js";
 import { rpcSection } from "./rpc.js";
 import { loadBenchModules, type BenchModule } from "./generated.js";
 import { Budgets, defaultRounds, sinkChecksum } from "./harness.js";
+import { describePinning, pinModes, pinning, type PinMode } from "./peers.js";
 import type { BenchContext, Section } from "./section.js";
 
 /**
- * `npm run bench [-- SECTION…]`: the benchmark (a measurement, not a test). Every budget of
- * DESIGN §8 it can measure is printed PASS or MISS; the exit status is 0 whatever they say,
- * and non-zero only if the benchmark itself fails.
+ * `npm run bench [-- [--pin same|split] SECTION…]`: the benchmark (a measurement, not a
+ * test). Every budget of DESIGN §8 it can measure is printed PASS or MISS, or NOT MEASURED
+ * when this run could not judge it; the exit status is 0 whatever they say, and non-zero
+ * only if the benchmark itself fails.
+ *
+ * `--pin same` runs the RPC section's client and server on one CPU, `--pin split` on two
+ * (taskset); without it the scheduler places them. The header says which.
  *
  * To add a section (e.g. RPC round trips), export a `Section` from its own module and
  * append it here.
@@ -33,7 +39,10 @@ function repoRoot(): string {
   }
 }
 
-async function main(argv: readonly string[]): Promise<void> {
+async function main(args: readonly string[]): Promise<void> {
+  const { values, positionals: argv } = parseArgs({ args: [...args], allowPositionals: true, options: { pin: { type: "string" } } });
+  const pin = values.pin ?? "none";
+  if (!(pinModes as readonly string[]).includes(pin)) throw new Error(`--pin ${pin}: expected ${pinModes.join(", ")}`);
   const unknown = argv.filter((a) => !sections.some((s) => s.name === a));
   if (unknown.length > 0) {
     throw new Error(`unknown section ${unknown.join(", ")}; sections: ${sections.map((s) => s.name).join(", ")}`);
@@ -49,6 +58,7 @@ async function main(argv: readonly string[]): Promise<void> {
     work,
     budgets: new Budgets(),
     options: defaultRounds,
+    pinning: pinning(pin as PinMode),
     log,
     benchModules() {
       modules ??= (async () => {
@@ -65,6 +75,7 @@ async function main(argv: readonly string[]): Promise<void> {
   log(`rpcgen-ts benchmark — node ${process.version} (V8 ${process.versions.v8}), ${cpus().length} × ${cpu}`);
   const load = loadavg();
   log(`load average at start: ${load.map((l) => l.toFixed(2)).join(" ")}`);
+  log(`pinning: ${describePinning(ctx.pinning)}`);
   if (load[0]! > cpus().length * 0.75) {
     log(`WARNING: the machine is busy (load ${load[0]!.toFixed(1)} on ${cpus().length} cores): expect noisy figures; ratios are paired per round, absolute ns are not`);
   }
@@ -80,12 +91,12 @@ async function main(argv: readonly string[]): Promise<void> {
 
   const v = ctx.budgets.verdicts;
   log();
-  log("== Budgets (DESIGN §8) — measurements, not tests: a MISS does not fail the run ==");
+  log("== Budgets (DESIGN §8) — measurements, not tests: a MISS does not fail the run; NOT MEASURED: this run could not judge it ==");
   log();
   log(v.length > 0 ? ctx.budgets.report() : "(no budget measured by the sections run)");
   log();
   log(
-    `${v.filter((x) => x.pass).length} PASS, ${v.filter((x) => !x.pass).length} MISS; ` +
+    `${ctx.budgets.count("PASS")} PASS, ${ctx.budgets.count("MISS")} MISS, ${ctx.budgets.count("NOT MEASURED")} NOT MEASURED; ` +
       `total ${((performance.now() - started) / 1000).toFixed(1)} s; checksum ${sinkChecksum()}`,
   );
 }

@@ -1,6 +1,7 @@
 import type { Mode } from "../runtime/index.js";
 import type { BenchModule } from "./generated.js";
 import type { Budgets, RoundsOptions } from "./harness.js";
+import type { Pinning } from "./peers.js";
 
 /** What a section gets from bench/run.ts. */
 export interface BenchContext {
@@ -10,6 +11,8 @@ export interface BenchContext {
   readonly work: string;
   readonly budgets: Budgets;
   readonly options: RoundsOptions;
+  /** Where the RPC section runs its clients and servers (`--pin`). */
+  readonly pinning: Pinning;
   /** idl/bench.x generated, compiled and imported in every mode (once per run, shared). */
   benchModules(): Promise<ReadonlyMap<Mode, BenchModule>>;
   log(text?: string): void;
