@@ -114,6 +114,8 @@ const OUTSTANDING = 32;
 const CALL_TIMEOUT_MS = 10_000;
 /** Other processes' CPU use (in CPUs, averaged over a group) above which the group's ratios are not judged. */
 const OTHERS_LIMIT = envLimit("BENCH_OTHERS_LIMIT", 0.25);
+/** Untimed calls per client of the comparison with gRPC before its groups, one and 32 outstanding each. */
+const VS_WARMUP_MS = envLimit("BENCH_VS_WARMUP_MS", 1000);
 /** A spinning SAB floor slower than this could not spin (both threads were not on a CPU at once). */
 const SPIN_VALID_NS = 2000;
 
@@ -479,7 +481,7 @@ class RpcBench {
    * Measures a group; a case that fails is reported in its row, and the rest of its group timed
    * again without it. The CPU other processes used meanwhile is the group's load check.
    */
-  async measure(group: string, cases: readonly AsyncCase[]): Promise<void> {
+  async measure(group: string, cases: readonly AsyncCase[], options: RoundsOptions = this.options): Promise<void> {
     let left = [...cases];
     const t0 = performance.now();
     const cpu = cpuMeter(() => this.pids);
@@ -499,7 +501,7 @@ class RpcBench {
         },
       }));
       try {
-        timings = await measureGroupAsync(guarded, this.options);
+        timings = await measureGroupAsync(guarded, options);
       } catch (e) {
         const why = errText(e);
         if (failed === undefined) break;
@@ -556,7 +558,10 @@ class RpcBench {
   ratioCell(a: string, b: string): { cell: string; note: string } {
     const r = this.ratio(a, b);
     if (r === undefined) return { cell: "—", note: "" };
-    return this.invalid(a, b) === undefined ? { cell: fmtRatio(r), note: "" } : { cell: "NOT MEASURED", note: `(${fmtRatio(r)} against an invalid floor or on a busy machine)` };
+    const why = this.invalid(a, b);
+    if (why === undefined) return { cell: fmtRatio(r), note: "" };
+    const short = this.invalidFloor.has(a) || this.invalidFloor.has(b) ? "its floor could not spin" : "other processes were busy";
+    return { cell: "NOT MEASURED", note: `(${fmtRatio(r)}; ${short})` };
   }
 
   // ---- the groups ------------------------------------------------------------------------
@@ -803,6 +808,19 @@ class RpcBench {
         }
       }
     }
+    // Every client and server here is warmed up alike before the timing, beyond the per-case
+    // warm-up: a server process's JIT settles only with the calls it serves (grpc-js doubles
+    // its calls/s over its first second of calls).
+    for (const c of this.vs.values()) {
+      for (const lanes of [1, OUTSTANDING]) {
+        const until = performance.now() + VS_WARMUP_MS;
+        while (performance.now() < until) {
+          const calls: Promise<unknown>[] = [];
+          for (let k = 0; k < lanes; k++) calls.push(c.null(), c.echo(this.data));
+          await Promise.all(calls);
+        }
+      }
+    }
     const latency: AsyncCase[] = [];
     const window: AsyncCase[] = [];
     for (const [who, c] of this.vs) {
@@ -815,7 +833,10 @@ class RpcBench {
       }
     }
     await this.measure("versus latency", latency);
-    await this.measure("versus throughput", window);
+    // A batch must hold many windows of 32 calls, or it times the window's ramp: at grpc-js's
+    // 10 k calls/s, a 15 ms batch is five windows. Longer batches, fewer rounds.
+    const o = this.options;
+    await this.measure("versus throughput", window, { ...o, batchMs: Math.max(o.batchMs, 60), rounds: Math.max(5, Math.ceil(o.rounds / 2)) });
     this.printVersus();
   }
 
