@@ -77,7 +77,7 @@ async function main(args: readonly string[]): Promise<void> {
   log(`load average at start: ${load.map((l) => l.toFixed(2)).join(" ")}`);
   log(`pinning: ${describePinning(ctx.pinning)}`);
   if (load[0]! > cpus().length * 0.75) {
-    log(`WARNING: the machine is busy (load ${load[0]!.toFixed(1)} on ${cpus().length} cores): expect noisy figures; ratios are paired per round, absolute ns are not`);
+    log(`WARNING: the machine is busy (load ${load[0]!.toFixed(1)} on ${cpus().length} cores): expect noisy figures; ratios are paired per round, absolute ns are not (the RPC section measures other processes' CPU per group, and does not judge a busy group's ratios)`);
   }
   const started = performance.now();
   for (const s of chosen) {
