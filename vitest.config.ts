@@ -9,6 +9,8 @@ export default defineConfig({
   test: {
     include: ["test/**/*.test.ts", "compiler/**/*.test.ts", "runtime/**/*.test.ts"],
     pool: "forks", // the CLI tests change the working directory
+    // One rpcbind for every file that needs it, started (if none runs) before them and stopped after.
+    globalSetup: ["test/daemons/rpcbind-setup.ts"],
     testTimeout: 60_000,
     hookTimeout: 60_000,
   },
