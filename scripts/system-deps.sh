@@ -32,6 +32,18 @@ run /usr/sbin/rpcbind && run /usr/sbin/rpcinfo || missing+=(rpcbind)
 run /usr/sbin/ip || missing+=(iproute2)
 run /usr/sbin/nft || missing+=(nftables)
 run /usr/bin/unshare && run /usr/bin/nsenter || missing+=(util-linux)
+# The daemons test/daemons/ talks to, each started by its test in the foreground on 127.0.0.1:
+# nfs-ganesha with its VFS backend (NFSv3, MOUNTv3), rpc.statd (NSM), rpc.rstatd, rpc.rusersd,
+# rpc.rquotad, ypserv with makedbm (NIS), rpc.rwalld.
+run /usr/bin/ganesha.nfsd || missing+=(nfs-ganesha)
+vfs=("$root"/usr/lib/*/ganesha/libfsalvfs.so)
+[ -e "${vfs[0]}" ] || missing+=(nfs-ganesha-vfs)
+run /usr/sbin/rpc.statd || missing+=(nfs-common)
+run /usr/sbin/rpc.rstatd || missing+=(rstatd)
+run /usr/sbin/rpc.rusersd || missing+=(rusersd)
+run /usr/sbin/rpc.rquotad || missing+=(quota)
+run /usr/sbin/ypserv && run /usr/lib/yp/makedbm || missing+=(ypserv)
+run /usr/sbin/rpc.rwalld || missing+=(rwalld)
 
 [ ${#missing[@]} -eq 0 ] && exit 0
 

@@ -29,7 +29,7 @@ const seed = randomBytes(20_000);
 beforeAll(async () => {
   requireRpcbind();
   const binary = program("/usr/bin/ganesha.nfsd", "nfs-ganesha");
-  if (!existsSync("/usr/lib/x86_64-linux-gnu/ganesha/libfsalvfs.so") && !existsSync("/usr/lib/ganesha/libfsalvfs.so")) {
+  if (!readdirSync("/usr/lib").some((d) => existsSync(join("/usr/lib", d, "ganesha/libfsalvfs.so")))) {
     throw new Error("ganesha's VFS backend (libfsalvfs.so) is not installed (Debian package nfs-ganesha-vfs)");
   }
   for (const mode of modes) {
