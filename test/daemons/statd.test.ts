@@ -69,7 +69,7 @@ describe.each(modes.flatMap((mode) => (["tcp", "udp"] as const).map((transport) 
     channel = await connect({ transport, service: sm.SmVers, retransmitMs: 200 });
     client = new sm.SmVersClient(channel, { timeoutMs: 10_000 });
     callbacks = createServer().register(notify.NlmVers4, {
-      nlmprocNsmNotify: (status: unknown) => void received.push(status as Stubs),
+      nlmprocNsmNotify: (...args: unknown[]) => void received.push(args[0] as Stubs),
     });
     await callbacks.listen({ transport: "udp", host: "127.0.0.1", rpcbind: true });
     await callbacks.listen({ transport: "tcp", host: "127.0.0.1", rpcbind: true });
