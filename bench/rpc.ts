@@ -116,6 +116,12 @@ const CALL_TIMEOUT_MS = 10_000;
 const OTHERS_LIMIT = envLimit("BENCH_OTHERS_LIMIT", 0.25);
 /** Untimed calls per client of the comparison with gRPC before its groups, one and 32 outstanding each. */
 const VS_WARMUP_MS = envLimit("BENCH_VS_WARMUP_MS", 1000);
+/**
+ * A floor whose rounds spread more than this (half the interquartile range over the median)
+ * is no floor: unpinned on an idle machine, the scheduler puts client and server now on one
+ * CPU, now on two, and a round trip takes 16 µs or 50 µs by turns.
+ */
+const FLOOR_SPREAD_LIMIT = envLimit("BENCH_FLOOR_SPREAD", 0.25);
 /** A spinning SAB floor slower than this could not spin (both threads were not on a CPU at once). */
 const SPIN_VALID_NS = 2000;
 
@@ -286,6 +292,8 @@ class RpcBench {
   readonly groups = new Map<string, Group>();
   /** Floors that ran but are not floors (a spinning floor that could not spin), with why. */
   readonly invalidFloor = new Map<string, string>();
+  /** The labels that are floors (the denominators of judged ratios): judged unsteady above FLOOR_SPREAD_LIMIT. */
+  readonly floors = new Set<string>();
   /** Our processes: this one, the servers, the C peers (their CPU is not "other load"). */
   readonly pids: number[] = [process.pid];
   readonly pin: Pinning;
@@ -547,11 +555,27 @@ class RpcBench {
       if (f !== undefined) return f;
     }
     for (const l of labels) {
+      const u = this.unsteady(l);
+      if (u !== undefined) return u;
+    }
+    for (const l of labels) {
       const g = this.groupOf.get(l);
       const w = g === undefined ? undefined : this.groups.get(g)?.warning;
       if (w !== undefined) return w;
     }
     return undefined;
+  }
+
+  /** Why floor `label` is no floor in this run because its rounds disagree, if so. */
+  unsteady(label: string): string | undefined {
+    const t = this.timing(label);
+    if (t === undefined || !this.floors.has(label)) return undefined;
+    const spread = (t.q3 - t.q1) / 2 / t.ns;
+    if (spread <= FLOOR_SPREAD_LIMIT) return undefined;
+    return (
+      `the floor ${label} varied ±${(spread * 100).toFixed(0)}% between rounds (limit ±${(FLOOR_SPREAD_LIMIT * 100).toFixed(0)}%)` +
+      (this.pin.mode === "none" ? ": client and server moved between CPUs; --pin same|split holds them" : "")
+    );
   }
 
   /** A ratio for a table cell: NOT MEASURED (with the figure) when it cannot be judged. */
@@ -560,7 +584,12 @@ class RpcBench {
     if (r === undefined) return { cell: "—", note: "" };
     const why = this.invalid(a, b);
     if (why === undefined) return { cell: fmtRatio(r), note: "" };
-    const short = this.invalidFloor.has(a) || this.invalidFloor.has(b) ? "its floor could not spin" : "other processes were busy";
+    const short =
+      this.invalidFloor.has(a) || this.invalidFloor.has(b)
+        ? "its floor could not spin"
+        : this.unsteady(a) !== undefined || this.unsteady(b) !== undefined
+          ? "its floor was unsteady"
+          : "other processes were busy";
     return { cell: "NOT MEASURED", note: `(${fmtRatio(r)}; ${short})` };
   }
 
@@ -674,6 +703,7 @@ class RpcBench {
       pinThreads([...threadIds()].filter((x) => !before.has(x)), this.pin.server);
       this.closers.push(() => sab!.close());
       for (const p of procs) {
+        this.floors.add(floorLabel("process", "shm", p));
         floors.push({ label: floorLabel("process", "shm", p), run: sab.spin(messageBytes[p].call, messageBytes[p].reply, 4 * this.options.batchMs), selfTimed: true });
       }
       floors.push({ label: "process/floor/shm/sleep-async", run: sab.sleepAsync(messageBytes.Null.call, messageBytes.Null.reply) });
@@ -703,7 +733,10 @@ class RpcBench {
       floor = t === "udp" ? await udpPingPong(at) : await streamPingPong(t, at);
       const f = floor;
       this.closers.push(() => f.close());
-      for (const p of procs) floors.push({ label: floorLabel(a, t, p), run: floor.batch(messageBytes[p].call, messageBytes[p].reply) });
+      for (const p of procs) {
+        this.floors.add(floorLabel(a, t, p));
+        floors.push({ label: floorLabel(a, t, p), run: floor.batch(messageBytes[p].call, messageBytes[p].reply) });
+      }
     } catch (e) {
       for (const p of procs) this.results.set(floorLabel(a, t, p), { error: errText(e) });
     }
@@ -714,6 +747,8 @@ class RpcBench {
   /** Null() with 32 outstanding over tcp, unix, udp, in one group with the C client's sequential Null(). */
   async throughput(a: Arrangement, c: readonly AsyncCase[]): Promise<void> {
     const cases: AsyncCase[] = [...c];
+    // The synchronous C client is this group's floor.
+    this.floors.add(`${a}/window/c`);
     for (const mode of this.setups.keys()) {
       for (const t of streamTransports) {
         const b = this.bound.get(`${a}/${mode}/${t}`);
