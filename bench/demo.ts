@@ -113,7 +113,7 @@ async function bind(
     case "inproc":
       return { channel: await connect({ transport, server, onCall }), server, note: "" };
     case "unix": {
-      const path = join(outDir, `${example.service.mode}.sock`);
+      const path = join(outDir, `${example.service.path.mode}.sock`);
       await server.listen({ transport, path });
       return { channel: await connect({ transport, path, onCall }), server, note: "" };
     }

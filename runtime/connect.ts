@@ -1,32 +1,19 @@
-import type { Worker } from "node:worker_threads";
-import { RpcChannel, type Channel, type ChannelOptions } from "./client.js";
-import type { Dispatcher } from "./server.js";
-import type { ServiceDescription } from "./service.js";
-import { connectInproc } from "./transport/inproc.js";
-import type { ClientTransport } from "./transport/types.js";
+import type { ServiceDescription } from "./call/service.js";
+import { RpcChannel, type Channel, type ChannelOptions } from "./endpoint/client.js";
+import { Rpcbind, type Dial } from "./binding/rpcbind.js";
+import type { ClientTransport, Dispatcher } from "./transport/types.js";
+import { connectInproc } from "./transports/inproc.js";
+import { connectShm, type ShmConnectOptions } from "./transports/shm.js";
+import { connectStream } from "./transports/stream.js";
+import { connectUdp } from "./transports/udp.js";
 
 /**
  * Binding: a channel over the transport chosen at bind time (Firefly). For TCP and UDP
- * without a port, the port is looked up at the host's rpcbind (the LRPC "clerk").
+ * without a port, the port is looked up at the host's rpcbind (the LRPC "clerk"). This and
+ * `listen` are the only modules that name concrete transports.
  */
 
-export interface ShmConnectOptions {
-  readonly transport: "shm";
-  /** A module the runtime runs in a worker thread; its default export registers handlers on the server it is given. */
-  readonly module: string | URL;
-  /** Passed to the module's default export. */
-  readonly data?: unknown;
-  /** How long each side spins on the shared slot before it sleeps, in microseconds (default 50). */
-  readonly spinMicros?: number;
-  /** Argument/result slots (calls that can be outstanding at once; default 8). */
-  readonly slots?: number;
-  /** Bytes per slot (default: enough for the largest bounded message of the services, at least 4 KiB). */
-  readonly slotBytes?: number;
-  /** The services the worker serves: they size the slots from their static layout. */
-  readonly services?: readonly ServiceDescription[];
-  /** Called with the worker thread once its module has registered its handlers (for monitoring). */
-  readonly onWorker?: (worker: Worker) => void;
-}
+export type { ShmConnectOptions } from "./transports/shm.js";
 
 export type ConnectOptions = ChannelOptions &
   (
@@ -42,6 +29,20 @@ export type ConnectOptions = ChannelOptions &
     | { readonly transport: "unix"; readonly path: string }
   );
 
+/** The shm transport's worker entry: it makes the worker's server (shm-worker.ts, beside this module). */
+const shmWorkerEntry = new URL(import.meta.url.endsWith(".ts") ? "../dist/runtime/shm-worker.js" : "./shm-worker.js", import.meta.url);
+
+/** How binding reaches an rpcbind. */
+const dial: Dial = (to) =>
+  to.transport === "udp"
+    ? connectUdp({ host: to.host, port: to.port })
+    : to.transport === "unix"
+      ? connectStream({ transport: "unix", path: to.path! })
+      : connectStream({ transport: "tcp", host: to.host, port: to.port });
+
+/** The client of the local (or a named host's) rpcbind: registrations and lookups. */
+export const rpcbind = new Rpcbind(dial);
+
 export async function connect(options: ConnectOptions): Promise<Channel> {
   return new RpcChannel(await transportFor(options), options);
 }
@@ -50,28 +51,19 @@ async function transportFor(options: ConnectOptions): Promise<ClientTransport> {
   switch (options.transport) {
     case "inproc":
       return connectInproc(options.server);
-    case "shm": {
-      const { connectShm } = await import("./transport/shm.js");
-      return connectShm(options);
-    }
-    case "unix": {
-      const { connectStream } = await import("./transport/stream.js");
+    case "shm":
+      return connectShm(options, shmWorkerEntry);
+    case "unix":
       return connectStream({ transport: "unix", path: options.path, maxMessageBytes: options.maxMessageBytes });
-    }
     case "tcp":
     case "udp": {
       const host = options.host ?? "127.0.0.1";
       let port = options.port;
       if (port === undefined) {
         if (options.service === undefined) throw new TypeError(`connect: ${options.transport} needs a port, or a service to look up at rpcbind`);
-        const { lookupPort } = await import("./binding/rpcbind.js");
-        port = await lookupPort(host, options.service.program, options.service.version, options.transport);
+        port = await rpcbind.lookupPort(host, options.service.program, options.service.version, options.transport);
       }
-      if (options.transport === "udp") {
-        const { connectUdp } = await import("./transport/udp.js");
-        return connectUdp({ host, port, maxMessageBytes: options.maxMessageBytes });
-      }
-      const { connectStream } = await import("./transport/stream.js");
+      if (options.transport === "udp") return connectUdp({ host, port, maxMessageBytes: options.maxMessageBytes });
       return connectStream({ transport: "tcp", host, port, maxMessageBytes: options.maxMessageBytes });
     }
   }

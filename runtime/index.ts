@@ -1,17 +1,20 @@
 /**
  * The rpcgen-ts runtime, imported by generated code and by applications as
- * `rpcgen-ts/runtime`.
+ * `rpcgen-ts/runtime`. Layers, from the bottom: xdr/ → rpc/, auth/ → call/ → transport/
+ * (the contract) → transports/ → endpoint/ (client, server) → stub/ → binding/ → connect,
+ * listen (the only modules that name concrete transports).
  */
-export * from "./xdr/index.js";
-export { CopyLedger, copyBytes, sliceBytes, type CopyCounts, type CopyLayer } from "./ledger.js";
-export { Marshaler, type Mode } from "./marshal.js";
-export { RpcChannel, RpcClient, type CallOptions, type Channel, type ChannelOptions, type ClientOptions, type FlavorParams } from "./client.js";
+export * from "./stub/index.js";
+export { describeService, type TransportKind } from "./call/service.js";
+export { RpcChannel, type ChannelOptions, type FlavorParams } from "./endpoint/client.js";
 export { authNoneFlavor, authRegistry, authSysFlavor, defaultAuthFlavors, type AuthContext, type AuthFlavorEntry, type AuthRegistry, type AuthVerifier } from "./auth/index.js";
-export { createServer, defaultVerifiers, Server, type AuthCheck, type CallContext, type FlavorVerifier, type ListenAddress, type ListenOptions, type ServerOptions } from "./server.js";
-export type { ArgumentsOf, HandlersOf, ProcedureDescription, ResultOf, ServiceDescription } from "./service.js";
+export { defaultVerifiers, ServerCore, type AuthCheck, type FlavorVerifier, type ServerOptions } from "./endpoint/server.js";
 export { RpcError, type RpcStatus } from "./rpc/errors.js";
 export { AcceptStat, AuthFlavor, AuthStat, AUTH_NONE, type AuthSysParams, type OpaqueAuth } from "./rpc/message.js";
-export { callChannel, serveChannel, type CallHook, type CallRecord, type Phases, type TransportKind } from "./timing.js";
-export { connect, type ConnectOptions } from "./connect.js";
-export { defaultStreamLimits, type StreamLimits, type StreamStats } from "./transport/limits.js";
-export type { DuplicateCacheOptions, DuplicateCacheStats } from "./transport/drc.js";
+export { callChannel, serveChannel, type CallHook, type CallRecord, type Phases } from "./call/timing.js";
+export type { ClientTransport, Dispatcher, ListenAddress, ReplySink } from "./transport/types.js";
+export { connect, rpcbind, type ConnectOptions, type ShmConnectOptions } from "./connect.js";
+export { createServer, Server, type ListenOptions } from "./listen.js";
+export { Rpcbind, RpcbindSession, type Registration, type RpcbindEndpoint, type RegisterOptions } from "./binding/rpcbind.js";
+export { defaultStreamLimits, type StreamLimits, type StreamStats } from "./transports/limits.js";
+export type { DuplicateCacheOptions, DuplicateCacheStats } from "./transports/drc.js";

@@ -3,11 +3,11 @@ import { describe, expect, it } from "vitest";
 import { connect, createServer, RpcError, XdrWriter, type HandlersOf, type ServiceDescription } from "../runtime/index.js";
 import { AUTH_NONE, writeCallHeader } from "../runtime/rpc/message.js";
 import { exampleHandlers, loadExample } from "./example.js";
-import { argumentsChecksum, checksumBytes, compactSlack, DROP, DuplicateRequestCache, type CacheEntry } from "../runtime/transport/drc.js";
+import { argumentsChecksum, checksumBytes, compactSlack, DROP, DuplicateRequestCache, type CacheEntry } from "../runtime/transports/drc.js";
 
 /**
  * The duplicate-request cache on its own, with an injected clock: what it promises (see the
- * header of runtime/transport/drc.ts) — a call with the same key and arguments runs once
+ * header of runtime/transports/drc.ts) — a call with the same key and arguments runs once
  * while its entry lives; entries live `expireMs` after the reply; over budget the peer with
  * the largest share loses its oldest reply; calls in progress are bounded per peer and in
  * total; a peer with nothing cached is forgotten.

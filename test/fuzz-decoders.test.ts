@@ -15,8 +15,8 @@ import {
   writeRejectedReply,
   type OpaqueAuth,
 } from "../runtime/rpc/message.js";
-import * as drc from "../runtime/transport/drc.js";
-import { RecordDecoder, RecordError } from "../runtime/transport/record-marking.js";
+import * as drc from "../runtime/transports/drc.js";
+import { RecordDecoder, RecordError } from "../runtime/transports/record-marking.js";
 import { corpusDecoders, type Decoder } from "./fuzz/corpus.js";
 import { describeThrown, fuzz, hex, interestingWord, mutate, mutation, summary, xdrLikeBytes } from "./fuzz/seed.js";
 import { concat } from "./bytes.js";
@@ -384,7 +384,7 @@ const framed = fc
     return concat(...parts);
   });
 
-describe("record marking (runtime/transport/record-marking.ts)", () => {
+describe("record marking (runtime/transports/record-marking.ts)", () => {
   it("delivers exactly the records the framing holds, however the stream is cut, or throws RecordError past a limit", () => {
     const input = fc.record({
       stream: fc.oneof(
@@ -453,7 +453,7 @@ function identity(peer: string, m: Uint8Array): unknown {
   return [key, argumentsChecksum(m, headerLength(m), m.length)];
 }
 
-describe("UDP duplicate-cache key parser (runtime/transport/drc.ts)", () => {
+describe("UDP duplicate-cache key parser (runtime/transports/drc.ts)", () => {
   it("never throws, and knows a call exactly when the server's header parser does", () => {
     expect(typeof callKey).toBe("function");
     const input = fc.oneof(

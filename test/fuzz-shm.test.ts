@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { emitModule, modes } from "../compiler/emit/module.js";
 import type { Type } from "../compiler/model.js";
 import { connect, RpcError, type Channel, type ProcedureDescription, type ServiceDescription } from "../runtime/index.js";
-import { SlotState } from "../runtime/transport/shm-protocol.js";
+import { SlotState } from "../runtime/transports/shm-protocol.js";
 import { arbitraryOf } from "./arbitrary.js";
 import { exampleFile, loadExample } from "./example.js";
 import { compile } from "./generated.js";
@@ -74,7 +74,7 @@ function handlers(service: ServiceDescription, counts: Int32Array): Record<strin
 
 export default function register(server: Server, data: unknown): void {
   const counts = new Int32Array((data as { counts: SharedArrayBuffer }).counts);
-  const services: ServiceDescription[] = [S, { ...S, version: 3 }, { ...C, program: P + 1 }, { ...D, program: P + 2 }];
+  const services: ServiceDescription[] = [S, S.path.service({ ...S, version: 3 }), C.path.service({ ...C, program: P + 1 }), D.path.service({ ...D, program: P + 2 })];
   for (const s of services) server.register(s, handlers(s, counts) as never);
 }
 `;
@@ -109,7 +109,7 @@ beforeAll(async () => {
   }
   registerUrl = pathToFileURL(join(work, "register.js"));
   const [synthesized, classic, descriptor] = await Promise.all([loadExample("synthesized"), loadExample("classic"), loadExample("descriptor")]);
-  services = [synthesized.service, { ...synthesized.service, version: 3 }, { ...classic.service, program: PROGRAM + 1 }, { ...descriptor.service, program: PROGRAM + 2 }];
+  services = [synthesized.service, synthesized.service.path.service({ ...synthesized.service, version: 3 }), classic.service.path.service({ ...classic.service, program: PROGRAM + 1 }), descriptor.service.path.service({ ...descriptor.service, program: PROGRAM + 2 })];
   model = new ServerModel(services);
 }, 60_000);
 
@@ -345,7 +345,7 @@ describe("the shm transport through its client, with hostile values", () => {
         const before = Atomics.load(counts, countIndex(service.program, service.version, number));
         const f = semantics[key] as (...a: unknown[]) => unknown;
         const got = await call(service, key, args);
-        expect(got, `${key} in ${service.mode}`).toEqual(f(...args));
+        expect(got, `${key} in ${service.path.mode}`).toEqual(f(...args));
         expect(Atomics.load(counts, countIndex(service.program, service.version, number)) - before, "the handler ran once").toBe(1);
       }),
       { numRuns: 150, timeMs: 8000 },
@@ -360,8 +360,8 @@ describe("the shm transport through its client, with hostile values", () => {
           () => undefined,
           (error: unknown) => error,
         );
-        expect(e, `${key}(${String(args[0])}) in ${service.mode}`).toBeInstanceOf(RpcError);
-        expect((e as RpcError).status, `${key} in ${service.mode}: ${(e as Error).message}`).toBe("CANNOT_ENCODE");
+        expect(e, `${key}(${String(args[0])}) in ${service.path.mode}`).toBeInstanceOf(RpcError);
+        expect((e as RpcError).status, `${key} in ${service.path.mode}: ${(e as Error).message}`).toBe("CANNOT_ENCODE");
       }
       expect(countsNow(), "no handler ran").toEqual(before);
       expect(await call(service, "exprocAdd", [40, 2])).toBe(42);

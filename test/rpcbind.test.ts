@@ -6,16 +6,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { main } from "../compiler/cli.js";
 import {
   formatUniversalAddress,
-  lookupPort,
   netidOf,
   parseUniversalAddress,
-  registerWithRpcbind,
   registrationsFor,
-  RpcbindSession,
 } from "../runtime/binding/rpcbind.js";
 import { PmapVers, PmapVersClient, type mapping, type PmapVersHandlers, type pmaplist_ptr } from "../runtime/binding/pmap_prot.js";
-import { connect, createServer, RpcChannel, RpcError, type Server, type ServiceDescription } from "../runtime/index.js";
-import { connectStream } from "../runtime/transport/stream.js";
+import { connect, createServer, RpcChannel, rpcbind, RpcError, synthesized, type Server, type ServiceDescription } from "../runtime/index.js";
+import { connectStream } from "../runtime/transports/stream.js";
 import { exampleCalls, exampleHandlers, loadExample, type Example } from "./example.js";
 import { removeDir, repoRoot, tempDir } from "./support.js";
 
@@ -150,7 +147,7 @@ describe("universal addresses", () => {
     expect(netidOf("tcp", "127.0.0.1")).toBe("tcp");
     expect(netidOf("udp", "::1")).toBe("udp6");
     expect(netidOf("unix", "")).toBe("local");
-    const s = (v: number) => ({ program: 7, version: v, name: `V${v}`, mode: "synthesized", procedures: {} }) as const;
+    const s = (v: number) => synthesized.service({ program: 7, version: v, name: `V${v}`, procedures: {} });
     expect(registrationsFor([s(1), s(2), s(1)], "udp", { host: "127.0.0.1", port: 515 })).toEqual([
       { program: 7, version: 1, netid: "udp", uaddr: "127.0.0.1.2.3", port: 515, prot: 17 },
       { program: 7, version: 2, netid: "udp", uaddr: "127.0.0.1.2.3", port: 515, prot: 17 },
@@ -164,7 +161,7 @@ describe("universal addresses", () => {
 describe("the generated binding code", () => {
   // As `npm run binding:update` runs the compiler (package.json): keep the two in step.
   const sources = ["/usr/include/tirpc/rpc/rpcb_prot.x", join(repoRoot, "idl/pmap_prot.x")];
-  const args = ["--mode", "synthesized", "--runtime", "../index.js"];
+  const args = ["--mode", "synthesized", "--runtime", "../stub/index.js"];
 
   it("is what the compiler generates today (run `npm run binding:update`)", async () => {
     const out = tempDir("binding");
@@ -211,7 +208,7 @@ describe("with rpcbind on 127.0.0.1", () => {
     expect(ping.out).toContain(`program ${program} version ${version} ready and waiting`);
     expect(ping.status).toBe(0);
 
-    expect(await lookupPort("127.0.0.1", program, version, "tcp")).toBe(port);
+    expect(await rpcbind.lookupPort("127.0.0.1", program, version, "tcp")).toBe(port);
     const channel = await connect({ transport: "tcp", service: example.service });
     try {
       await exampleCalls(example.client(channel));
@@ -234,7 +231,7 @@ describe("with rpcbind on 127.0.0.1", () => {
     expect(ping.out).toContain(`program ${program} version ${version} ready and waiting`);
     expect(ping.status).toBe(0);
 
-    expect(await lookupPort("127.0.0.1", program, version, "udp")).toBe(port);
+    expect(await rpcbind.lookupPort("127.0.0.1", program, version, "udp")).toBe(port);
     const channel = await connect({ transport: "udp", service: example.service, retransmitMs: 200 });
     try {
       expect(await example.client(channel).exprocAdd(20, 22)).toBe(42);
@@ -257,8 +254,8 @@ describe("with rpcbind on 127.0.0.1", () => {
         { program, version, proto: "udp", port: udp.port },
       ]),
     );
-    expect(await lookupPort("127.0.0.1", program, version, "tcp")).toBe(tcp.port);
-    expect(await lookupPort("127.0.0.1", program, version, "udp")).toBe(udp.port);
+    expect(await rpcbind.lookupPort("127.0.0.1", program, version, "tcp")).toBe(tcp.port);
+    expect(await rpcbind.lookupPort("127.0.0.1", program, version, "udp")).toBe(udp.port);
     await server.close();
     expect(await ours()).toEqual([]);
   });
@@ -266,23 +263,23 @@ describe("with rpcbind on 127.0.0.1", () => {
   it("replaces a stale registration, and closing leaves a successor's alone", async () => {
     // A crashed server's mapping (a port nobody listens on).
     const stale = registrationsFor([example.service], "tcp", { host: "127.0.0.1", port: 9 });
-    const session = await RpcbindSession.open([{ host: "127.0.0.1" }]);
+    const session = await rpcbind.open([{ host: "127.0.0.1" }]);
     try {
       await session.unset(stale[0]!);
       expect(await session.set(stale[0]!)).toBe(true);
     } finally {
       await session.close();
     }
-    expect(await lookupPort("127.0.0.1", program, version, "tcp")).toBe(9);
+    expect(await rpcbind.lookupPort("127.0.0.1", program, version, "tcp")).toBe(9);
 
     const first = serve();
     const a = await first.listen({ transport: "tcp", rpcbind: true });
-    expect(await lookupPort("127.0.0.1", program, version, "tcp")).toBe(a.port);
+    expect(await rpcbind.lookupPort("127.0.0.1", program, version, "tcp")).toBe(a.port);
     const second = serve();
     const b = await second.listen({ transport: "tcp", rpcbind: true });
-    expect(await lookupPort("127.0.0.1", program, version, "tcp")).toBe(b.port);
+    expect(await rpcbind.lookupPort("127.0.0.1", program, version, "tcp")).toBe(b.port);
     await first.close(); // its mapping was replaced: it must not drop the second server's
-    expect(await lookupPort("127.0.0.1", program, version, "tcp")).toBe(b.port);
+    expect(await rpcbind.lookupPort("127.0.0.1", program, version, "tcp")).toBe(b.port);
     await second.close();
     expect(await ours()).toEqual([]);
   });
@@ -303,8 +300,8 @@ describe("with rpcbind on 127.0.0.1", () => {
     const service: ServiceDescription = { ...example.service, program: prog };
     const options = { endpoints: [{ host: "127.0.0.1" }], versions: [v] };
     const unregister = [
-      await registerWithRpcbind([service], "tcp", { host: "127.0.0.1", port: 4242 }, options),
-      await registerWithRpcbind([service], "udp", { host: "127.0.0.1", port: 4243 }, options),
+      await rpcbind.register([service], "tcp", { host: "127.0.0.1", port: 4242 }, options),
+      await rpcbind.register([service], "udp", { host: "127.0.0.1", port: 4243 }, options),
     ];
     try {
       expect(await portmapList()).toEqual(
@@ -314,7 +311,7 @@ describe("with rpcbind on 127.0.0.1", () => {
         ]),
       );
       for (const over of ["tcp", "udp"] as const) {
-        const session = await RpcbindSession.open([{ host: "127.0.0.1", transport: over }], [v]);
+        const session = await rpcbind.open([{ host: "127.0.0.1", transport: over }], [v]);
         try {
           for (const [netid, port] of [["tcp", 4242], ["udp", 4243]] as const) {
             if (v === 3 && netid !== over) {
@@ -369,15 +366,15 @@ describe("with rpcbind on 127.0.0.1", () => {
     const options = { endpoints: [{ host: "127.0.0.1", port }] };
     table.push({ prog: program, vers: version, prot: 6, port: 9 }); // a stale TCP mapping
 
-    const tcp = await registerWithRpcbind([example.service], "tcp", { host: "127.0.0.1", port: 5000 }, options);
-    const udp = await registerWithRpcbind([example.service], "udp", { host: "127.0.0.1", port: 5001 }, options);
+    const tcp = await rpcbind.register([example.service], "tcp", { host: "127.0.0.1", port: 5000 }, options);
+    const udp = await rpcbind.register([example.service], "udp", { host: "127.0.0.1", port: 5001 }, options);
     expect(table).toEqual([
       { prog: program, vers: version, prot: 6, port: 5000 },
       { prog: program, vers: version, prot: 17, port: 5001 },
     ]);
     // The stale TCP mapping was unset (v2 UNSET drops both protocols: only because there was one).
     expect(log).toEqual(["GETPORT 6", "UNSET", "SET 6 5000", "GETPORT 17", "SET 17 5001"]);
-    await expect(registerWithRpcbind([example.service], "unix", { host: "", port: 0, path: "/tmp/x.sock" }, options)).rejects.toThrow(
+    await expect(rpcbind.register([example.service], "unix", { host: "", port: 0, path: "/tmp/x.sock" }, options)).rejects.toThrow(
       /portmapper v2 at 127\.0\.0\.1:\d+ cannot register netid local/,
     );
     await udp();
@@ -386,7 +383,7 @@ describe("with rpcbind on 127.0.0.1", () => {
   });
 
   it("says clearly when a program is not registered", async () => {
-    const error = await lookupPort("127.0.0.1", 0x20000101 + 0x1000, 1, "tcp").catch((e: unknown) => e);
+    const error = await rpcbind.lookupPort("127.0.0.1", 0x20000101 + 0x1000, 1, "tcp").catch((e: unknown) => e);
     expect(error).toBeInstanceOf(RpcError);
     expect((error as RpcError).status).toBe("PROG_UNAVAIL");
     expect((error as RpcError).message).toBe("RPC PROG_UNAVAIL: program 0x20001101 version 1 is not registered with rpcbind at 127.0.0.1 for tcp");
@@ -395,7 +392,7 @@ describe("with rpcbind on 127.0.0.1", () => {
   });
 
   it("reports an unreachable rpcbind as a transport error", async () => {
-    const error = await RpcbindSession.open([{ host: "127.0.0.1", port: 1 }]).catch((e: unknown) => e);
+    const error = await rpcbind.open([{ host: "127.0.0.1", port: 1 }]).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(RpcError);
     expect((error as RpcError).status).toBe("TRANSPORT");
     expect((error as RpcError).message).toMatch(/^RPC TRANSPORT: cannot reach rpcbind \(127\.0\.0\.1:1: .*ECONNREFUSED/);

@@ -15,11 +15,12 @@ import {
   type ServiceDescription,
   type StreamLimits,
   type StreamStats,
+  synthesized,
   type XdrCodec,
 } from "../runtime/index.js";
-import type { Dispatcher } from "../runtime/server.js";
-import { RecordDecoder } from "../runtime/transport/record-marking.js";
-import { listenStream } from "../runtime/transport/stream.js";
+import type { Dispatcher } from "../runtime/transport/types.js";
+import { RecordDecoder } from "../runtime/transports/record-marking.js";
+import { listenStream } from "../runtime/transports/stream.js";
 import { removeDir, tempDir } from "./support.js";
 import { concat } from "./bytes.js";
 
@@ -46,17 +47,16 @@ const dataCodec: XdrCodec<Uint8Array> = {
 function proc<A, R>(number: number, name: string, args: XdrCodec<A>, result: XdrCodec<R>): ProcedureDescription {
   return { number, name, arity: 1, args, result } as ProcedureDescription;
 }
-const service: ServiceDescription = {
+const service: ServiceDescription = synthesized.service({
   program: PROG,
   version: 1,
   name: "LIMITS_V1",
-  mode: "synthesized",
   procedures: {
     echo: proc(1, "ECHO", intCodec, intCodec),
     big: proc(2, "BIG", intCodec, dataCodec),
     slow: proc(3, "SLOW", intCodec, intCodec),
   },
-};
+});
 
 /** Handlers that count what they run; `slow` waits until `open()`. */
 function handlers() {
@@ -329,8 +329,11 @@ describe("framing", () => {
     // The decoder alone: never more than twice the bytes received (plus 256), one delivery.
     const body = Uint8Array.from({ length: 100_000 }, (_, i) => i & 0xff);
     const bytes = record(body);
-    const delivered: [Uint8Array, boolean][] = [];
-    const d = new RecordDecoder((r, reassembled) => delivered.push([r, reassembled]), { maxRecordBytes: 1 << 20, maxFragments: 8 });
+    const delivered: [Uint8Array, { copies: number; bytes: number }][] = [];
+    const d = new RecordDecoder((r, received) => delivered.push([r, { copies: received.copies.runtime, bytes: received.bytesCopied.runtime }]), {
+      maxRecordBytes: 1 << 20,
+      maxFragments: 8,
+    });
     let worst = 0;
     for (let i = 0; i < bytes.length; i++) {
       d.push(bytes.subarray(i, i + 1));
@@ -339,7 +342,8 @@ describe("framing", () => {
     }
     expect(worst).toBeLessThan(3);
     expect(delivered).toHaveLength(1);
-    expect(delivered[0]![1]).toBe(true);
+    // Copied together once, and counted as one runtime copy of the record where it was made.
+    expect(delivered[0]![1]).toEqual({ copies: 1, bytes: body.length });
     expect(delivered[0]![0]).toEqual(body);
     expect(d.buffered).toBe(0);
 
@@ -477,6 +481,7 @@ describe("calls in progress", () => {
   it("a dispatcher that throws costs one call, never the connection or the calls behind it", async () => {
     let dispatched = 0;
     const dispatcher: Dispatcher = {
+      pathOf: () => undefined,
       dispatch(message, sink) {
         dispatched++;
         const xid = new DataView(message.buffer, message.byteOffset).getUint32(0);

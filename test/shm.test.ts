@@ -9,13 +9,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { modes, type Mode } from "../compiler/modes.js";
 import type { ShmConnectOptions } from "../runtime/connect.js";
 import { connect, RpcError, type CallRecord, type Channel, type CopyCounts } from "../runtime/index.js";
-import { SpinBudget, waitAsync } from "../runtime/transport/shm-protocol.js";
+import { SpinBudget, waitAsync } from "../runtime/transports/shm-protocol.js";
 import { exampleCalls, exampleFile, list, loadExample, payload, record, type Example, type ExampleClient } from "./example.js";
 import { moduleText } from "./generated.js";
 import { repoRoot } from "./support.js";
 
 /**
- * The `shm` transport (runtime/transport/shm.ts): a server worker started from a module,
+ * The `shm` transport (runtime/transports/shm.ts): a server worker started from a module,
  * slots in one SharedArrayBuffer, spin-then-sleep on both sides, the fallback for messages
  * larger than a slot, the copy counts of each mode, and the lifetime of the worker.
  *
@@ -318,7 +318,7 @@ describe("shm, binding", () => {
   });
 
   it("sizes slots from the services' static layout", async () => {
-    const { slotBytesFor } = await import("../runtime/transport/shm.js");
+    const { slotBytesFor } = await import("../runtime/transports/shm.js");
     const example = await loadExample("synthesized");
     // EXPROC_REVERSE's 1444-byte opaque plus the largest header fits the 4 KiB minimum.
     expect(slotBytesFor([example.service])).toBe(4096);

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect, RpcError, type Channel } from "../runtime/index.js";
-import { DuplicateRequestCache } from "../runtime/transport/drc.js";
+import { DuplicateRequestCache } from "../runtime/transports/drc.js";
 import { list, loadExample, payload, record, type Example, type ExampleClient, type ExNode } from "./example.js";
 import { buildChildren, Child, mib, nodeBin, percentile, type Built, type ChildEvent } from "./faults/harness.js";
 

@@ -1,8 +1,11 @@
+import { createServer as createNetServer, connect as netConnect, type Server as NetServer, type Socket } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { modes, type Mode } from "../compiler/emit/module.js";
 import { connect, createServer, type CallRecord, type Channel, type Server } from "../runtime/index.js";
 import { exampleCalls, exampleHandlers, loadExample, payload, type Example } from "./example.js";
+import { RecordDecoder } from "../runtime/transports/record-marking.js";
+import { concat, words } from "./bytes.js";
 import { removeDir, tempDir } from "./support.js";
 
 /**
@@ -115,5 +118,80 @@ describe.each(kinds)("over %s", (kind) => {
       }
       expect(served.map((r) => r.xid)).toEqual(called.map((r) => r.xid));
     });
+  });
+});
+
+/**
+ * A TCP relay that re-sends every record, in both directions, as two fragments (RFC 5531
+ * §11): each side must copy the pieces together once, and counts that copy itself.
+ */
+async function fragmentingRelay(target: number): Promise<{ port: number; close: () => Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const split = (from: Socket, to: Socket) => {
+    const decoder = new RecordDecoder((record) => {
+      const half = record.length >> 1;
+      to.write(concat(words(half), record.subarray(0, half), words((0x80000000 | (record.length - half)) >>> 0), record.subarray(half)));
+    });
+    from.on("data", (chunk: Buffer) => decoder.push(chunk));
+  };
+  const relay: NetServer = createNetServer((client) => {
+    const server = netConnect({ host: "127.0.0.1", port: target });
+    for (const s of [client, server]) {
+      sockets.add(s);
+      s.on("error", () => {});
+      s.on("close", () => {
+        client.destroy();
+        server.destroy();
+      });
+    }
+    split(client, server);
+    split(server, client);
+  });
+  await new Promise<void>((resolve) => relay.listen(0, "127.0.0.1", resolve));
+  const address = relay.address();
+  return {
+    port: typeof address === "object" && address !== null ? address.port : 0,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        relay.close(() => resolve());
+      }),
+  };
+}
+
+describe.each(modes)("fragmented records in %s mode", (mode) => {
+  it("are copied together once on each side, counted where the copy is made", async () => {
+    const example = examples[mode];
+    const served: CallRecord[] = [];
+    const server = createServer({ onServe: (r) => served.push(r) }).register(example.service, exampleHandlers());
+    const { port } = await server.listen({ transport: "tcp" });
+    const relay = await fragmentingRelay(port);
+    const called: CallRecord[] = [];
+    const channel = await connect({ transport: "tcp", port: relay.port, onCall: (r) => called.push(r) });
+    try {
+      const client = example.client(channel);
+      for (const n of [0, 720, 1440]) expect(await client.exprocReverse(payload(n))).toEqual(payload(n).reverse());
+    } finally {
+      await channel.close();
+      await relay.close();
+      await server.close();
+    }
+    // Sending as over any stream; receiving adds the reassembly (a runtime copy of the whole
+    // record). A decode that takes views (descriptor) moves nothing more, so the reassembled
+    // record is its receive pass; the other modes still make their decode pass.
+    const stub = mode === "classic" ? 1 : 0;
+    const send = { stub, runtime: 1, wire: 1 };
+    const receive = { stub, runtime: 1 + (mode === "descriptor" ? 0 : 1), wire: 1 };
+    const both = { stub: send.stub + receive.stub, runtime: send.runtime + receive.runtime, wire: send.wire + receive.wire };
+    for (const records of [called, served]) {
+      expect(records).toHaveLength(3);
+      const [empty, half, full] = records as [CallRecord, CallRecord, CallRecord];
+      for (const r of records) expect(r.copies).toEqual(both);
+      for (const layer of ["stub", "runtime", "wire"] as const) {
+        const step = full.bytesCopied[layer] - half.bytesCopied[layer];
+        expect(step).toBe(half.bytesCopied[layer] - empty.bytesCopied[layer]);
+        expect(step, layer).toBe(both[layer] * 720);
+      }
+    }
   });
 });

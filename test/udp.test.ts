@@ -17,14 +17,14 @@ import {
   type ServiceDescription,
 } from "../runtime/index.js";
 import { AUTH_NONE, writeCallHeader } from "../runtime/rpc/message.js";
-import { callKey, compactSlack, DROP, DuplicateRequestCache, type CacheEntry } from "../runtime/transport/drc.js";
-import { connectUdp, listenUdp, maxDatagramBytes, type UdpListener, type UdpListenOptions } from "../runtime/transport/udp.js";
+import { callKey, compactSlack, DROP, DuplicateRequestCache, type CacheEntry } from "../runtime/transports/drc.js";
+import { connectUdp, listenUdp, maxDatagramBytes, type UdpListener, type UdpListenOptions } from "../runtime/transports/udp.js";
 import { exampleCalls, exampleHandlers, loadExample, payload, type Example, type ExampleClient } from "./example.js";
 
 /**
  * The UDP transport: one datagram per message, the client retransmitting with
  * backoff by marshaling again (no copy of the call kept), the server answering duplicates from
- * its duplicate-request cache so that no call runs twice within the bounds runtime/transport/drc.ts
+ * its duplicate-request cache so that no call runs twice within the bounds runtime/transports/drc.ts
  * states (and, tested too, where those bounds end); hostile datagrams are dropped or
  * answered, never fatal.
  */
@@ -767,7 +767,7 @@ describe("UDP at most once, under load and attack", () => {
     const calls = new Map<string, number>();
     const errors: { error: unknown; call: CallContext }[] = [];
     const server = createServer({ onError: (error, call) => void errors.push({ error, call }) }).register(ex.service, exampleHandlers(calls));
-    const listener = await listenUdp(server, { host });
+    const listener = await listenUdp(server, { host, onError: server.options.onError });
     cleanup.push(() => listener.close());
     const port = listener.address.port;
     const client = clientWith(ex, await channelTo(port), { timeoutMs: 10_000 });

@@ -2,7 +2,7 @@ import type { Scalar } from "../layout.js";
 import type { RunValue, Strategy } from "./strategy.js";
 
 /**
- * Classic (the seeds' three copies): the stub marshals field by field, one primitive call
+ * Classic (Sun rpcgen's three copies): the stub marshals field by field, one primitive call
  * per item as Sun rpcgen's xdr_* routines do, into a message buffer of its own; the runtime
  * then copies that buffer behind the RPC header.
  */

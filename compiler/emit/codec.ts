@@ -77,6 +77,11 @@ export class CodecWriter {
     return this.scope.printer.import(name, this.runtime, typeOnly);
   }
 
+  /** The type of this mode's codecs: descriptor-mode codecs can describe, and their path needs that. */
+  codecType(): string {
+    return this.rt(this.strategy.encodeMethod === "describe" ? "DescribingCodec" : "XdrCodec", true);
+  }
+
   /** The object literal of a codec for values of TypeScript type `ts` marshaled by `plan`. */
   codecObject(name: string, plan: Plan, ts: string): string {
     const s = this.strategy;
@@ -92,7 +97,7 @@ export class CodecWriter {
         : `encode(w: ${this.rt("XdrWriter", true)}, v: ${ts}): void {\n` +
           // Its own encode per codec: the describe call below stays monomorphic.
           `const d = ${this.rt("borrowDescriptor")}();\n` +
-          `try {\nthis.describe!(d, v);\n${this.rt("gatherDescriptor")}(d, w);\n} finally {\n${this.rt("returnDescriptor")}(d);\n}\n},\n` +
+          `try {\nthis.describe(d, v);\n${this.rt("gatherDescriptor")}(d, w);\n} finally {\n${this.rt("returnDescriptor")}(d);\n}\n},\n` +
           `describe(d: ${sinkType}, v: ${ts}): void {\n${encodeBody}\n}`;
     return (
       `{\nname: ${JSON.stringify(name)},\nmin: ${plan.size.min},\nmax: ${max},\n${encode},\n` +

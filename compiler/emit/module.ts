@@ -16,7 +16,7 @@ import { constStatement, namedTypeStatements, origin, TypeScope } from "./types.
 
 export { defaultRuntimeModule, modes, type Mode } from "../modes.js";
 
-/** How marshaling code is generated; the types and stubs are the same in every mode (DESIGN §4). */
+/** How marshaling code is generated; the types and stubs are the same in every mode. */
 const strategies: Record<Mode, Strategy> = { classic, synthesized, descriptor };
 
 export interface EmitOptions {
@@ -74,7 +74,7 @@ export async function emitModule(model: Model, layout: Layout, options: EmitOpti
 
 function codecStatement(t: NamedType, layout: Layout, scope: TypeScope, codecs: CodecWriter, runtime: string): Statement {
   const name = safeName(t.name);
-  const codecType = scope.printer.import("XdrCodec", runtime, true);
+  const codecType = codecs.codecType();
   return {
     kind: StructureKind.VariableStatement,
     docs: [origin(`XDR codec for ${t.kind} ${t.name}`, t.span)],

@@ -2,7 +2,7 @@ import { StructureKind, VariableDeclarationKind } from "ts-morph";
 import type { Layout } from "../layout.js";
 import type { Procedure, Program, Type, Version } from "../model.js";
 import type { CodecWriter } from "./codec.js";
-import type { Mode } from "./module.js";
+import type { Mode } from "../modes.js";
 import { memberName, safeName, type ModuleNames } from "./names.js";
 import type { Statement } from "./printer.js";
 import { constStatement, origin, tsType, type TypeScope } from "./types.js";
@@ -167,10 +167,11 @@ function serviceDescription(p: Program, v: Version, codecs: ProcedureCodecs, ctx
     declarations: [
       {
         name: ctx.names.versions.get(v)!.service,
+        // The path the codecs above were generated for makes the description: the mode is
+        // fixed by this code, not by a field the runtime reads.
         initializer:
-          `{\nprogram: ${p.number},\nversion: ${v.number},\nname: ${JSON.stringify(v.name)},\n` +
-          `mode: ${JSON.stringify(ctx.mode)},\nprocedures: {\n${procedures}\n},\n} as const satisfies ` +
-          ctx.scope.printer.import("ServiceDescription", ctx.runtime, true),
+          `${ctx.scope.printer.import(ctx.mode, ctx.runtime)}.service({\nprogram: ${p.number},\nversion: ${v.number},\n` +
+          `name: ${JSON.stringify(v.name)},\nprocedures: {\n${procedures}\n},\n})`,
       },
     ],
   };
@@ -213,7 +214,7 @@ class ProcedureCodecs {
     if (existing !== undefined) return existing;
     this.byKey.set(key, name);
     const ts = values.length === 1 ? tsType(only, scope) : `[${values.map((t) => tsType(t, scope)).join(", ")}]`;
-    const codecType = scope.printer.import("XdrCodec", runtime, true);
+    const codecType = codecs.codecType();
     out.push({
       kind: StructureKind.VariableStatement,
       docs: [`XDR codec for ${what}: (${key}).`],

@@ -1,7 +1,7 @@
 import type { Scalar } from "../layout.js";
 
 /**
- * A marshaling strategy (DESIGN §4) decides only where bytes go: the walker in `codec.ts`
+ * A marshaling strategy decides only where bytes go: the walker in `codec.ts`
  * validates values, walks the plan and asks the strategy for the statements that move a
  * run of scalars, and which object receives the bytes.
  */

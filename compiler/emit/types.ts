@@ -6,7 +6,7 @@ import { propertyKey, safeName } from "./names.js";
 import type { ModulePrinter, Statement } from "./printer.js";
 
 /**
- * TypeScript types for the model (DESIGN §3): the same in every marshaling mode.
+ * TypeScript types for the model: the same in every marshaling mode.
  */
 
 /** Resolves a named type to the name this module writes for it (importing it if it lives elsewhere). */

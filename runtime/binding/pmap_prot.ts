@@ -7,15 +7,15 @@ import {
   type Channel,
   type ClientOptions,
   RpcClient,
-  type ServiceDescription,
   type XdrCodec,
   type XdrReader,
   type XdrWriter,
   invalidData,
   invalidValue,
+  synthesized,
   voidCodec,
   within,
-} from "../index.js";
+} from "../stub/index.js";
 
 /** const PMAP_PORT, pmap_prot.x line 9 */
 export const PMAP_PORT = 111;
@@ -347,11 +347,10 @@ const PmapVers$pmapprocGetport$result: XdrCodec<number> = {
 };
 
 /** program PMAP_PROG version PMAP_VERS: the service description, pmap_prot.x line 43 */
-export const PmapVers = {
+export const PmapVers = synthesized.service({
   program: 100000,
   version: 2,
   name: "PMAP_VERS",
-  mode: "synthesized",
   procedures: {
     pmapprocNull: {
       number: 0,
@@ -396,7 +395,7 @@ export const PmapVers = {
       result: call_resultCodec,
     },
   },
-} as const satisfies ServiceDescription;
+});
 
 /** What a server implements for version PMAP_VERS: one handler per procedure (procedure 0 is answered by the runtime). */
 export interface PmapVersHandlers {

@@ -7,16 +7,16 @@ import {
   type Channel,
   type ClientOptions,
   RpcClient,
-  type ServiceDescription,
   type XdrCodec,
   type XdrReader,
   type XdrWriter,
   atIndex,
   invalidData,
   invalidValue,
+  synthesized,
   voidCodec,
   within,
-} from "../index.js";
+} from "../stub/index.js";
 
 /** typedef rpcprog_t: built in, as libtirpc's typedef u_int32_t rpcprog_t */
 export type rpcprog_t = number;
@@ -1242,11 +1242,10 @@ const Rpcbvers$rpcbprocGettime$result: XdrCodec<number> = {
 };
 
 /** program RPCBPROG version RPCBVERS: the service description, rpcb_prot.x line 338 */
-export const Rpcbvers = {
+export const Rpcbvers = synthesized.service({
   program: 100000,
   version: 3,
   name: "RPCBVERS",
-  mode: "synthesized",
   procedures: {
     rpcbprocSet: {
       number: 1,
@@ -1305,7 +1304,7 @@ export const Rpcbvers = {
       result: Rpcbvers$rpcbprocGetaddr$result,
     },
   },
-} as const satisfies ServiceDescription;
+});
 
 /** What a server implements for version RPCBVERS: one handler per procedure (procedure 0 is answered by the runtime). */
 export interface RpcbversHandlers {
@@ -1378,11 +1377,10 @@ export class RpcbversClient extends RpcClient {
 }
 
 /** program RPCBPROG version RPCBVERS4: the service description, rpcb_prot.x line 364 */
-export const Rpcbvers4 = {
+export const Rpcbvers4 = synthesized.service({
   program: 100000,
   version: 4,
   name: "RPCBVERS4",
-  mode: "synthesized",
   procedures: {
     rpcbprocSet: {
       number: 1,
@@ -1469,7 +1467,7 @@ export const Rpcbvers4 = {
       result: rpcb_stat_byversCodec,
     },
   },
-} as const satisfies ServiceDescription;
+});
 
 /** What a server implements for version RPCBVERS4: one handler per procedure (procedure 0 is answered by the runtime). */
 export interface Rpcbvers4Handlers {

@@ -1,10 +1,8 @@
 import { isIP } from "node:net";
-import { RpcChannel } from "../client.js";
+import type { ServiceDescription } from "../call/service.js";
+import { RpcChannel } from "../endpoint/client.js";
 import { RpcError } from "../rpc/errors.js";
-import type { ListenAddress } from "../server.js";
-import type { ServiceDescription } from "../service.js";
-import { connectStream } from "../transport/stream.js";
-import type { ClientTransport } from "../transport/types.js";
+import type { ClientTransport, ListenAddress } from "../transport/types.js";
 import { voidCodec } from "../xdr/codec.js";
 import { IPPROTO_TCP, IPPROTO_UDP, PMAP_PORT, PmapVersClient, type mapping } from "./pmap_prot.js";
 import { Rpcbvers4Client, RpcbversClient, type rpcb } from "./rpcb_prot.js";
@@ -42,6 +40,12 @@ import { Rpcbvers4Client, RpcbversClient, type rpcb } from "./rpcb_prot.js";
  * one asked for is not registered (rpcbind's find_service does, so that the server can
  * answer PROG_MISMATCH with the versions it has); GETADDRLIST does not.
  */
+
+/**
+ * Opens a transport to an rpcbind endpoint. Binding names no transport itself: the layer
+ * that does (`connect`) gives it this.
+ */
+export type Dial = (to: { readonly transport: "tcp" | "udp" | "unix"; readonly host: string; readonly port: number; readonly path?: string }) => Promise<ClientTransport>;
 
 /** Where rpcbind listens: its Unix socket (tried in order), and its TCP/UDP port. */
 export const rpcbindSocketPaths: readonly string[] = ["/run/rpcbind.sock", "/var/run/rpcbind.sock"];
@@ -188,16 +192,14 @@ export class RpcbindSession {
   }
 
   /** Connects to the first endpoint that answers. */
-  static async open(endpoints: readonly RpcbindEndpoint[], versions: readonly (2 | 3 | 4)[] = [4, 3, 2]): Promise<RpcbindSession> {
+  static async open(dial: Dial, endpoints: readonly RpcbindEndpoint[], versions: readonly (2 | 3 | 4)[] = [4, 3, 2]): Promise<RpcbindSession> {
     const failures: string[] = [];
     for (const e of endpoints) {
       try {
         const host = e.host ?? "127.0.0.1";
         const port = e.port ?? rpcbindPort;
-        let link: ClientTransport;
-        if (e.path !== undefined) link = await connectStream({ transport: "unix", path: e.path });
-        else if (e.transport === "udp") link = await (await import("../transport/udp.js")).connectUdp({ host, port });
-        else link = await connectStream({ transport: "tcp", host, port });
+        const transport = e.path !== undefined ? "unix" : (e.transport ?? "tcp");
+        const link = await dial(e.path !== undefined ? { transport, host, port, path: e.path } : { transport, host, port });
         const netid = e.path !== undefined ? "local" : netidOf(e.transport ?? "tcp", host);
         return new RpcbindSession(new RpcChannel(link, { retransmitMs: 500 }), describe(e), netid, versions);
       } catch (err) {
@@ -352,6 +354,7 @@ export function localEndpoints(): RpcbindEndpoint[] {
  * with `{ rpcbind: true }`.
  */
 export async function registerWithRpcbind(
+  dial: Dial,
   services: readonly ServiceDescription[],
   transport: RegisterTransport,
   address: ListenAddress,
@@ -359,7 +362,7 @@ export async function registerWithRpcbind(
 ): Promise<() => Promise<void>> {
   const endpoints = options.endpoints ?? localEndpoints();
   const registrations = registrationsFor(services, transport, address);
-  const session = await RpcbindSession.open(endpoints, options.versions);
+  const session = await RpcbindSession.open(dial, endpoints, options.versions);
   const done: Registration[] = [];
   try {
     await session.negotiate();
@@ -384,7 +387,7 @@ export async function registerWithRpcbind(
   return async () => {
     if (unregistered) return;
     unregistered = true;
-    const s = await RpcbindSession.open(endpoints, options.versions);
+    const s = await RpcbindSession.open(dial, endpoints, options.versions);
     try {
       await s.negotiate();
       for (const r of done) {
@@ -419,8 +422,8 @@ async function stillOurs(session: RpcbindSession, r: Registration): Promise<bool
  * The port of (program, version) over `transport` at `host`'s rpcbind. Rejects with an
  * RpcError (PROG_UNAVAIL) when the program version is not registered there.
  */
-export async function lookupPort(host: string, program: number, version: number, transport: "tcp" | "udp"): Promise<number> {
-  const session = await RpcbindSession.open([{ host, port: rpcbindPort }]);
+export async function lookupPort(dial: Dial, host: string, program: number, version: number, transport: "tcp" | "udp"): Promise<number> {
+  const session = await RpcbindSession.open(dial, [{ host, port: rpcbindPort }]);
   try {
     const port = await session.lookup(program, version, transport);
     if (port === 0) {
@@ -429,5 +432,25 @@ export async function lookupPort(host: string, program: number, version: number,
     return port;
   } finally {
     await session.close();
+  }
+}
+
+/** The rpcbind client with its way of dialling: what applications use (`rpcbind` from the runtime). */
+export class Rpcbind {
+  constructor(private readonly dial: Dial) {}
+
+  /** A session with the first of `endpoints` that answers (default: this host's rpcbind). */
+  open(endpoints: readonly RpcbindEndpoint[] = localEndpoints(), versions?: readonly (2 | 3 | 4)[]): Promise<RpcbindSession> {
+    return RpcbindSession.open(this.dial, endpoints, versions);
+  }
+
+  /** Registers `services` at `address`; resolves to the function that unregisters them. */
+  register(services: readonly ServiceDescription[], transport: RegisterTransport, address: ListenAddress, options?: RegisterOptions): Promise<() => Promise<void>> {
+    return registerWithRpcbind(this.dial, services, transport, address, options);
+  }
+
+  /** The port of (program, version) over `transport` at `host`'s rpcbind (PROG_UNAVAIL when not registered). */
+  lookupPort(host: string, program: number, version: number, transport: "tcp" | "udp"): Promise<number> {
+    return lookupPort(this.dial, host, program, version, transport);
   }
 }

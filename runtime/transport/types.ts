@@ -1,12 +1,17 @@
-import type { CopyLedger } from "../ledger.js";
-import type { Mode } from "../marshal.js";
-import type { TransportKind } from "../timing.js";
+import type { MarshalPath } from "../call/service.js";
+import type { TransportKind } from "../call/timing.js";
+import type { CopyLedger } from "../xdr/ledger.js";
 
 /**
  * The contract between the RPC runtime and a transport (Firefly's bind-time choice of
- * transport). A message travels as `buffer[0, end)`: the first `headerRoom` bytes are the
- * transport's own (TCP's record mark), the rest is the RPC message. The buffer is lent:
- * the transport calls `release(buffer)` once it needs it no more.
+ * transport). Types only: a transport knows the runtime through these, never a client or a
+ * server. A message travels as `buffer[0, end)`: the first `headerRoom` bytes are the
+ * transport's own (TCP's record mark), the rest is the RPC message. The buffer is lent: the
+ * transport calls `release(buffer)` once it needs it no more.
+ *
+ * Copies are counted where they happen: a transport counts its own in the ledger it is
+ * given when sending, and, when receiving (before anyone knows which call a message
+ * belongs to), in the message's `received` ledger, which the runtime adds to the call's.
  */
 
 /** Hands a message on; counts the transport's copy (onto the wire) in `ledger`. */
@@ -20,29 +25,35 @@ export type SendMessage = (
 /**
  * Optional, for transports whose wire is memory the runtime can write (shared-memory slots,
  * LRPC's A-stacks): the buffer to marshal the next message straight into, or undefined to
- * use an ordinary buffer (which `send` must then carry itself). `mode` lets a transport keep
- * classic's separate kernel-buffer stage. A message that outgrows the buffer is moved to an
- * ordinary one by the writer, and `send` gets that instead.
+ * use an ordinary buffer (which `send` must then carry itself). The transport lends only to
+ * a path that writes into lent memory (`path.lendable`). A message that outgrows the buffer
+ * is moved to an ordinary one by the writer, and `send` gets that instead.
  */
-export type AcquireBuffer = (mode: Mode) => Uint8Array | undefined;
+export type AcquireBuffer = (path: MarshalPath) => Uint8Array | undefined;
 
-export interface ClientTransport {
+/** What the sending side of a connection tells the runtime about where messages go. */
+export interface MessageTarget {
   readonly kind: TransportKind;
   readonly headerRoom: number;
-  readonly acquire?: AcquireBuffer;
+  readonly acquire?: AcquireBuffer | undefined;
+  /**
+   * The receiver reads the message out of the sender's own buffer (a same-process
+   * transport), so a buffer whose message may be decoded into views must never be reused.
+   */
+  readonly readsInPlace: boolean;
+  /** The transport keeps the buffer after sending it (UDP's duplicate-request cache): never reuse it. */
+  readonly retains?: boolean | undefined;
+  readonly send: SendMessage;
+}
+
+export interface ClientTransport extends MessageTarget {
   /** Messages may be lost (UDP): the channel retransmits, the server keeps a duplicate-request cache. */
   readonly datagram: boolean;
-  /** Receiving a message copies it from the wire (sockets do; same-process transports don't). */
-  readonly receiveCopies: boolean;
-  readonly send: SendMessage;
   /**
-   * Set by the channel: a whole RPC message arrived. `reassembled` when the transport had to
-   * copy fragments together (a counted runtime copy). `copiedOut` when the transport copied
-   * the message out of memory it reuses (a shared-memory slot) into a buffer of its own: the
-   * runtime counts that copy as its receive pass, and a descriptor-mode decode, which only
-   * takes views into it, is not counted again.
+   * Set by the channel: a whole RPC message arrived, with the copies the transport made to
+   * deliver it (read before `onMessage` returns; the transport reuses it).
    */
-  onMessage: (message: Uint8Array, reassembled: boolean, copiedOut?: boolean) => void;
+  onMessage: (message: Uint8Array, received: CopyLedger) => void;
   /** Set by the channel: the connection is gone; every waiter must be released. */
   onClose: (error: Error | undefined) => void;
   /**
@@ -55,18 +66,34 @@ export interface ClientTransport {
 }
 
 /** Where a server sends a call's reply, given by the transport that received the call. */
-export interface ReplySink {
-  readonly kind: TransportKind;
-  readonly headerRoom: number;
-  readonly acquire?: AcquireBuffer;
-  /** The transport keeps the reply's buffer after sending it (UDP's duplicate-request cache): never reuse it. */
-  readonly retains?: boolean;
-  readonly receiveCopies: boolean;
-  /** The call was copied out of memory the transport reuses, as `ClientTransport.onMessage`'s `copiedOut`. */
-  readonly copiedOut?: boolean;
-  readonly send: SendMessage;
-  /** The caller's address, for auth hooks and the duplicate-request cache ("127.0.0.1:51234"). */
+export interface ReplySink extends MessageTarget {
+  /** The caller's address, for auth hooks and the duplicate-request cache ("127.0.0.1:51234", "[::1]:51234"). */
   readonly peer: string;
   /** Told when a message gets no reply because it is not a call, so the transport stops waiting for one. */
   dropped?(): void;
+}
+
+/** What a transport's server side hands calls to (a runtime Server). */
+export interface Dispatcher {
+  /** Serves one call; `received` holds the copies the transport made to deliver it (read before returning). */
+  dispatch(message: Uint8Array, sink: ReplySink, received: CopyLedger): void;
+  /**
+   * The marshal path of a registered program version (or of the program's nearest version),
+   * for transports that lend memory and must know how a call will be read before it is.
+   */
+  pathOf(program: number, version: number): MarshalPath | undefined;
+}
+
+export interface ListenAddress {
+  readonly host: string;
+  readonly port: number;
+  readonly path?: string;
+}
+
+/** A transport's listening endpoint, as the server keeps it; `S`: what it counts. */
+export interface Listener<S extends object = object> {
+  readonly address: ListenAddress;
+  /** What the listener holds now (stream transports). */
+  readonly stats?: () => S;
+  close(): Promise<void>;
 }

@@ -22,6 +22,11 @@ export interface XdrCodec<T> {
   describe?(d: Descriptor, value: T): void;
 }
 
+/** A codec that can describe its values: what descriptor-mode services need. */
+export interface DescribingCodec<T> extends XdrCodec<T> {
+  describe(d: Descriptor, value: T): void;
+}
+
 /** Encodes `value` to a fresh array. */
 export function toXdr<T>(codec: XdrCodec<T>, value: T): Uint8Array {
   const size = codec.max !== undefined && codec.max <= 65536 ? codec.max : Math.max(codec.min, 256);
@@ -114,7 +119,7 @@ export function atIndex(e: unknown, index: number): unknown {
 }
 
 /** The codec of `void`: nothing on the wire. */
-export const voidCodec: XdrCodec<void> = {
+export const voidCodec: DescribingCodec<void> = {
   name: "void",
   min: 0,
   max: 0,

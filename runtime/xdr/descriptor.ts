@@ -1,10 +1,11 @@
 import { XdrError } from "./error.js";
+import type { CopyLayer, CopyLedger } from "./ledger.js";
 import { padded } from "./pad.js";
 import { encodeUtf8Into, utf8Length } from "./utf8.js";
 
 /**
- * A shared descriptor (DESIGN §4, the seeds' "shared descriptors between client stub and
- * kernel"): the stub describes a message as a list of entries instead of building it —
+ * A shared descriptor (Thekkath and Levy's "shared descriptors between client stub and
+ * kernel", ACM TOCS 11(2), 1993): the stub describes a message as a list of entries instead of building it —
  * scalars are marshaled into a small scratch area, while opaque and string arguments are
  * entries that point at the caller's bytes in place. The runtime then gathers every entry
  * into its send buffer in one pass: the only copy.
@@ -134,7 +135,7 @@ export class Descriptor {
    * The one copy: every entry, in order, into `dst` at `offset`, which must have `length`
    * bytes of room. Returns the bytes written and releases the caller's references.
    */
-  gatherInto(dst: Uint8Array, offset: number): number {
+  gatherInto(dst: Uint8Array, offset: number, ledger?: CopyLedger, layer: CopyLayer = "runtime"): number {
     this.close();
     let at = offset;
     const scratch = this.scratch;
@@ -156,6 +157,8 @@ export class Descriptor {
       this.refs[i] = null;
     }
     this.count = 0;
+    // One pass over every entry: one copy of the whole message.
+    if (ledger !== undefined) ledger.record(layer, at - offset);
     return at - offset;
   }
 

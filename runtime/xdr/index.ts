@@ -14,7 +14,9 @@ export {
   toXdr,
   voidCodec,
   within,
+  type DescribingCodec,
   type XdrCodec,
 } from "./codec.js";
 export { padded } from "./pad.js";
 export { utf8Length } from "./utf8.js";
+export { CopyLedger, copyBytes, sliceBytes, type CopyCounts, type CopyLayer } from "./ledger.js";

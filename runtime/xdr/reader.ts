@@ -1,4 +1,4 @@
-import { sliceBytes, type CopyLayer, type CopyLedger } from "../ledger.js";
+import { sliceBytes, type CopyLayer, type CopyLedger } from "./ledger.js";
 import { XdrError } from "./error.js";
 import { padded } from "./pad.js";
 import { decodeUtf8 } from "./utf8.js";

@@ -1,7 +1,7 @@
 /**
  * UTF-8 for XDR strings (RFC 4506 §4.11 leaves the encoding open; ONC RPC
- * peers in practice send ASCII or UTF-8, and DESIGN §3 fixes UTF-8 with the
- * bound in bytes).
+ * peers in practice send ASCII or UTF-8; this runtime uses UTF-8, with a
+ * string's bound counted in bytes).
  *
  * Short ASCII strings, the common case in RPC (names, paths, addresses), are
  * copied by a plain loop: it avoids the native call and the subarray view

@@ -1,4 +1,4 @@
-import { copyBytes, type CopyLayer, type CopyLedger } from "../ledger.js";
+import { copyBytes, type CopyLayer, type CopyLedger } from "./ledger.js";
 import { XdrError } from "./error.js";
 import { padded, zeroPad } from "./pad.js";
 import { encodeUtf8Into, utf8Length, utf8MaxLength } from "./utf8.js";

@@ -1,17 +1,17 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { MessageChannel, Worker } from "node:worker_threads";
-import { Control, publish, shmLayout, signal, SlotState, slotView, slotWord, SlotWord, type ShmLayout, type WorkerInit } from "../../runtime/transport/shm-protocol.js";
+import { Control, publish, shmLayout, signal, SlotState, slotView, slotWord, SlotWord, type ShmLayout, type WorkerInit } from "../../runtime/transports/shm-protocol.js";
 import { repoRoot } from "../support.js";
 
 /**
- * A raw client of the shm transport's worker (runtime/transport/shm-worker.ts): it starts
+ * A raw client of the shm transport's worker (runtime/transports/shm-slots.ts): it starts
  * the worker as the transport does, then writes whatever bytes — and whatever slot header
  * words — it likes into the slots, which the runtime's own client never would. For fuzzing
  * the worker's side of the protocol.
  */
 
-const entry = join(repoRoot, "dist/runtime/transport/shm-worker.js");
+const entry = join(repoRoot, "dist/runtime/shm-worker.js");
 
 const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
 

@@ -2,8 +2,8 @@
 // Command: rpcgen input.x --mode descriptor
 
 import {
+  type DescribingCodec,
   type Descriptor,
-  type XdrCodec,
   type XdrReader,
   type XdrWriter,
   borrowDescriptor,
@@ -18,14 +18,14 @@ import {
 export type rpcprog_t = number;
 
 /** XDR codec for typedef rpcprog_t */
-export const rpcprog_tCodec: XdrCodec<rpcprog_t> = {
+export const rpcprog_tCodec: DescribingCodec<rpcprog_t> = {
   name: "rpcprog_t",
   min: 4,
   max: 4,
   encode(w: XdrWriter, v: rpcprog_t): void {
     const d = borrowDescriptor();
     try {
-      this.describe!(d, v);
+      this.describe(d, v);
       gatherDescriptor(d, w);
     } finally {
       returnDescriptor(d);
@@ -50,14 +50,14 @@ export const rpcprog_tCodec: XdrCodec<rpcprog_t> = {
 export type rpcvers_t = number;
 
 /** XDR codec for typedef rpcvers_t */
-export const rpcvers_tCodec: XdrCodec<rpcvers_t> = {
+export const rpcvers_tCodec: DescribingCodec<rpcvers_t> = {
   name: "rpcvers_t",
   min: 4,
   max: 4,
   encode(w: XdrWriter, v: rpcvers_t): void {
     const d = borrowDescriptor();
     try {
-      this.describe!(d, v);
+      this.describe(d, v);
       gatherDescriptor(d, w);
     } finally {
       returnDescriptor(d);
@@ -85,14 +85,14 @@ export interface netbuf {
 }
 
 /** XDR codec for struct netbuf */
-export const netbufCodec: XdrCodec<netbuf> = {
+export const netbufCodec: DescribingCodec<netbuf> = {
   name: "netbuf",
   min: 8,
   max: 9008,
   encode(w: XdrWriter, v: netbuf): void {
     const d = borrowDescriptor();
     try {
-      this.describe!(d, v);
+      this.describe(d, v);
       gatherDescriptor(d, w);
     } finally {
       returnDescriptor(d);
@@ -148,14 +148,14 @@ export const netbufCodec: XdrCodec<netbuf> = {
 export type netobj = Uint8Array;
 
 /** XDR codec for typedef netobj */
-export const netobjCodec: XdrCodec<netobj> = {
+export const netobjCodec: DescribingCodec<netobj> = {
   name: "netobj",
   min: 4,
   max: 1028,
   encode(w: XdrWriter, v: netobj): void {
     const d = borrowDescriptor();
     try {
-      this.describe!(d, v);
+      this.describe(d, v);
       gatherDescriptor(d, w);
     } finally {
       returnDescriptor(d);
@@ -174,14 +174,14 @@ export const netobjCodec: XdrCodec<netobj> = {
 export type des_block = Uint8Array;
 
 /** XDR codec for typedef des_block */
-export const des_blockCodec: XdrCodec<des_block> = {
+export const des_blockCodec: DescribingCodec<des_block> = {
   name: "des_block",
   min: 8,
   max: 8,
   encode(w: XdrWriter, v: des_block): void {
     const d = borrowDescriptor();
     try {
-      this.describe!(d, v);
+      this.describe(d, v);
       gatherDescriptor(d, w);
     } finally {
       returnDescriptor(d);
@@ -209,14 +209,14 @@ export interface binding {
 }
 
 /** XDR codec for struct binding, input.x line 2 */
-export const bindingCodec: XdrCodec<binding> = {
+export const bindingCodec: DescribingCodec<binding> = {
   name: "binding",
   min: 44,
   max: 10068,
   encode(w: XdrWriter, v: binding): void {
     const d = borrowDescriptor();
     try {
-      this.describe!(d, v);
+      this.describe(d, v);
       gatherDescriptor(d, w);
     } finally {
       returnDescriptor(d);

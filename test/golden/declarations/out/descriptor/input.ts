@@ -2,8 +2,8 @@
 // Command: rpcgen input.x --mode descriptor
 
 import {
+  type DescribingCodec,
   type Descriptor,
-  type XdrCodec,
   type XdrReader,
   type XdrWriter,
   atIndex,
@@ -47,14 +47,14 @@ export const color = {
 export type color = (typeof color)[keyof typeof color];
 
 /** XDR codec for enum color, input.x line 13 */
-export const colorCodec: XdrCodec<color> = {
+export const colorCodec: DescribingCodec<color> = {
   name: "color",
   min: 4,
   max: 4,
   encode(w: XdrWriter, v: color): void {
     const d = borrowDescriptor();
     try {
-      this.describe!(d, v);
+      this.describe(d, v);
       gatherDescriptor(d, w);
     } finally {
       returnDescriptor(d);
@@ -101,14 +101,14 @@ export interface scalars {
 }
 
 /** XDR codec for struct scalars, input.x line 22 */
-export const scalarsCodec: XdrCodec<scalars> = {
+export const scalarsCodec: DescribingCodec<scalars> = {
   name: "scalars",
   min: 88,
   max: 88,
   encode(w: XdrWriter, v: scalars): void {
     const d = borrowDescriptor();
     try {
-      this.describe!(d, v);
+      this.describe(d, v);
       gatherDescriptor(d, w);
     } finally {
       returnDescriptor(d);
@@ -284,14 +284,14 @@ export interface shapes {
 }
 
 /** XDR codec for struct shapes, input.x line 44 */
-export const shapesCodec: XdrCodec<shapes> = {
+export const shapesCodec: DescribingCodec<shapes> = {
   name: "shapes",
   min: 316,
   max: undefined,
   encode(w: XdrWriter, v: shapes): void {
     const d = borrowDescriptor();
     try {
-      this.describe!(d, v);
+      this.describe(d, v);
       gatherDescriptor(d, w);
     } finally {
       returnDescriptor(d);
@@ -1047,14 +1047,14 @@ export const shapesCodec: XdrCodec<shapes> = {
 export type counter = number;
 
 /** XDR codec for typedef counter, input.x line 59 */
-export const counterCodec: XdrCodec<counter> = {
+export const counterCodec: DescribingCodec<counter> = {
   name: "counter",
   min: 4,
   max: 4,
   encode(w: XdrWriter, v: counter): void {
     const d = borrowDescriptor();
     try {
-      this.describe!(d, v);
+      this.describe(d, v);
       gatherDescriptor(d, w);
     } finally {
       returnDescriptor(d);
@@ -1079,14 +1079,14 @@ export const counterCodec: XdrCodec<counter> = {
 export type tally = counter;
 
 /** XDR codec for typedef tally, input.x line 60 */
-export const tallyCodec: XdrCodec<tally> = {
+export const tallyCodec: DescribingCodec<tally> = {
   name: "tally",
   min: 4,
   max: 4,
   encode(w: XdrWriter, v: tally): void {
     const d = borrowDescriptor();
     try {
-      this.describe!(d, v);
+      this.describe(d, v);
       gatherDescriptor(d, w);
     } finally {
       returnDescriptor(d);
@@ -1111,14 +1111,14 @@ export const tallyCodec: XdrCodec<tally> = {
 export type tallies = tally[];
 
 /** XDR codec for typedef tallies, input.x line 61 */
-export const talliesCodec: XdrCodec<tallies> = {
+export const talliesCodec: DescribingCodec<tallies> = {
   name: "tallies",
   min: 4,
   max: 172,
   encode(w: XdrWriter, v: tallies): void {
     const d = borrowDescriptor();
     try {
-      this.describe!(d, v);
+      this.describe(d, v);
       gatherDescriptor(d, w);
     } finally {
       returnDescriptor(d);
@@ -1165,14 +1165,14 @@ export const talliesCodec: XdrCodec<tallies> = {
 export type digest = Uint8Array;
 
 /** XDR codec for typedef digest, input.x line 62 */
-export const digestCodec: XdrCodec<digest> = {
+export const digestCodec: DescribingCodec<digest> = {
   name: "digest",
   min: 20,
   max: 20,
   encode(w: XdrWriter, v: digest): void {
     const d = borrowDescriptor();
     try {
-      this.describe!(d, v);
+      this.describe(d, v);
       gatherDescriptor(d, w);
     } finally {
       returnDescriptor(d);
@@ -1191,14 +1191,14 @@ export const digestCodec: XdrCodec<digest> = {
 export type label = string;
 
 /** XDR codec for typedef label, input.x line 63 */
-export const labelCodec: XdrCodec<label> = {
+export const labelCodec: DescribingCodec<label> = {
   name: "label",
   min: 4,
   max: 20,
   encode(w: XdrWriter, v: label): void {
     const d = borrowDescriptor();
     try {
-      this.describe!(d, v);
+      this.describe(d, v);
       gatherDescriptor(d, w);
     } finally {
       returnDescriptor(d);
@@ -1217,14 +1217,14 @@ export const labelCodec: XdrCodec<label> = {
 export type shapes_ptr = shapes | null;
 
 /** XDR codec for typedef shapes_ptr, input.x line 64 */
-export const shapes_ptrCodec: XdrCodec<shapes_ptr> = {
+export const shapes_ptrCodec: DescribingCodec<shapes_ptr> = {
   name: "shapes_ptr",
   min: 4,
   max: undefined,
   encode(w: XdrWriter, v: shapes_ptr): void {
     const d = borrowDescriptor();
     try {
-      this.describe!(d, v);
+      this.describe(d, v);
       gatherDescriptor(d, w);
     } finally {
       returnDescriptor(d);
@@ -1253,14 +1253,14 @@ export const shapes_ptrCodec: XdrCodec<shapes_ptr> = {
 export type scalars_alias = scalars;
 
 /** XDR codec for typedef scalars_alias, input.x line 65 */
-export const scalars_aliasCodec: XdrCodec<scalars_alias> = {
+export const scalars_aliasCodec: DescribingCodec<scalars_alias> = {
   name: "scalars_alias",
   min: 88,
   max: 88,
   encode(w: XdrWriter, v: scalars_alias): void {
     const d = borrowDescriptor();
     try {
-      this.describe!(d, v);
+      this.describe(d, v);
       gatherDescriptor(d, w);
     } finally {
       returnDescriptor(d);

@@ -6,14 +6,14 @@ import {
   type CallOptions,
   type Channel,
   type ClientOptions,
+  type DescribingCodec,
   type Descriptor,
   RpcClient as RpcClient$1,
-  type ServiceDescription,
-  type XdrCodec,
   type XdrReader as XdrReader$1,
   type XdrWriter as XdrWriter$1,
   atIndex,
   borrowDescriptor,
+  descriptor,
   gatherDescriptor,
   invalidData,
   invalidValue,
@@ -26,14 +26,14 @@ import {
 export type u = { v2: 1; q: number } | { v2: Exclude<number, 1> };
 
 /** XDR codec for union u, input.x line 7 */
-export const uCodec: XdrCodec<u> = {
+export const uCodec: DescribingCodec<u> = {
   name: "u",
   min: 4,
   max: 8,
   encode(w: XdrWriter$1, v: u): void {
     const d = borrowDescriptor();
     try {
-      this.describe!(d, v);
+      this.describe(d, v);
       gatherDescriptor(d, w);
     } finally {
       returnDescriptor(d);
@@ -95,14 +95,14 @@ export interface proto_field {
 }
 
 /** XDR codec for struct proto_field, input.x line 15 */
-export const proto_fieldCodec: XdrCodec<proto_field> = {
+export const proto_fieldCodec: DescribingCodec<proto_field> = {
   name: "proto_field",
   min: 8,
   max: 8,
   encode(w: XdrWriter$1, v: proto_field): void {
     const d = borrowDescriptor();
     try {
-      this.describe!(d, v);
+      this.describe(d, v);
       gatherDescriptor(d, w);
     } finally {
       returnDescriptor(d);
@@ -138,14 +138,14 @@ export interface proto_list {
 }
 
 /** XDR codec for struct proto_list, input.x line 21 */
-export const proto_listCodec: XdrCodec<proto_list> = {
+export const proto_listCodec: DescribingCodec<proto_list> = {
   name: "proto_list",
   min: 8,
   max: undefined,
   encode(w: XdrWriter$1, v: proto_list): void {
     const d = borrowDescriptor();
     try {
-      this.describe!(d, v);
+      this.describe(d, v);
       gatherDescriptor(d, w);
     } finally {
       returnDescriptor(d);
@@ -219,14 +219,14 @@ export const proto_enum = {
 export type proto_enum = (typeof proto_enum)[keyof typeof proto_enum];
 
 /** XDR codec for enum proto_enum, input.x line 27 */
-export const proto_enumCodec: XdrCodec<proto_enum> = {
+export const proto_enumCodec: DescribingCodec<proto_enum> = {
   name: "proto_enum",
   min: 4,
   max: 4,
   encode(w: XdrWriter$1, v: proto_enum): void {
     const d = borrowDescriptor();
     try {
-      this.describe!(d, v);
+      this.describe(d, v);
       gatherDescriptor(d, w);
     } finally {
       returnDescriptor(d);
@@ -256,14 +256,14 @@ export type proto_union =
   | { __proto__: typeof proto_enum.toString; constructor: proto_field };
 
 /** XDR codec for union proto_union, input.x line 32 */
-export const proto_unionCodec: XdrCodec<proto_union> = {
+export const proto_unionCodec: DescribingCodec<proto_union> = {
   name: "proto_union",
   min: 8,
   max: 12,
   encode(w: XdrWriter$1, v: proto_union): void {
     const d = borrowDescriptor();
     try {
-      this.describe!(d, v);
+      this.describe(d, v);
       gatherDescriptor(d, w);
     } finally {
       returnDescriptor(d);
@@ -370,14 +370,14 @@ export const BigInt_ = 7;
 export type Promise_ = number;
 
 /** XDR codec for typedef Promise, input.x line 41 */
-export const Promise_Codec: XdrCodec<Promise_> = {
+export const Promise_Codec: DescribingCodec<Promise_> = {
   name: "Promise",
   min: 4,
   max: 4,
   encode(w: XdrWriter$1, v: Promise_): void {
     const d = borrowDescriptor();
     try {
-      this.describe!(d, v);
+      this.describe(d, v);
       gatherDescriptor(d, w);
     } finally {
       returnDescriptor(d);
@@ -404,14 +404,14 @@ export interface XdrReader {
 }
 
 /** XDR codec for struct XdrReader, input.x line 42 */
-export const XdrReaderCodec: XdrCodec<XdrReader> = {
+export const XdrReaderCodec: DescribingCodec<XdrReader> = {
   name: "XdrReader",
   min: 4,
   max: 4,
   encode(w: XdrWriter$1, v: XdrReader): void {
     const d = borrowDescriptor();
     try {
-      this.describe!(d, v);
+      this.describe(d, v);
       gatherDescriptor(d, w);
     } finally {
       returnDescriptor(d);
@@ -444,14 +444,14 @@ export const Set_ = {
 export type Set_ = (typeof Set_)[keyof typeof Set_];
 
 /** XDR codec for enum Set, input.x line 45 */
-export const Set_Codec: XdrCodec<Set_> = {
+export const Set_Codec: DescribingCodec<Set_> = {
   name: "Set",
   min: 4,
   max: 4,
   encode(w: XdrWriter$1, v: Set_): void {
     const d = borrowDescriptor();
     try {
-      this.describe!(d, v);
+      this.describe(d, v);
       gatherDescriptor(d, w);
     } finally {
       returnDescriptor(d);
@@ -478,14 +478,14 @@ export const Set_Codec: XdrCodec<Set_> = {
 export type holder = Set_[];
 
 /** XDR codec for typedef holder, input.x line 46 */
-export const holderCodec: XdrCodec<holder> = {
+export const holderCodec: DescribingCodec<holder> = {
   name: "holder",
   min: 28,
   max: 28,
   encode(w: XdrWriter$1, v: holder): void {
     const d = borrowDescriptor();
     try {
-      this.describe!(d, v);
+      this.describe(d, v);
       gatherDescriptor(d, w);
     } finally {
       returnDescriptor(d);
@@ -565,14 +565,14 @@ export const PING = 0;
 export const GET_X = 1;
 
 /** XDR codec for the arguments of THEN: (int). */
-const XdrWriter$then_$args: XdrCodec<number> = {
+const XdrWriter$then_$args: DescribingCodec<number> = {
   name: "(int)",
   min: 4,
   max: 4,
   encode(w: XdrWriter$1, v: number): void {
     const d = borrowDescriptor();
     try {
-      this.describe!(d, v);
+      this.describe(d, v);
       gatherDescriptor(d, w);
     } finally {
       returnDescriptor(d);
@@ -594,11 +594,10 @@ const XdrWriter$then_$args: XdrCodec<number> = {
 };
 
 /** program RpcClient version XDR_WRITER: the service description, input.x line 49 */
-export const XdrWriter = {
+export const XdrWriter = descriptor.service({
   program: 536872823,
   version: 1,
   name: "XDR_WRITER",
-  mode: "descriptor",
   procedures: {
     then_: {
       number: 1,
@@ -636,7 +635,7 @@ export const XdrWriter = {
       result: XdrWriter$then_$args,
     },
   },
-} as const satisfies ServiceDescription;
+});
 
 /** What a server implements for version XDR_WRITER: one handler per procedure (procedure 0 is answered by the runtime). */
 export interface XdrWriterHandlers {
@@ -685,14 +684,14 @@ export class XdrWriterClient extends RpcClient$1 {
 }
 
 /** XDR codec for the arguments of GET_X: (int). */
-const V1_$getX$args: XdrCodec<number> = {
+const V1_$getX$args: DescribingCodec<number> = {
   name: "(int)",
   min: 4,
   max: 4,
   encode(w: XdrWriter$1, v: number): void {
     const d = borrowDescriptor();
     try {
-      this.describe!(d, v);
+      this.describe(d, v);
       gatherDescriptor(d, w);
     } finally {
       returnDescriptor(d);
@@ -714,16 +713,15 @@ const V1_$getX$args: XdrCodec<number> = {
 };
 
 /** program CALC version V1: the service description, input.x line 60 */
-export const V1_ = {
+export const V1_ = descriptor.service({
   program: 536872824,
   version: 1,
   name: "V1",
-  mode: "descriptor",
   procedures: {
     ping: { number: 0, name: "PING", arity: 0, args: voidCodec, result: voidCodec },
     getX: { number: 1, name: "GET_X", arity: 1, args: V1_$getX$args, result: V1_$getX$args },
   },
-} as const satisfies ServiceDescription;
+});
 
 /** What a server implements for version V1: one handler per procedure (procedure 0 is answered by the runtime). */
 export interface V1Handlers {

@@ -7,13 +7,13 @@ import {
   type Channel,
   type ClientOptions,
   RpcClient as RpcClient$1,
-  type ServiceDescription,
   type XdrCodec,
   type XdrReader as XdrReader$1,
   type XdrWriter as XdrWriter$1,
   atIndex,
   invalidData,
   invalidValue,
+  synthesized,
   voidCodec,
   within,
 } from "rpcgen-ts/runtime";
@@ -505,11 +505,10 @@ const XdrWriter$then_$args: XdrCodec<number> = {
 };
 
 /** program RpcClient version XDR_WRITER: the service description, input.x line 49 */
-export const XdrWriter = {
+export const XdrWriter = synthesized.service({
   program: 536872823,
   version: 1,
   name: "XDR_WRITER",
-  mode: "synthesized",
   procedures: {
     then_: {
       number: 1,
@@ -547,7 +546,7 @@ export const XdrWriter = {
       result: XdrWriter$then_$args,
     },
   },
-} as const satisfies ServiceDescription;
+});
 
 /** What a server implements for version XDR_WRITER: one handler per procedure (procedure 0 is answered by the runtime). */
 export interface XdrWriterHandlers {
@@ -616,16 +615,15 @@ const V1_$getX$args: XdrCodec<number> = {
 };
 
 /** program CALC version V1: the service description, input.x line 60 */
-export const V1_ = {
+export const V1_ = synthesized.service({
   program: 536872824,
   version: 1,
   name: "V1",
-  mode: "synthesized",
   procedures: {
     ping: { number: 0, name: "PING", arity: 0, args: voidCodec, result: voidCodec },
     getX: { number: 1, name: "GET_X", arity: 1, args: V1_$getX$args, result: V1_$getX$args },
   },
-} as const satisfies ServiceDescription;
+});
 
 /** What a server implements for version V1: one handler per procedure (procedure 0 is answered by the runtime). */
 export interface V1Handlers {

@@ -2,8 +2,8 @@
 // Command: rpcgen input.x --mode descriptor
 
 import {
+  type DescribingCodec,
   type Descriptor,
-  type XdrCodec,
   type XdrReader,
   type XdrWriter,
   atIndex,
@@ -23,14 +23,14 @@ export interface other_item {
 }
 
 /** XDR codec for struct other_item, other.x line 4 */
-export const other_itemCodec: XdrCodec<other_item> = {
+export const other_itemCodec: DescribingCodec<other_item> = {
   name: "other_item",
   min: 4,
   max: 4,
   encode(w: XdrWriter, v: other_item): void {
     const d = borrowDescriptor();
     try {
-      this.describe!(d, v);
+      this.describe(d, v);
       gatherDescriptor(d, w);
     } finally {
       returnDescriptor(d);
@@ -71,14 +71,14 @@ export interface record {
 }
 
 /** XDR codec for struct record, input.x line 32 */
-export const recordCodec: XdrCodec<record> = {
+export const recordCodec: DescribingCodec<record> = {
   name: "record",
   min: 16,
   max: 128,
   encode(w: XdrWriter, v: record): void {
     const d = borrowDescriptor();
     try {
-      this.describe!(d, v);
+      this.describe(d, v);
       gatherDescriptor(d, w);
     } finally {
       returnDescriptor(d);

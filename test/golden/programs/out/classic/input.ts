@@ -7,10 +7,10 @@ import {
   type Channel,
   type ClientOptions,
   RpcClient,
-  type ServiceDescription,
   type XdrCodec,
   type XdrReader,
   type XdrWriter,
+  classic,
   invalidValue,
   voidCodec,
   within,
@@ -114,17 +114,16 @@ const CalcV1$add$result: XdrCodec<number> = {
 };
 
 /** program CALC_PROG version CALC_V1: the service description, input.x line 7 */
-export const CalcV1 = {
+export const CalcV1 = classic.service({
   program: 536871169,
   version: 1,
   name: "CALC_V1",
-  mode: "classic",
   procedures: {
     calcNull: { number: 0, name: "CALC_NULL", arity: 0, args: voidCodec, result: voidCodec },
     add: { number: 1, name: "ADD", arity: 2, args: CalcV1$add$args, result: CalcV1$add$result },
     swap: { number: 2, name: "SWAP", arity: 1, args: pairCodec, result: pairCodec },
   },
-} as const satisfies ServiceDescription;
+});
 
 /** What a server implements for version CALC_V1: one handler per procedure (procedure 0 is answered by the runtime). */
 export interface CalcV1Handlers {
@@ -283,11 +282,10 @@ const CalcV2$find$args: XdrCodec<[string, pair | null]> = {
 };
 
 /** program CALC_PROG version CALC_V2: the service description, input.x line 12 */
-export const CalcV2 = {
+export const CalcV2 = classic.service({
   program: 536871169,
   version: 2,
   name: "CALC_V2",
-  mode: "classic",
   procedures: {
     calcNull: { number: 0, name: "CALC_NULL", arity: 0, args: voidCodec, result: voidCodec },
     add: { number: 1, name: "ADD", arity: 2, args: CalcV1$add$args, result: CalcV1$add$result },
@@ -303,7 +301,7 @@ export const CalcV2 = {
     find: { number: 6, name: "FIND", arity: 2, args: CalcV2$find$args, result: pairCodec },
     reset: { number: 7, name: "RESET", arity: 0, args: voidCodec, result: voidCodec },
   },
-} as const satisfies ServiceDescription;
+});
 
 /** What a server implements for version CALC_V2: one handler per procedure (procedure 0 is answered by the runtime). */
 export interface CalcV2Handlers {

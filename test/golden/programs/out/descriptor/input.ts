@@ -6,13 +6,13 @@ import {
   type CallOptions,
   type Channel,
   type ClientOptions,
+  type DescribingCodec,
   type Descriptor,
   RpcClient,
-  type ServiceDescription,
-  type XdrCodec,
   type XdrReader,
   type XdrWriter,
   borrowDescriptor,
+  descriptor,
   gatherDescriptor,
   invalidValue,
   returnDescriptor,
@@ -27,14 +27,14 @@ export interface pair {
 }
 
 /** XDR codec for struct pair, input.x line 1 */
-export const pairCodec: XdrCodec<pair> = {
+export const pairCodec: DescribingCodec<pair> = {
   name: "pair",
   min: 8,
   max: 8,
   encode(w: XdrWriter, v: pair): void {
     const d = borrowDescriptor();
     try {
-      this.describe!(d, v);
+      this.describe(d, v);
       gatherDescriptor(d, w);
     } finally {
       returnDescriptor(d);
@@ -94,14 +94,14 @@ export const FIND = 6;
 export const RESET = 7;
 
 /** XDR codec for the arguments of ADD: (int, int). */
-const CalcV1$add$args: XdrCodec<[number, number]> = {
+const CalcV1$add$args: DescribingCodec<[number, number]> = {
   name: "(int, int)",
   min: 8,
   max: 8,
   encode(w: XdrWriter, v: [number, number]): void {
     const d = borrowDescriptor();
     try {
-      this.describe!(d, v);
+      this.describe(d, v);
       gatherDescriptor(d, w);
     } finally {
       returnDescriptor(d);
@@ -127,14 +127,14 @@ const CalcV1$add$args: XdrCodec<[number, number]> = {
 };
 
 /** XDR codec for the result of ADD: (int). */
-const CalcV1$add$result: XdrCodec<number> = {
+const CalcV1$add$result: DescribingCodec<number> = {
   name: "(int)",
   min: 4,
   max: 4,
   encode(w: XdrWriter, v: number): void {
     const d = borrowDescriptor();
     try {
-      this.describe!(d, v);
+      this.describe(d, v);
       gatherDescriptor(d, w);
     } finally {
       returnDescriptor(d);
@@ -156,17 +156,16 @@ const CalcV1$add$result: XdrCodec<number> = {
 };
 
 /** program CALC_PROG version CALC_V1: the service description, input.x line 7 */
-export const CalcV1 = {
+export const CalcV1 = descriptor.service({
   program: 536871169,
   version: 1,
   name: "CALC_V1",
-  mode: "descriptor",
   procedures: {
     calcNull: { number: 0, name: "CALC_NULL", arity: 0, args: voidCodec, result: voidCodec },
     add: { number: 1, name: "ADD", arity: 2, args: CalcV1$add$args, result: CalcV1$add$result },
     swap: { number: 2, name: "SWAP", arity: 1, args: pairCodec, result: pairCodec },
   },
-} as const satisfies ServiceDescription;
+});
 
 /** What a server implements for version CALC_V1: one handler per procedure (procedure 0 is answered by the runtime). */
 export interface CalcV1Handlers {
@@ -199,14 +198,14 @@ export class CalcV1Client extends RpcClient {
 }
 
 /** XDR codec for the arguments of SUM3: (hyper, hyper, hyper). */
-const CalcV2$sum3$args: XdrCodec<[bigint, bigint, bigint]> = {
+const CalcV2$sum3$args: DescribingCodec<[bigint, bigint, bigint]> = {
   name: "(hyper, hyper, hyper)",
   min: 24,
   max: 24,
   encode(w: XdrWriter, v: [bigint, bigint, bigint]): void {
     const d = borrowDescriptor();
     try {
-      this.describe!(d, v);
+      this.describe(d, v);
       gatherDescriptor(d, w);
     } finally {
       returnDescriptor(d);
@@ -239,14 +238,14 @@ const CalcV2$sum3$args: XdrCodec<[bigint, bigint, bigint]> = {
 };
 
 /** XDR codec for the result of SUM3: (hyper). */
-const CalcV2$sum3$result: XdrCodec<bigint> = {
+const CalcV2$sum3$result: DescribingCodec<bigint> = {
   name: "(hyper)",
   min: 8,
   max: 8,
   encode(w: XdrWriter, v: bigint): void {
     const d = borrowDescriptor();
     try {
-      this.describe!(d, v);
+      this.describe(d, v);
       gatherDescriptor(d, w);
     } finally {
       returnDescriptor(d);
@@ -269,14 +268,14 @@ const CalcV2$sum3$result: XdrCodec<bigint> = {
 };
 
 /** XDR codec for the arguments of ECHO: (string<>). */
-const CalcV2$echo$args: XdrCodec<string> = {
+const CalcV2$echo$args: DescribingCodec<string> = {
   name: "(string<>)",
   min: 4,
   max: undefined,
   encode(w: XdrWriter, v: string): void {
     const d = borrowDescriptor();
     try {
-      this.describe!(d, v);
+      this.describe(d, v);
       gatherDescriptor(d, w);
     } finally {
       returnDescriptor(d);
@@ -292,14 +291,14 @@ const CalcV2$echo$args: XdrCodec<string> = {
 };
 
 /** XDR codec for the result of NAME_OF: (string<32>). */
-const CalcV2$nameOf$result: XdrCodec<string> = {
+const CalcV2$nameOf$result: DescribingCodec<string> = {
   name: "(string<32>)",
   min: 4,
   max: 36,
   encode(w: XdrWriter, v: string): void {
     const d = borrowDescriptor();
     try {
-      this.describe!(d, v);
+      this.describe(d, v);
       gatherDescriptor(d, w);
     } finally {
       returnDescriptor(d);
@@ -315,14 +314,14 @@ const CalcV2$nameOf$result: XdrCodec<string> = {
 };
 
 /** XDR codec for the arguments of FIND: (string<>, pair *). */
-const CalcV2$find$args: XdrCodec<[string, pair | null]> = {
+const CalcV2$find$args: DescribingCodec<[string, pair | null]> = {
   name: "(string<>, pair *)",
   min: 8,
   max: undefined,
   encode(w: XdrWriter, v: [string, pair | null]): void {
     const d = borrowDescriptor();
     try {
-      this.describe!(d, v);
+      this.describe(d, v);
       gatherDescriptor(d, w);
     } finally {
       returnDescriptor(d);
@@ -377,11 +376,10 @@ const CalcV2$find$args: XdrCodec<[string, pair | null]> = {
 };
 
 /** program CALC_PROG version CALC_V2: the service description, input.x line 12 */
-export const CalcV2 = {
+export const CalcV2 = descriptor.service({
   program: 536871169,
   version: 2,
   name: "CALC_V2",
-  mode: "descriptor",
   procedures: {
     calcNull: { number: 0, name: "CALC_NULL", arity: 0, args: voidCodec, result: voidCodec },
     add: { number: 1, name: "ADD", arity: 2, args: CalcV1$add$args, result: CalcV1$add$result },
@@ -397,7 +395,7 @@ export const CalcV2 = {
     find: { number: 6, name: "FIND", arity: 2, args: CalcV2$find$args, result: pairCodec },
     reset: { number: 7, name: "RESET", arity: 0, args: voidCodec, result: voidCodec },
   },
-} as const satisfies ServiceDescription;
+});
 
 /** What a server implements for version CALC_V2: one handler per procedure (procedure 0 is answered by the runtime). */
 export interface CalcV2Handlers {

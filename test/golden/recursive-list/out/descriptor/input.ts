@@ -2,8 +2,8 @@
 // Command: rpcgen input.x --mode descriptor
 
 import {
+  type DescribingCodec,
   type Descriptor,
-  type XdrCodec,
   type XdrReader,
   type XdrWriter,
   borrowDescriptor,
@@ -20,14 +20,14 @@ export interface node {
 }
 
 /** XDR codec for struct node, input.x line 2 */
-export const nodeCodec: XdrCodec<node> = {
+export const nodeCodec: DescribingCodec<node> = {
   name: "node",
   min: 8,
   max: undefined,
   encode(w: XdrWriter, v: node): void {
     const d = borrowDescriptor();
     try {
-      this.describe!(d, v);
+      this.describe(d, v);
       gatherDescriptor(d, w);
     } finally {
       returnDescriptor(d);
@@ -95,14 +95,14 @@ export const nodeCodec: XdrCodec<node> = {
 export type list = node | null;
 
 /** XDR codec for typedef list, input.x line 7 */
-export const listCodec: XdrCodec<list> = {
+export const listCodec: DescribingCodec<list> = {
   name: "list",
   min: 4,
   max: undefined,
   encode(w: XdrWriter, v: list): void {
     const d = borrowDescriptor();
     try {
-      this.describe!(d, v);
+      this.describe(d, v);
       gatherDescriptor(d, w);
     } finally {
       returnDescriptor(d);
@@ -138,14 +138,14 @@ export interface bag {
 }
 
 /** XDR codec for struct bag, input.x line 10 */
-export const bagCodec: XdrCodec<bag> = {
+export const bagCodec: DescribingCodec<bag> = {
   name: "bag",
   min: 8,
   max: undefined,
   encode(w: XdrWriter, v: bag): void {
     const d = borrowDescriptor();
     try {
-      this.describe!(d, v);
+      this.describe(d, v);
       gatherDescriptor(d, w);
     } finally {
       returnDescriptor(d);

@@ -2,8 +2,8 @@
 // Command: rpcgen input.x --mode descriptor
 
 import {
+  type DescribingCodec,
   type Descriptor,
-  type XdrCodec,
   type XdrReader,
   type XdrWriter,
   borrowDescriptor,
@@ -26,14 +26,14 @@ export const kind = {
 export type kind = (typeof kind)[keyof typeof kind];
 
 /** XDR codec for enum kind, input.x line 1 */
-export const kindCodec: XdrCodec<kind> = {
+export const kindCodec: DescribingCodec<kind> = {
   name: "kind",
   min: 4,
   max: 4,
   encode(w: XdrWriter, v: kind): void {
     const d = borrowDescriptor();
     try {
-      this.describe!(d, v);
+      this.describe(d, v);
       gatherDescriptor(d, w);
     } finally {
       returnDescriptor(d);
@@ -65,14 +65,14 @@ export type by_int =
   | { code: Exclude<number, 0 | 1 | 2 | 100 | -1>; reason: string };
 
 /** XDR codec for union by_int, input.x line 9 */
-export const by_intCodec: XdrCodec<by_int> = {
+export const by_intCodec: DescribingCodec<by_int> = {
   name: "by_int",
   min: 4,
   max: 72,
   encode(w: XdrWriter, v: by_int): void {
     const d = borrowDescriptor();
     try {
-      this.describe!(d, v);
+      this.describe(d, v);
       gatherDescriptor(d, w);
     } finally {
       returnDescriptor(d);
@@ -181,14 +181,14 @@ export type by_enum =
   | { k: Exclude<kind, typeof kind.NUMBER | typeof kind.TEXT | typeof kind.BLOB> };
 
 /** XDR codec for union by_enum, input.x line 23 */
-export const by_enumCodec: XdrCodec<by_enum> = {
+export const by_enumCodec: DescribingCodec<by_enum> = {
   name: "by_enum",
   min: 4,
   max: undefined,
   encode(w: XdrWriter, v: by_enum): void {
     const d = borrowDescriptor();
     try {
-      this.describe!(d, v);
+      this.describe(d, v);
       gatherDescriptor(d, w);
     } finally {
       returnDescriptor(d);
@@ -270,14 +270,14 @@ export const by_enumCodec: XdrCodec<by_enum> = {
 export type by_bool = { found: true; value: by_enum } | { found: false };
 
 /** XDR codec for union by_bool, input.x line 34 */
-export const by_boolCodec: XdrCodec<by_bool> = {
+export const by_boolCodec: DescribingCodec<by_bool> = {
   name: "by_bool",
   min: 4,
   max: undefined,
   encode(w: XdrWriter, v: by_bool): void {
     const d = borrowDescriptor();
     try {
-      this.describe!(d, v);
+      this.describe(d, v);
       gatherDescriptor(d, w);
     } finally {
       returnDescriptor(d);
@@ -342,14 +342,14 @@ export const by_boolCodec: XdrCodec<by_bool> = {
 export type by_unsigned = { which: 0 } | { which: 4294967295; last: string };
 
 /** XDR codec for union by_unsigned, input.x line 42 */
-export const by_unsignedCodec: XdrCodec<by_unsigned> = {
+export const by_unsignedCodec: DescribingCodec<by_unsigned> = {
   name: "by_unsigned",
   min: 4,
   max: undefined,
   encode(w: XdrWriter, v: by_unsigned): void {
     const d = borrowDescriptor();
     try {
-      this.describe!(d, v);
+      this.describe(d, v);
       gatherDescriptor(d, w);
     } finally {
       returnDescriptor(d);

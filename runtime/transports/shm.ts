@@ -2,11 +2,10 @@ import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from "node:worker_threads";
-import type { ShmConnectOptions } from "../connect.js";
-import { copyBytes, sliceBytes, type CopyLedger } from "../ledger.js";
-import type { Mode } from "../marshal.js";
+import type { MarshalPath, ServiceDescription } from "../call/service.js";
 import { acceptedReplySize, AUTH_NONE, MAX_AUTH_BYTES } from "../rpc/message.js";
-import type { ServiceDescription } from "../service.js";
+import type { AcquireBuffer, ClientTransport, SendMessage } from "../transport/types.js";
+import { copyBytes, CopyLedger, sliceBytes } from "../xdr/ledger.js";
 import {
   Control,
   isOutOfBand,
@@ -24,7 +23,6 @@ import {
   type ShmLayout,
   type WorkerInit,
 } from "./shm-protocol.js";
-import type { AcquireBuffer, ClientTransport, SendMessage } from "./types.js";
 
 /**
  * The `shm` transport: the server runs in a worker thread, started from a module the user
@@ -37,11 +35,12 @@ import type { AcquireBuffer, ClientTransport, SendMessage } from "./types.js";
  * flag (layout in shm-protocol.ts). A slot is one outstanding call; more calls queue in the
  * client, in the runtime's send buffer, and are copied into a slot when one frees.
  *
- * **Copy once.** `acquire(mode)` lends the free slot's message area to the runtime, so in
- * `synthesized` and `descriptor` modes the call is marshaled straight into shared memory (one
- * pass) and the worker's reply sink lends the same area back for the results. `classic`
- * keeps its separate "kernel buffer": the runtime marshals into its own buffer and the
- * transport copies that into the slot, counted as the `wire` copy (stub + runtime + wire).
+ * **Copy once.** `acquire(path)` lends the free slot's message area to a marshal path that
+ * writes into lent memory (synthesized, descriptor), so the call is marshaled straight into
+ * shared memory (one pass) and the worker's reply sink lends the same area back for the
+ * results. Classic keeps its separate "kernel buffer": the runtime marshals into its own
+ * buffer and the transport copies that into the slot, counted as the `wire` copy (stub +
+ * runtime + wire).
  *
  * **Receiving, and why descriptor mode copies out.** The slot is reused as soon as the
  * call is over, but descriptor-mode decoders hand out opaque data as *views into the
@@ -49,13 +48,13 @@ import type { AcquireBuffer, ClientTransport, SendMessage } from "./types.js";
  * - synthesized: decoded in place, straight from the slot (one pass; opaques are sliced out
  *   by the decoder, so nothing refers to the slot afterwards);
  * - descriptor: the message is copied out of the slot once into a buffer of its own, and the
- *   decoder takes its views into that copy. That copy is the direction's one copy: the
- *   transport reports it (`copiedOut`), the runtime counts it as its receive pass, and the
+ *   decoder takes its views into that copy. That copy is the direction's one copy, counted
+ *   as a runtime copy where it is made, and the
  *   view-taking decode after it moves no bytes and is not counted again — the mirror of the
  *   send side, where the describe pass is free and the gather is the one copy;
  * - classic: copied out of the slot (the `wire` copy), then the runtime's and the stub's
  *   passes, as over a socket.
- * So per direction: classic 3, synthesized 1, descriptor 1 (DESIGN §4, shared memory).
+ * So per direction: classic 3, synthesized 1, descriptor 1.
  *
  * **Spin, then sleep.** After publishing a call the client spins on the reply counter for
  * `spinMicros` (default 50 µs), then sleeps in `Atomics.waitAsync`, so its event loop is free
@@ -101,10 +100,27 @@ import type { AcquireBuffer, ClientTransport, SendMessage } from "./types.js";
  * the channel releases every waiting caller with RpcError CLOSED. The worker keeps the
  * process alive while the channel is open, as a socket would.
  *
- * **The worker entry** is JavaScript at run time: `shm-worker.js` next to this file in
- * dist/. Run from source (the tests: vitest does not transform worker threads), it is the
- * compiled entry in the checkout's dist/ (`npm test` builds first).
+ * **The worker entry** is JavaScript at run time, given by the caller (the runtime's
+ * `connect`, which knows the module that builds the worker's server).
  */
+
+export interface ShmConnectOptions {
+  readonly transport: "shm";
+  /** A module the runtime runs in a worker thread; its default export registers handlers on the server it is given. */
+  readonly module: string | URL;
+  /** Passed to the module's default export. */
+  readonly data?: unknown;
+  /** How long each side spins on the shared slot before it sleeps, in microseconds (default 50). */
+  readonly spinMicros?: number;
+  /** Argument/result slots (calls that can be outstanding at once; default 8). */
+  readonly slots?: number;
+  /** Bytes per slot (default: enough for the largest bounded message of the services, at least 4 KiB). */
+  readonly slotBytes?: number;
+  /** The services the worker serves: they size the slots from their static layout. */
+  readonly services?: readonly ServiceDescription[];
+  /** Called with the worker thread once its module has registered its handlers (for monitoring). */
+  readonly onWorker?: (worker: Worker) => void;
+}
 
 export const defaultSlots = 8;
 export const defaultSpinMicros = 50;
@@ -130,12 +146,16 @@ export function slotBytesFor(services: readonly ServiceDescription[]): number {
   return Math.min(need, Math.max(maxAutoSlotBytes, minSlotBytes));
 }
 
-/** The compiled worker entry: next to this module in dist/, or in the checkout's dist/ when run from source. */
-function workerEntry(): URL {
-  const here = import.meta.url;
-  const entry = here.endsWith(".ts") ? new URL("../../dist/runtime/transport/shm-worker.js", here) : new URL("./shm-worker.js", here);
-  if (!existsSync(entry)) throw new Error(`shm: the worker entry ${fileURLToPath(entry)} is missing (build the runtime: npm run build)`);
-  return entry;
+/**
+ * The message in a slot, as the path that reads it needs it, with the copy counted in
+ * `received` where it is made: read in place by a path that reads lent memory and keeps no
+ * views into it; copied out for one whose views must outlive the slot (a runtime copy, its
+ * receive pass); copied out by the transport, as a socket would, for classic (the wire copy).
+ */
+export function readSlot(view: Uint8Array, length: number, path: MarshalPath | undefined, received: CopyLedger): Uint8Array {
+  if (path === undefined || !path.lendable) return sliceBytes(received, "wire", view, 0, length);
+  if (path.decodesViews) return sliceBytes(received, "runtime", view, 0, length);
+  return view.subarray(0, length);
 }
 
 /** A module named by URL, or by a path (relative to the working directory). */
@@ -155,7 +175,9 @@ function check(name: string, value: number, min: number, max: number): number {
   return value;
 }
 
-export async function connectShm(options: ShmConnectOptions): Promise<ClientTransport> {
+/** Connects through a worker thread running `entry` (a JavaScript file that serves the slots). */
+export async function connectShm(options: ShmConnectOptions, entry: URL): Promise<ClientTransport> {
+  if (!existsSync(entry)) throw new Error(`shm: the worker entry ${fileURLToPath(entry)} is missing (build the runtime: npm run build)`);
   const slots = check("slots", options.slots ?? defaultSlots, 1, 4096);
   const slotBytes = check("slotBytes", options.slotBytes ?? slotBytesFor(options.services ?? []), 64, 1 << 30);
   const spinMicros = options.spinMicros ?? defaultSpinMicros;
@@ -167,7 +189,7 @@ export async function connectShm(options: ShmConnectOptions): Promise<ClientTran
   const init: WorkerInit = { sab, slots, slotBytes: layout.slotBytes, spinMicros, module: href, data: options.data, port: port2 };
   let worker: Worker;
   try {
-    worker = new Worker(workerEntry(), { workerData: init, transferList: [port2] });
+    worker = new Worker(entry, { workerData: init, transferList: [port2] });
   } catch (e) {
     port1.close();
     throw e;
@@ -213,15 +235,15 @@ interface Queued {
   readonly end: number;
   readonly ledger: CopyLedger | undefined;
   readonly release: (b: Uint8Array) => void;
-  readonly mode: Mode | undefined;
+  readonly path: MarshalPath | undefined;
 }
 
 class ShmTransport implements ClientTransport {
   readonly kind = "shm" as const;
   readonly headerRoom = 0;
   readonly datagram = false;
-  /** The transport copies out itself where it must (and says so); the runtime decodes what it is given. */
-  readonly receiveCopies = false;
+  /** A message is marshaled into a slot, or copied into one: never read out of the sender's buffer. */
+  readonly readsInPlace = false;
   onMessage: ClientTransport["onMessage"] = () => {};
   onClose: ClientTransport["onClose"] = () => {};
 
@@ -230,8 +252,8 @@ class ShmTransport implements ClientTransport {
   private readonly at: number[] = [];
   /** Free slots (a stack: the most recently freed slot is warm in cache). */
   private readonly free: number[] = [];
-  /** Per slot in flight: the mode it was sent in and the call's ledger. */
-  private readonly modes: (Mode | undefined)[];
+  /** Per slot in flight: the path it was marshaled by and the call's ledger. */
+  private readonly paths: (MarshalPath | undefined)[];
   private readonly ledgers: (CopyLedger | undefined)[];
   private readonly queue: Queued[] = [];
   private readonly early = new Map<number, Uint8Array>();
@@ -241,8 +263,10 @@ class ShmTransport implements ClientTransport {
   /** The xids of calls sent out of band, by slot (their slot holds no message to read the xid from). */
   private readonly oobXids = new Map<number, number>();
   private readonly spin: SpinBudget;
-  /** The mode of the message being marshaled (told by `acquire`, used by the `send` that follows). */
-  private marshaling: Mode | undefined;
+  /** The path of the message being marshaled (told by `acquire`, used by the `send` that follows). */
+  private marshaling: MarshalPath | undefined;
+  /** The copies made to deliver the current reply. */
+  private readonly received = new CopyLedger();
   private busy = 0;
   private pollScheduled = false;
   private sleeping = false;
@@ -265,7 +289,7 @@ class ShmTransport implements ClientTransport {
       this.at.push(slotWord(layout, i));
       this.free.push(layout.slots - 1 - i);
     }
-    this.modes = new Array<Mode | undefined>(layout.slots).fill(undefined);
+    this.paths = new Array<MarshalPath | undefined>(layout.slots).fill(undefined);
     this.ledgers = new Array<CopyLedger | undefined>(layout.slots).fill(undefined);
     this.abandoned = new Array<boolean>(layout.slots).fill(false);
     this.abandonedAt = new Array<number>(layout.slots).fill(0);
@@ -276,16 +300,16 @@ class ShmTransport implements ClientTransport {
     worker.on("exit", (code) => this.exited(code));
   }
 
-  /** Lends the next free slot to marshal into, except to classic (which keeps its own buffer) and behind queued calls. */
-  readonly acquire: AcquireBuffer = (mode) => {
-    this.marshaling = mode;
-    if (mode === "classic" || this.closed || this.queue.length > 0) return undefined;
+  /** Lends the next free slot to a path that writes into lent memory, unless calls are queued. */
+  readonly acquire: AcquireBuffer = (path) => {
+    this.marshaling = path;
+    if (!path.lendable || this.closed || this.queue.length > 0) return undefined;
     const i = this.free[this.free.length - 1];
     return i === undefined ? undefined : this.views[i];
   };
 
   readonly send: SendMessage = (buffer, end, ledger, release) => {
-    const mode = this.marshaling;
+    const path = this.marshaling;
     this.marshaling = undefined;
     if (this.closed) {
       release(buffer);
@@ -296,15 +320,15 @@ class ShmTransport implements ClientTransport {
     if (top !== undefined && buffer === this.views[top]) {
       // Marshaled straight into the lent slot: nothing to copy.
       free.pop();
-      this.launch(top, end, 0, mode, ledger);
+      this.launch(top, end, 0, path, ledger);
       return;
     }
     if (top === undefined || this.queue.length > 0) {
-      this.queue.push({ buffer, end, ledger, release, mode });
+      this.queue.push({ buffer, end, ledger, release, path });
       return;
     }
     free.pop();
-    this.place(top, buffer, end, ledger, release, mode);
+    this.place(top, buffer, end, ledger, release, path);
   };
 
   /**
@@ -373,26 +397,26 @@ class ShmTransport implements ClientTransport {
     end: number,
     ledger: CopyLedger | undefined,
     release: (b: Uint8Array) => void,
-    mode: Mode | undefined,
+    path: MarshalPath | undefined,
   ): void {
     const view = this.views[i]!;
     if (end <= view.length) {
       copyBytes(ledger, "wire", view, 0, buffer.subarray(0, end));
       release(buffer);
-      this.launch(i, end, 0, mode, ledger);
+      this.launch(i, end, 0, path, ledger);
     } else {
       this.oobXids.set(i, xidOf(buffer, 0));
       postOutOfBand(this.port, i, buffer, end, ledger);
       release(buffer);
-      this.launch(i, end, 1, mode, ledger);
+      this.launch(i, end, 1, path, ledger);
     }
   }
 
   /** Publishes the call in slot `i` and makes sure someone polls for its reply. */
-  private launch(i: number, end: number, outOfBand: number, mode: Mode | undefined, ledger: CopyLedger | undefined): void {
+  private launch(i: number, end: number, outOfBand: number, path: MarshalPath | undefined, ledger: CopyLedger | undefined): void {
     const words = this.words;
     const w = this.at[i]!;
-    this.modes[i] = mode;
+    this.paths[i] = path;
     this.ledgers[i] = ledger;
     this.busy++;
     Atomics.store(words, w + SlotWord.LENGTH, end);
@@ -488,28 +512,21 @@ class ShmTransport implements ClientTransport {
       this.reclaim(i, outOfBand);
       return;
     }
-    const mode = this.modes[i];
-    const ledger = this.ledgers[i];
     this.ledgers[i] = undefined;
     Atomics.store(words, w + SlotWord.STATE, SlotState.FREE); // the worker never touches a free slot
     this.busy--;
+    const received = this.received;
+    received.reset();
     let message: Uint8Array;
-    let copiedOut = false;
-    const view = this.views[i]!;
     if (outOfBand) {
       const taken = this.takeOutOfBand(i); // a private buffer already
       if (taken === undefined) return;
       message = taken;
-    } else if (mode === "synthesized") {
-      message = view.subarray(0, length); // decoded in place before the slot is reused
-    } else if (mode === "classic") {
-      message = sliceBytes(ledger, "wire", view, 0, length);
     } else {
-      message = view.slice(0, length); // descriptor: the views must outlive the slot (counted by the runtime)
-      copiedOut = true;
+      message = readSlot(this.views[i]!, length, this.paths[i], received);
     }
     try {
-      this.onMessage(message, false, copiedOut);
+      this.onMessage(message, received);
     } finally {
       this.free.push(i);
       this.pump();
@@ -533,7 +550,7 @@ class ShmTransport implements ClientTransport {
     const queue = this.queue;
     while (queue.length > 0 && this.free.length > 0 && !this.closed) {
       const q = queue.shift()!;
-      this.place(this.free.pop()!, q.buffer, q.end, q.ledger, q.release, q.mode);
+      this.place(this.free.pop()!, q.buffer, q.end, q.ledger, q.release, q.path);
     }
   }
 

@@ -1,6 +1,6 @@
-import type { Mode } from "./marshal.js";
-import type { AcquireBuffer } from "./transport/types.js";
-import type { XdrWriter } from "./xdr/writer.js";
+import type { MessageTarget } from "../transport/types.js";
+import type { XdrWriter } from "../xdr/writer.js";
+import type { MarshalPath } from "../call/service.js";
 
 /**
  * Where messages are marshaled, and how their buffers come back. Three cases:
@@ -31,15 +31,6 @@ const enum Kind {
   Pooled,
 }
 
-export interface MessageTarget {
-  readonly acquire?: AcquireBuffer | undefined;
-  readonly headerRoom: number;
-  /** Whether the receiving side copies the message (sockets) or reads the sender's memory. */
-  readonly receiveCopies: boolean;
-  /** Whether the transport keeps the buffer after sending it. */
-  readonly retains?: boolean | undefined;
-}
-
 export class MessageBuffers {
   private readonly free: Uint8Array[] = [];
   private slab = new Uint8Array(0);
@@ -51,12 +42,12 @@ export class MessageBuffers {
   };
 
   /** Points `w` at the buffer for the next message to `target`, behind its header room. */
-  start(w: XdrWriter, target: MessageTarget, mode: Mode): void {
-    const lent = target.acquire?.(mode);
+  start(w: XdrWriter, target: MessageTarget, path: MarshalPath): void {
+    const lent = target.acquire?.(path);
     if (lent !== undefined) {
       this.kind = Kind.Lent;
       w.reset(lent, target.headerRoom);
-    } else if (target.retains === true || (mode === "descriptor" && !target.receiveCopies)) {
+    } else if (target.retains === true || (path.decodesViews && target.readsInPlace)) {
       this.kind = Kind.Kept;
       if (this.slab.length - this.slabUsed < slabMinRoom) {
         this.slab = new Uint8Array(slabSize);

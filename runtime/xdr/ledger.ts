@@ -1,5 +1,5 @@
 /**
- * The copy ledger (DESIGN §5): every copy of argument or result bytes goes
+ * The copy ledger: every copy of argument or result bytes goes
  * through `copyBytes` (or its allocating twin `sliceBytes`), which records the
  * layer that made it and the bytes it moved. Counts come from copies that
  * actually ran, so doubling a payload doubles `bytesCopied` and leaves
@@ -44,6 +44,20 @@ export class CopyLedger {
       // Negative or NaN would silently corrupt the totals: a caller bug.
       throw new RangeError(`copy ledger: invalid byte count ${bytes}`);
     }
+  }
+
+  /** Adds the copies counted in `other` (a transport's, made before the call was known). */
+  add(other: CopyLedger): void {
+    const c = this.copies;
+    const b = this.bytesCopied;
+    const oc = other.copies;
+    const ob = other.bytesCopied;
+    c.stub += oc.stub;
+    c.runtime += oc.runtime;
+    c.wire += oc.wire;
+    b.stub += ob.stub;
+    b.runtime += ob.runtime;
+    b.wire += ob.wire;
   }
 
   snapshot(): { copies: CopyCounts; bytesCopied: CopyCounts } {

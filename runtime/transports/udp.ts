@@ -1,13 +1,13 @@
 import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
 import { isIPv6 } from "node:net";
-import type { CopyLedger } from "../ledger.js";
+import type { CallContext } from "../call/service.js";
 import { RpcError } from "../rpc/errors.js";
 import { AcceptStat, AUTH_NONE, readCallHeader, writeAcceptedReply } from "../rpc/message.js";
-import type { CallContext, Dispatcher, ListenAddress, Listener, ServerOptions } from "../server.js";
+import type { ClientTransport, Dispatcher, ListenAddress, Listener, ReplySink } from "../transport/types.js";
+import { CopyLedger } from "../xdr/ledger.js";
 import { XdrReader } from "../xdr/reader.js";
 import { XdrWriter } from "../xdr/writer.js";
 import { DROP, DuplicateRequestCache, type CacheEntry, type DuplicateCacheOptions } from "./drc.js";
-import type { ClientTransport, ReplySink } from "./types.js";
 
 /**
  * ONC RPC over UDP: one datagram per message, no record mark, no low-level acknowledgements
@@ -65,12 +65,13 @@ export function connectUdp(options: UdpConnectOptions): Promise<ClientTransport>
 
 function udpTransport(socket: Socket, maxMessageBytes: number): ClientTransport {
   let closed = false;
+  const received = new CopyLedger();
   let lastError: Error | undefined;
   const transport: ClientTransport = {
     kind: "udp",
     headerRoom: 0,
     datagram: true,
-    receiveCopies: true,
+    readsInPlace: false,
     send(buffer, end, ledger, release) {
       if (closed) {
         release(buffer);
@@ -99,8 +100,11 @@ function udpTransport(socket: Socket, maxMessageBytes: number): ClientTransport 
       }),
   };
   socket.on("message", (message: Buffer) => {
-    // Each datagram is its own buffer, already copied out of the kernel: nothing to reassemble.
-    if (message.length <= maxMessageBytes) transport.onMessage(message, false);
+    // Each datagram is its own buffer, copied out of the kernel (the wire copy): nothing to reassemble.
+    if (message.length > maxMessageBytes) return;
+    received.reset();
+    received.record("wire", message.length);
+    transport.onMessage(message, received);
   });
   // A connected UDP socket reports an ICMP port unreachable as ECONNREFUSED on its next
   // receive. No error of a datagram socket ends the channel: a lost call is retransmitted
@@ -128,7 +132,7 @@ export interface UdpListenOptions {
   readonly duplicateCache?: DuplicateCacheOptions | false;
   /**
    * Told about replies that can never be sent (longer than a datagram); the caller gets
-   * SYSTEM_ERR instead. Default: the server's own `onError`, if it has one.
+   * SYSTEM_ERR instead.
    */
   readonly onError?: (error: unknown, call: CallContext) => void;
   /**
@@ -155,7 +159,7 @@ export interface UdpListener extends Listener {
 class DatagramSink implements ReplySink {
   readonly kind = "udp";
   readonly headerRoom = 0;
-  readonly receiveCopies = true;
+  readonly readsInPlace = false;
   /** A reply the cache will keep is marshaled where it can stay (a slab region), not in a pooled buffer. */
   readonly retains: boolean;
 
@@ -186,6 +190,7 @@ class UdpEndpoint implements UdpListener {
   private calls = 0;
   private replies = 0;
   private closed = false;
+  private readonly received = new CopyLedger();
 
   constructor(
     private readonly server: Dispatcher,
@@ -196,7 +201,7 @@ class UdpEndpoint implements UdpListener {
     this.cache = options.duplicateCache === false ? undefined : new DuplicateRequestCache(options.duplicateCache);
     this.dropCall = options.dropCall;
     this.dropReply = options.dropReply;
-    this.onError = options.onError ?? (server as { readonly options?: ServerOptions }).options?.onError;
+    this.onError = options.onError;
     socket.on("message", (message: Buffer, from: RemoteInfo) => this.receive(message, from));
     socket.on("error", () => {}); // an ICMP error about one client must not take the server down
   }
@@ -217,8 +222,11 @@ class UdpEndpoint implements UdpListener {
       }
       entry = found;
     }
+    const received = this.received;
+    received.reset();
+    received.record("wire", message.length); // the kernel's copy of the datagram
     try {
-      this.server.dispatch(message, new DatagramSink(this, peer, from.address, from.port, entry, message));
+      this.server.dispatch(message, new DatagramSink(this, peer, from.address, from.port, entry, message), received);
     } catch {
       // A dispatcher is not meant to throw; if one does, the datagram is dropped, not the server.
       if (entry !== undefined) this.cache!.abandon(entry);

@@ -1,5 +1,5 @@
 import type { MessagePort } from "node:worker_threads";
-import { copyBytes, type CopyLedger } from "../ledger.js";
+import { copyBytes, type CopyLedger } from "../xdr/ledger.js";
 
 /**
  * The shared-memory protocol between a client (`shm.ts`) and its server worker

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { CopyLedger, copyBytes, sliceBytes } from "./ledger.js";
-import { XdrReader, XdrWriter } from "./xdr/index.js";
+import { XdrReader, XdrWriter } from "./index.js";
 
 const zero = { stub: 0, runtime: 0, wire: 0 };
 

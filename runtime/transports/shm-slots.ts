@@ -1,8 +1,7 @@
 import { parentPort, receiveMessageOnPort, workerData } from "node:worker_threads";
-import { copyBytes, type CopyLedger } from "../ledger.js";
-import type { Mode } from "../marshal.js";
-import { Server, type ServerOptions } from "../server.js";
-import type { ReplySink } from "./types.js";
+import type { Dispatcher, ReplySink } from "../transport/types.js";
+import { copyBytes, CopyLedger } from "../xdr/ledger.js";
+import { readSlot } from "./shm.js";
 import {
   Control,
   isOutOfBand,
@@ -21,9 +20,9 @@ import {
 } from "./shm-protocol.js";
 
 /**
- * The server side of the `shm` transport, run in a worker thread (see shm.ts): it loads the
- * user's module, lets its default export register handlers on a runtime Server, then serves
- * the binding's slots. Between calls it spins for the (adaptive) budget, then sleeps in
+ * The server side of the `shm` transport, run in a worker thread (see shm.ts) by an entry
+ * that makes the server (`runShmWorker`): it loads the user's module, lets its default export
+ * register handlers on that server, then serves the binding's slots. Between calls it spins for the (adaptive) budget, then sleeps in
  * `Atomics.wait` (blocking is fine here: the thread has nothing else to do). While an asynchronous handler
  * is outstanding it must not block, or the promise it waits on could never settle: then it
  * spins politely (yielding to its event loop between polls) and sleeps in `Atomics.waitAsync`.
@@ -44,7 +43,7 @@ const BUSY_SLICE_MS = 10;
 const init: unknown = workerData;
 if (!isWorkerInit(init) || parentPort === null) throw new Error("shm-worker: not started by the shm transport");
 const port = parentPort;
-const { sab, data } = init;
+const { sab, data, module: userModule } = init;
 const layout = shmLayout(init.slots, init.slotBytes);
 const words = new Int32Array(sab);
 const spinMs = init.spinMicros / 1000;
@@ -52,7 +51,7 @@ const spin = new SpinBudget(spinMs);
 const oob = init.port;
 oob.unref();
 
-let server = new Server();
+let server: Dispatcher;
 const views: Uint8Array[] = [];
 const headers: DataView[] = [];
 const at: number[] = [];
@@ -125,7 +124,7 @@ function unanswered(i: number): void {
 /** Kills slot `i`'s sinks, whose call the client gave up on; the next call in the slot gets new ones. */
 function retire(i: number): void {
   leases[i]!.live = false;
-  sinks[i] = sinksFor(i);
+  sinks[i] = sinkFor(i);
 }
 
 /**
@@ -146,59 +145,25 @@ function giveBack(i: number, state: number): void {
   publish(words, w, SlotState.REPLY, Control.REPLIES, Control.CLIENT_SLEEPING);
 }
 
-/**
- * Three sinks per slot, by how the call reached the runtime: in place (synthesized, or a
- * private out-of-band message), copied out of the slot by the wire (classic's receive copy,
- * counted by the server as `receiveCopies`), or copied out for a descriptor decode whose
- * views must outlive the slot (`copiedOut`, the receive pass the server counts).
- */
-interface Sinks {
-  readonly inPlace: ReplySink;
-  readonly wire: ReplySink;
-  readonly copied: ReplySink;
-}
-
-function sinksFor(i: number): Sinks {
+/** Slot `i`'s reply sink: lends the slot to a path that writes into lent memory, while the call's lease lives. */
+function sinkFor(i: number): ReplySink {
   const view = views[i]!;
   const lease: Lease = { live: true };
   leases[i] = lease;
   // A dead lease lends nothing: a late reply is marshaled into a buffer of its own, then dropped.
-  const acquire = (mode: Mode): Uint8Array | undefined => (mode === "classic" || !lease.live ? undefined : view);
-  const send = (buffer: Uint8Array, end: number, ledger: CopyLedger | undefined, release: (b: Uint8Array) => void) =>
-    reply(i, lease, buffer, end, ledger, release);
-  const base = { kind: "shm", headerRoom: 0, peer: "shm", acquire, send } as const;
   return {
-    inPlace: { ...base, receiveCopies: false },
-    wire: { ...base, receiveCopies: true },
-    copied: { ...base, receiveCopies: false, copiedOut: true },
+    kind: "shm",
+    headerRoom: 0,
+    peer: "shm",
+    readsInPlace: false,
+    acquire: (path) => (!path.lendable || !lease.live ? undefined : view),
+    send: (buffer, end, ledger, release) => reply(i, lease, buffer, end, ledger, release),
   };
 }
 const leases: Lease[] = [];
-const sinks: Sinks[] = views.map((_, i) => sinksFor(i));
-
-/** program → version → mode, from the services the module registered. */
-let modes = new Map<number, Map<number, Mode>>();
-function learnModes(): void {
-  modes = new Map();
-  for (const s of server.services) {
-    let versions = modes.get(s.program);
-    if (versions === undefined) modes.set(s.program, (versions = new Map()));
-    versions.set(s.version, s.mode);
-  }
-}
-
-function modeOf(i: number, length: number): Mode {
-  if (length < 24) return "synthesized"; // not a call the server can read: it will be dropped
-  const h = headers[i]!;
-  const program = h.getUint32(12);
-  const version = h.getUint32(16);
-  let mode = modes.get(program)?.get(version);
-  if (mode === undefined) {
-    learnModes(); // the module may register more services later
-    mode = modes.get(program)?.get(version) ?? modes.get(program)?.values().next().value;
-  }
-  return mode ?? "synthesized";
-}
+const sinks: ReplySink[] = views.map((_, i) => sinkFor(i));
+/** The copies made to hand the current call to the server. */
+const received = new CopyLedger();
 
 /** The out-of-band message of slot `i`; undefined if none came (not the runtime's client: it posts before it publishes). */
 function takeOutOfBand(i: number): Uint8Array | undefined {
@@ -221,8 +186,8 @@ function takeOutOfBand(i: number): Uint8Array | undefined {
 function serveSlot(i: number): void {
   const w = at[i]!;
   const length = Atomics.load(words, w + SlotWord.LENGTH);
+  received.reset();
   let message: Uint8Array;
-  let sink: ReplySink;
   if (Atomics.load(words, w + SlotWord.OUT_OF_BAND) !== 0) {
     const taken = takeOutOfBand(i);
     if (taken === undefined) {
@@ -230,24 +195,14 @@ function serveSlot(i: number): void {
       return;
     }
     message = taken;
-    sink = sinks[i]!.inPlace;
   } else {
-    const view = views[i]!;
-    switch (modeOf(i, length)) {
-      case "classic":
-        message = view.slice(0, length); // counted by the server (the sink's receiveCopies)
-        sink = sinks[i]!.wire;
-        break;
-      case "descriptor":
-        message = view.slice(0, length); // counted by the server (the sink's copiedOut)
-        sink = sinks[i]!.copied;
-        break;
-      default:
-        message = view.subarray(0, length);
-        sink = sinks[i]!.inPlace;
-    }
+    // How the call will be read decides whether it must leave the slot first; a message too
+    // short to name a program is read in place (the server drops it).
+    const h = headers[i]!;
+    const path = length < 24 ? undefined : server.pathOf(h.getUint32(12), h.getUint32(16));
+    message = path === undefined ? views[i]!.subarray(0, length) : readSlot(views[i]!, length, path, received);
   }
-  server.dispatch(message, sink);
+  server.dispatch(message, sinks[i]!, received);
 }
 
 /** Dispatches every slot published to the server, and hands back those given up on; returns how many calls it dispatched. */
@@ -327,22 +282,27 @@ function report(r: WorkerReport): void {
   port.postMessage(r);
 }
 
-let loaded: unknown;
-try {
-  loaded = await import(init.module);
-  const register = typeof loaded === "object" && loaded !== null && "default" in loaded ? loaded.default : undefined;
-  if (typeof register !== "function") throw new TypeError(`${init.module} has no default export that registers handlers`);
-  const options = typeof loaded === "object" && loaded !== null && "serverOptions" in loaded ? loaded.serverOptions : undefined;
-  if (options !== undefined) {
-    if (typeof options !== "object" || options === null) throw new TypeError(`${init.module}: serverOptions is not an object`);
-    server = new Server(options as ServerOptions);
+/** What the entry gives: a server made with the module's `serverOptions`, if it exports any. */
+export type MakeServer = (options: object | undefined) => Dispatcher;
+
+/**
+ * Runs the worker: loads the user's module, makes the server, lets the module's default
+ * export register its handlers on it, reports ready, and serves until shut down.
+ */
+export async function runShmWorker(makeServer: MakeServer): Promise<void> {
+  try {
+    const loaded: unknown = await import(userModule);
+    const register = typeof loaded === "object" && loaded !== null && "default" in loaded ? loaded.default : undefined;
+    if (typeof register !== "function") throw new TypeError(`${userModule} has no default export that registers handlers`);
+    const options = typeof loaded === "object" && loaded !== null && "serverOptions" in loaded ? loaded.serverOptions : undefined;
+    if (options !== undefined && (typeof options !== "object" || options === null)) throw new TypeError(`${userModule}: serverOptions is not an object`);
+    server = makeServer(options ?? undefined);
+    await (register as (server: Dispatcher, data: unknown) => unknown)(server, data);
+  } catch (e) {
+    const error = e instanceof Error ? e : new Error(String(e));
+    report({ type: "failed", message: error.message, stack: error.stack });
+    process.exit(1);
   }
-  await (register as (server: Server, data: unknown) => unknown)(server, data);
-  learnModes();
-} catch (e) {
-  const error = e instanceof Error ? e : new Error(String(e));
-  report({ type: "failed", message: error.message, stack: error.stack });
-  process.exit(1);
+  report({ type: "ready" });
+  await serve();
 }
-report({ type: "ready" });
-await serve();

@@ -1,11 +1,10 @@
 import { createServer as createNetServer, connect as netConnect, type Server as NetServer, type Socket } from "node:net";
 import { rmSync } from "node:fs";
-import type { CopyLedger } from "../ledger.js";
-import type { Dispatcher, ListenOptions, Listener } from "../server.js";
-import type { TransportKind } from "../timing.js";
-import { resolveStreamLimits, type ResolvedStreamLimits, type StreamStats } from "./limits.js";
+import type { TransportKind } from "../call/timing.js";
+import type { ClientTransport, Dispatcher, Listener, ReplySink } from "../transport/types.js";
+import type { CopyLedger } from "../xdr/ledger.js";
+import { resolveStreamLimits, type ResolvedStreamLimits, type StreamLimits, type StreamStats } from "./limits.js";
 import { defaultRecordLimits, markRecord, RecordDecoder, recordMarkBytes, RecordError } from "./record-marking.js";
-import type { ClientTransport, ReplySink } from "./types.js";
 
 /**
  * ONC RPC over byte streams: TCP, and the same over Unix domain sockets (libtirpc's
@@ -21,6 +20,15 @@ export interface StreamConnectOptions {
   readonly path?: string;
   /** Largest record accepted (default 4 MiB). */
   readonly maxMessageBytes?: number | undefined;
+}
+
+export interface StreamListenOptions {
+  readonly transport: "tcp" | "unix";
+  readonly host?: string;
+  readonly port?: number;
+  readonly path?: string;
+  /** What peers may cost the listener (see StreamLimits for the defaults). */
+  readonly limits?: StreamLimits;
 }
 
 /**
@@ -99,7 +107,7 @@ function streamTransport(socket: Socket, kind: TransportKind, maxMessageBytes: n
     kind,
     headerRoom: recordMarkBytes,
     datagram: false,
-    receiveCopies: true,
+    readsInPlace: false,
     send: (buffer, end, ledger, release) => writer.send(buffer, end, ledger, release),
     onMessage: () => {},
     onClose: () => {},
@@ -110,7 +118,10 @@ function streamTransport(socket: Socket, kind: TransportKind, maxMessageBytes: n
         socket.end();
       }),
   };
-  const decoder = new RecordDecoder((record, reassembled) => transport.onMessage(record, reassembled), limits(maxMessageBytes));
+  const decoder = new RecordDecoder((record, received) => {
+    received.record("wire", record.length); // the kernel's copy off the socket
+    transport.onMessage(record, received);
+  }, limits(maxMessageBytes));
   socket.on("data", (chunk: Buffer) => {
     try {
       decoder.push(chunk);
@@ -143,7 +154,7 @@ interface Peer {
  */
 class StreamConnection implements ReplySink {
   readonly headerRoom = recordMarkBytes;
-  readonly receiveCopies = true;
+  readonly readsInPlace = false;
   readonly peer: string;
   private readonly writer: RecordWriter;
   readonly decoder: RecordDecoder;
@@ -188,7 +199,7 @@ class StreamConnection implements ReplySink {
     this.lastActive = now;
     const limits = listener.limits;
     this.decoder = new RecordDecoder(
-      (record, reassembled) => this.receive(record, reassembled),
+      (record, received) => this.receive(record, received),
       limits,
       (bytes) => listener.buffered - this.accounted + this.decoder.buffered + bytes <= limits.maxBufferedBytes,
     );
@@ -206,7 +217,8 @@ class StreamConnection implements ReplySink {
     this.end();
   }
 
-  private receive(record: Uint8Array, reassembled: boolean): void {
+  private receive(record: Uint8Array, received: CopyLedger): void {
+    received.record("wire", record.length); // the kernel's copy off the socket
     this.calls++;
     this.listener.calls++;
     const peer = this.peerGroup;
@@ -214,7 +226,7 @@ class StreamConnection implements ReplySink {
     const ended = this.ended;
     this.received++;
     try {
-      this.dispatcher.dispatch(record, this, reassembled);
+      this.dispatcher.dispatch(record, this, received);
     } catch {
       // The dispatcher should answer every failure itself; if it threw before answering, no
       // reply will come. Either way the connection and its other calls live on.
@@ -449,7 +461,7 @@ class StreamListener {
   }
 }
 
-export function listenStream(server: Dispatcher, options: ListenOptions): Promise<Listener> {
+export function listenStream(server: Dispatcher, options: StreamListenOptions): Promise<Listener<StreamStats>> {
   const kind: TransportKind = options.transport === "unix" ? "unix" : "tcp";
   if (kind === "unix" && options.path === undefined) throw new TypeError("listen: the unix transport needs a path");
   const listener = new StreamListener(kind, resolveStreamLimits(options.limits), server);

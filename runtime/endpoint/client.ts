@@ -1,8 +1,7 @@
-import { authRegistry, defaultAuthFlavors, type AuthFlavorEntry, type AuthRegistry } from "./auth/index.js";
-import { MessageBuffers } from "./buffers.js";
-import { CopyLedger } from "./ledger.js";
-import { Marshaler } from "./marshal.js";
-import { RpcError } from "./rpc/errors.js";
+import { authRegistry, defaultAuthFlavors, type AuthFlavorEntry, type AuthRegistry } from "../auth/index.js";
+import { checkService, type ProcedureDescription, type ServiceDescription } from "../call/service.js";
+import { callChannel, now, type CallHook, type Phases, type TransportKind } from "../call/timing.js";
+import { RpcError } from "../rpc/errors.js";
 import {
   AcceptStat,
   AUTH_NONE,
@@ -14,13 +13,13 @@ import {
   type AuthSysParams,
   type OpaqueAuth,
   type ReplyHeader,
-} from "./rpc/message.js";
-import type { ProcedureDescription, ServiceDescription } from "./service.js";
-import { callChannel, now, type CallHook, type Phases, type TransportKind } from "./timing.js";
-import type { ClientTransport } from "./transport/types.js";
-import { XdrError } from "./xdr/error.js";
-import { XdrReader } from "./xdr/reader.js";
-import { XdrWriter } from "./xdr/writer.js";
+} from "../rpc/message.js";
+import type { ClientTransport } from "../transport/types.js";
+import { XdrError } from "../xdr/error.js";
+import { CopyLedger } from "../xdr/ledger.js";
+import { XdrReader } from "../xdr/reader.js";
+import { XdrWriter } from "../xdr/writer.js";
+import { MessageBuffers } from "./buffers.js";
 
 /**
  * The client side of the runtime: a channel sends calls over one transport and matches
@@ -126,7 +125,6 @@ function capture(resolve: (value: unknown) => void, reject: (error: unknown) => 
 export class RpcChannel implements Channel {
   readonly transport: TransportKind;
   private readonly pending = new Map<number, Pending>();
-  private readonly marshaler = new Marshaler();
   private readonly writer = new XdrWriter(0);
   private readonly reader = new XdrReader(new Uint8Array(0));
   private readonly buffers = new MessageBuffers();
@@ -158,7 +156,7 @@ export class RpcChannel implements Channel {
     }
     // Random start: a restarted client must not reuse the xids a server's cache remembers.
     this.xid = (Math.random() * 0x100000000) >>> 0;
-    link.onMessage = (message, reassembled, copiedOut) => this.receive(message, reassembled, copiedOut === true);
+    link.onMessage = (message, received) => this.receive(message, received);
     link.onClose = (error) => this.fail(error);
   }
 
@@ -225,9 +223,10 @@ export class RpcChannel implements Channel {
   private transmit(p: Pending, start: number): void {
     const link = this.link;
     const w = this.writer;
-    this.buffers.start(w, link, p.service.mode);
+    const path = p.service.path;
+    this.buffers.start(w, link, path);
     writeCallHeader(w, p.xid, p.service.program, p.service.version, p.procedure.number, p.cred, AUTH_NONE);
-    this.marshaler.encode(p.service.mode, p.procedure.args, p.args, w, p.ledger, p.procedure.name);
+    path.encode(p.procedure.args, p.args, w, p.ledger, p.procedure.name);
     const release = this.buffers.finish(w);
     if (p.phases !== undefined && start !== 0) {
       const marshaled = now();
@@ -240,7 +239,7 @@ export class RpcChannel implements Channel {
     }
   }
 
-  private receive(message: Uint8Array, reassembled: boolean, copiedOut: boolean): void {
+  private receive(message: Uint8Array, received: CopyLedger): void {
     const arrived = this.options.onCall !== undefined || callChannel.hasSubscribers ? now() : 0;
     const r = this.reader;
     r.reset(message);
@@ -255,8 +254,7 @@ export class RpcChannel implements Channel {
     if (p === undefined) return; // a late or duplicate reply
     if (p.phases !== undefined) {
       p.phases.transit = arrived - p.sentAt;
-      if (this.link.receiveCopies) p.ledger!.record("wire", message.length);
-      if (reassembled || copiedOut) p.ledger!.record("runtime", message.length);
+      p.ledger!.add(received);
     }
     if (header.kind !== "accepted" || header.stat !== AcceptStat.SUCCESS) {
       this.settle(p, replyError(header, p));
@@ -264,9 +262,7 @@ export class RpcChannel implements Channel {
     }
     let result: unknown;
     try {
-      // A descriptor decode of a message the transport copied out only takes views: counted above.
-      const ledger = copiedOut && p.service.mode === "descriptor" ? undefined : p.ledger;
-      result = this.marshaler.decode(p.service.mode, p.procedure.result, message, r.pos - r.start, message.length, ledger, p.procedure.name);
+      result = p.service.path.decode(p.procedure.result, message, r.pos - r.start, message.length, p.ledger, received, p.procedure.name);
     } catch (e) {
       this.settle(p, new RpcError("CANNOT_DECODE", e instanceof Error ? e.message : String(e), { cause: e }));
       return;
@@ -317,7 +313,7 @@ export class RpcChannel implements Channel {
       program: p.service.program,
       version: p.service.version,
       procedure: p.procedure.number,
-      mode: p.service.mode,
+      mode: p.service.path.mode,
       transport: this.transport,
       ok,
       ...p.ledger!.snapshot(),
@@ -373,7 +369,7 @@ export class RpcChannel implements Channel {
         if (p.tries >= (this.options.maxTries ?? Infinity)) {
           p.retransmitAt = Infinity; // tried enough: wait for a reply until the deadline
         } else {
-          // No client-side buffering (the seeds' lean transport): marshal again from the arguments.
+          // No client-side buffering (a lean transport: the reply is the acknowledgement): marshal again from the arguments.
           try {
             p.tries++;
             this.transmit(p, 0);
@@ -436,7 +432,9 @@ export class RpcClient {
     readonly rpcChannel: Channel,
     readonly rpcService: ServiceDescription,
     readonly rpcOptions: ClientOptions = {},
-  ) {}
+  ) {
+    checkService(rpcService, new.target.name);
+  }
 
   protected rpcCall<A, R>(procedure: ProcedureDescription<A, R>, args: A, options?: CallOptions): Promise<R> {
     return this.rpcChannel.call(this.rpcService, procedure, args, this.rpcOptions, options);

@@ -4,7 +4,7 @@
  * bits give its length. The decoder hands out each whole record; a record whose bytes
  * arrive in one chunk (one fragment body, behind any number of empty fragments) is handed
  * out as a view of it (no copy), one spread over chunks or fragments is copied together
- * once (reported as `reassembled`).
+ * once, a runtime copy counted in the ledger delivered with the record.
  *
  * Limits: a record longer than `maxRecordBytes` or with more than `maxFragments` fragments
  * is an error before anything is allocated for it. A partial record is copied into one
@@ -13,6 +13,8 @@
  * trickles a record one byte per segment costs about a byte or two per byte, not a chunk
  * object per byte.
  */
+
+import { CopyLedger } from "../xdr/ledger.js";
 
 export const recordMarkBytes = 4;
 const lastFragment = 0x80000000;
@@ -65,9 +67,11 @@ export class RecordDecoder {
    * dropping anything: the socket is paused too, so no more chunks come.
    */
   paused = false;
+  /** The copies made to deliver the current record (reused: read it inside `deliver`). */
+  private readonly received = new CopyLedger();
 
   constructor(
-    private readonly deliver: (record: Uint8Array, reassembled: boolean) => void,
+    private readonly deliver: (record: Uint8Array, received: CopyLedger) => void,
     private readonly limits: RecordLimits = defaultRecordLimits,
     private readonly reserve?: ReserveBytes,
   ) {}
@@ -111,7 +115,8 @@ export class RecordDecoder {
             this.check(len, 1);
             const start = i + recordMarkBytes;
             i = start + len;
-            this.deliver(chunk.subarray(start, i), false);
+            this.received.reset();
+            this.deliver(chunk.subarray(start, i), this.received);
             if (this.paused) return this.holdRest(chunk, i);
             continue;
           }
@@ -133,7 +138,8 @@ export class RecordDecoder {
           this.remaining = -1;
           this.fragments = 0;
           i += take;
-          this.deliver(chunk.subarray(i - take, i), false);
+          this.received.reset();
+          this.deliver(chunk.subarray(i - take, i), this.received);
           if (this.paused) return this.holdRest(chunk, i);
           continue;
         }
@@ -186,7 +192,10 @@ export class RecordDecoder {
     this.buf = undefined;
     this.length = 0;
     this.fragments = 0;
-    this.deliver(record, record.length > 0);
+    // The pieces were copied together as they came (append): one pass over the record.
+    this.received.reset();
+    this.received.record("runtime", record.length);
+    this.deliver(record, this.received);
   }
 
   private holdRest(chunk: Uint8Array, i: number): void {

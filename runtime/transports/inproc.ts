@@ -1,5 +1,5 @@
-import type { Dispatcher } from "../server.js";
-import type { ClientTransport, ReplySink, SendMessage } from "./types.js";
+import type { ClientTransport, Dispatcher, ReplySink, SendMessage } from "../transport/types.js";
+import { CopyLedger } from "../xdr/ledger.js";
 
 /**
  * The in-process transport: client and server in one thread, no sockets, no wire. The
@@ -11,14 +11,16 @@ export function connectInproc(server: Dispatcher): ClientTransport {
   const queue: { message: Uint8Array; buffer: Uint8Array; release: (b: Uint8Array) => void }[] = [];
   let scheduled = false;
   let open = true;
+  // Nothing is copied to deliver a message: each side reads the other's buffer.
+  const none = new CopyLedger();
 
   const sink: ReplySink = {
     kind: "inproc",
     headerRoom: 0,
-    receiveCopies: false,
+    readsInPlace: true,
     peer: "inproc",
     send(buffer, end, _ledger, release) {
-      if (open) transport.onMessage(buffer.subarray(0, end), false);
+      if (open) transport.onMessage(buffer.subarray(0, end), none);
       release(buffer);
     },
   };
@@ -27,7 +29,7 @@ export function connectInproc(server: Dispatcher): ClientTransport {
   const drain = () => {
     scheduled = false;
     for (let m = queue.shift(); m !== undefined; m = queue.shift()) {
-      if (open) server.dispatch(m.message, sink);
+      if (open) server.dispatch(m.message, sink, none);
       m.release(m.buffer);
     }
   };
@@ -44,7 +46,7 @@ export function connectInproc(server: Dispatcher): ClientTransport {
     kind: "inproc",
     headerRoom: 0,
     datagram: false,
-    receiveCopies: false,
+    readsInPlace: true,
     send,
     onMessage: () => {},
     onClose: () => {},

@@ -1,15 +1,16 @@
 import { channel } from "node:diagnostics_channel";
-import type { CopyCounts } from "./ledger.js";
-import type { Mode } from "./marshal.js";
+import type { CopyCounts } from "../xdr/ledger.js";
+import type { Mode, TransportKind } from "./service.js";
+
+export type { TransportKind } from "./service.js";
 
 /**
- * Timing hooks: the components of RPC latency from the seeds, per call, in nanoseconds.
+ * Timing hooks: the components of RPC latency (as Thekkath and Levy
+ * break them down, ACM TOCS 11(2), 1993), per call, in nanoseconds.
  * Each finished call publishes a CallRecord on `rpcgen-ts:call` (client) or
  * `rpcgen-ts:serve` (server). Nothing is measured unless someone listens: the call path
  * checks `observed()` once and skips every clock read and the ledger otherwise.
  */
-
-export type TransportKind = "inproc" | "shm" | "tcp" | "unix" | "udp";
 
 export interface Phases {
   /** Client: stub entered → arguments marshaled. */

@@ -1,7 +1,7 @@
-import { authRegistry, decodeAuthSys, defaultAuthFlavors, type AuthContext, type AuthFlavorEntry } from "./auth/index.js";
-import { MessageBuffers } from "./buffers.js";
-import { CopyLedger } from "./ledger.js";
-import { Marshaler, type Mode } from "./marshal.js";
+import { authRegistry, decodeAuthSys, defaultAuthFlavors, type AuthFlavorEntry } from "../auth/index.js";
+import { synthesized } from "../call/paths.js";
+import { checkService, type CallContext, type HandlersOf, type MarshalPath, type ProcedureDescription, type ServiceDescription } from "../call/service.js";
+import { now, serveChannel, type CallHook, type Phases } from "../call/timing.js";
 import {
   AcceptStat,
   AUTH_NONE,
@@ -13,28 +13,21 @@ import {
   writeRejectedReply,
   type CallHeader,
   type OpaqueAuth,
-} from "./rpc/message.js";
-import type { HandlersOf, ProcedureDescription, ServiceDescription } from "./service.js";
-import { now, serveChannel, type CallHook, type Phases, type TransportKind } from "./timing.js";
-import type { DuplicateCacheOptions } from "./transport/drc.js";
-import type { StreamLimits, StreamStats } from "./transport/limits.js";
-import type { ReplySink } from "./transport/types.js";
-import { XdrReader } from "./xdr/reader.js";
-import { XdrWriter } from "./xdr/writer.js";
+} from "../rpc/message.js";
+import type { Dispatcher, ListenAddress, Listener, ReplySink } from "../transport/types.js";
+import { CopyLedger } from "../xdr/ledger.js";
+import { XdrReader } from "../xdr/reader.js";
+import { XdrWriter } from "../xdr/writer.js";
+import { MessageBuffers } from "./buffers.js";
 
 /**
  * The server side of the runtime: programs and versions registered with their handlers, and
- * one dispatch routine every transport hands calls to. It answers as RFC 5531 §9 says —
+ * one dispatch routine every transport hands calls to (listening is added above, where the
+ * transports are named). It answers as RFC 5531 §9 says —
  * PROG_UNAVAIL, PROG_MISMATCH with the versions it has, PROC_UNAVAIL, GARBAGE_ARGS,
  * SYSTEM_ERR when a handler throws (and keeps serving), RPC_MISMATCH, AUTH_ERROR — and
  * answers procedure 0 of every registered version itself, as rpcgen's servers do.
  */
-
-/** What a handler learns about the call it serves. */
-export interface CallContext extends AuthContext {
-  readonly transport: TransportKind;
-  readonly peer: string;
-}
 
 /** Decides whether a call may proceed: return an auth_stat other than AUTH_OK to refuse it. */
 export type AuthCheck = (call: CallContext) => AuthStat | undefined | void;
@@ -75,39 +68,6 @@ export interface ServerOptions {
   readonly onError?: (error: unknown, call: CallContext) => void;
 }
 
-/** What transports need from a server: somewhere to hand each call. */
-export interface Dispatcher {
-  /** `reassembled`: the transport copied the message together from pieces (a counted runtime copy). */
-  dispatch(message: Uint8Array, sink: ReplySink, reassembled?: boolean): void;
-}
-
-export interface ListenOptions {
-  readonly transport: "tcp" | "unix" | "udp";
-  readonly host?: string;
-  readonly port?: number;
-  readonly path?: string;
-  /** Register every program version with the local rpcbind, and unregister on close. */
-  readonly rpcbind?: boolean;
-  /** What peers may cost a `tcp` or `unix` listener (see StreamLimits for the defaults). */
-  readonly limits?: StreamLimits;
-  /** A `udp` listener's duplicate-request cache bounds, or false for none (no at-most-once). */
-  readonly duplicateCache?: DuplicateCacheOptions | false;
-}
-
-export interface ListenAddress {
-  readonly host: string;
-  readonly port: number;
-  readonly path?: string;
-}
-
-/** A transport's listening endpoint, as the server keeps it. */
-export interface Listener {
-  readonly address: ListenAddress;
-  /** What the listener holds now, from its own counters (stream transports). */
-  readonly stats?: () => StreamStats;
-  close(): Promise<void>;
-}
-
 type Handler = (...args: unknown[]) => unknown;
 
 interface Registered {
@@ -116,16 +76,15 @@ interface Registered {
   readonly procedures: Map<number, { readonly description: ProcedureDescription; readonly handler: Handler }>;
 }
 
-export class Server implements Dispatcher {
+export class ServerCore implements Dispatcher {
   /** program → version → registration. */
   private readonly programs = new Map<number, Map<number, Registered>>();
-  private readonly marshaler = new Marshaler();
   private readonly reader = new XdrReader(new Uint8Array(0));
   private readonly authReader = new XdrReader(new Uint8Array(0));
   private readonly writer = new XdrWriter(0);
   private readonly buffers = new MessageBuffers();
-  private readonly listeners: Listener[] = [];
-  private readonly closers: (() => Promise<void>)[] = [];
+  protected readonly listeners: Listener[] = [];
+  protected readonly closers: (() => Promise<void>)[] = [];
   /** Verifiers by flavor: the built-in ones under the application's. */
   private readonly verifiers = new Map<number, FlavorVerifier>();
   /** Whether an AUTH_NONE call with an AUTH_NONE verifier needs any check (else none is called). */
@@ -149,6 +108,7 @@ export class Server implements Dispatcher {
    * without a handler is answered PROC_UNAVAIL.
    */
   register<S extends ServiceDescription>(service: S, handlers: HandlersOf<S>): this {
+    checkService(service, "register");
     let versions = this.programs.get(service.program);
     if (versions === undefined) this.programs.set(service.program, (versions = new Map()));
     const procedures = new Map<number, { description: ProcedureDescription; handler: Handler }>();
@@ -168,25 +128,18 @@ export class Server implements Dispatcher {
     return [...this.programs.values()].flatMap((v) => [...v.values()].map((r) => r.service));
   }
 
-  async listen(options: ListenOptions): Promise<ListenAddress> {
-    let listener: Listener;
-    if (options.transport === "udp") {
-      const { listenUdp } = await import("./transport/udp.js");
-      listener = await listenUdp(this, options);
-    } else {
-      const { listenStream } = await import("./transport/stream.js");
-      listener = await listenStream(this, options);
-    }
-    this.listeners.push(listener);
-    if (options.rpcbind === true) {
-      const { registerWithRpcbind } = await import("./binding/rpcbind.js");
-      this.closers.push(await registerWithRpcbind(this.services, options.transport, listener.address));
-    }
-    return listener.address;
+  /**
+   * The marshal path of `program` `version`, or of the program's first registered version
+   * (whose path answers a version mismatch): what a transport that lends memory asks.
+   */
+  pathOf(program: number, version: number): MarshalPath | undefined {
+    const versions = this.programs.get(program);
+    if (versions === undefined) return undefined;
+    return (versions.get(version) ?? versions.values().next().value)?.service.path;
   }
 
   /** Each stream listener's address and what it holds now (connections, buffered bytes, calls in progress…). */
-  listenerStats(): { address: ListenAddress; stats: StreamStats }[] {
+  listenerStats(): { address: ListenAddress; stats: object }[] {
     return this.listeners.flatMap((l) => (l.stats === undefined ? [] : [{ address: l.address, stats: l.stats() }]));
   }
 
@@ -201,7 +154,7 @@ export class Server implements Dispatcher {
    * Serves one call and answers it at most once. Never throws for anything a peer, a handler
    * or a hook does: a message that is not a call is dropped; everything else is answered.
    */
-  dispatch(message: Uint8Array, sink: ReplySink, reassembled = false): void {
+  dispatch(message: Uint8Array, sink: ReplySink, received: CopyLedger): void {
     const observed = serveChannel.hasSubscribers || this.options.onServe !== undefined;
     const arrived = observed ? now() : 0;
     const r = this.reader;
@@ -215,8 +168,7 @@ export class Server implements Dispatcher {
     }
     const ledger = observed ? new CopyLedger() : undefined;
     const phases: Phases | undefined = observed ? {} : undefined;
-    if (ledger !== undefined && sink.receiveCopies) ledger.record("wire", message.length);
-    if (ledger !== undefined && (sink.copiedOut === true || reassembled)) ledger.record("runtime", message.length);
+    ledger?.add(received);
     let parsed = 0;
     if (phases !== undefined) {
       parsed = now();
@@ -244,7 +196,7 @@ export class Server implements Dispatcher {
     const versions = this.programs.get(header.prog);
     if (versions === undefined) return call.accept(AcceptStat.PROG_UNAVAIL);
     const registered = versions.get(header.vers);
-    call.mode = (registered ?? versions.values().next().value)?.service.mode ?? call.mode;
+    call.path = (registered ?? versions.values().next().value)?.service.path;
     if (registered === undefined) {
       const numbers = [...versions.keys()];
       return call.accept(AcceptStat.PROG_MISMATCH, { low: Math.min(...numbers), high: Math.max(...numbers) });
@@ -257,9 +209,7 @@ export class Server implements Dispatcher {
     const { description, handler } = procedure;
     let args: unknown;
     try {
-      // A descriptor decode of a call the transport copied out only takes views: counted above.
-      const decodeLedger = sink.copiedOut === true && service.mode === "descriptor" ? undefined : ledger;
-      args = this.marshaler.decode(service.mode, description.args, message, r.pos - r.start, message.length, decodeLedger, description.name);
+      args = service.path.decode(description.args, message, r.pos - r.start, message.length, ledger, received, description.name);
     } catch {
       return call.accept(AcceptStat.GARBAGE_ARGS);
     }
@@ -341,7 +291,7 @@ export class Server implements Dispatcher {
   /** @internal Marshals a reply header and (on success) the results into a pooled buffer and sends it. */
   reply(call: Call, write: (w: XdrWriter) => void): void {
     const w = this.writer;
-    this.buffers.start(w, call.sink, call.mode);
+    this.buffers.start(w, call.sink, call.path ?? synthesized);
     write(w);
     call.sink.send(w.buf, w.pos, call.ledger, this.buffers.finish(w));
   }
@@ -349,23 +299,22 @@ export class Server implements Dispatcher {
   /** @internal */
   marshal(call: Call, service: ServiceDescription, description: ProcedureDescription | undefined, value: unknown): void {
     const w = this.writer;
-    this.buffers.start(w, call.sink, service.mode);
+    this.buffers.start(w, call.sink, service.path);
     writeAcceptedReply(w, call.header.xid, AUTH_NONE, AcceptStat.SUCCESS);
-    if (description !== undefined) {
-      this.marshaler.encode(service.mode, description.result, value, w, call.ledger, description.name);
-    }
+    if (description !== undefined) service.path.encode(description.result, value, w, call.ledger, description.name);
     call.sink.send(w.buf, w.pos, call.ledger, this.buffers.finish(w));
   }
 
   /** @internal */
-  published(call: Call, ok: boolean, mode: ServiceDescription["mode"]): void {
+  published(call: Call, ok: boolean): void {
     if (call.phases === undefined) return;
     const record = {
       xid: call.header.xid,
       program: call.header.prog,
       version: call.header.vers,
       procedure: call.header.proc,
-      mode,
+      // A call no registered program answers is reported as the default mode's.
+      mode: call.path?.mode ?? synthesized.mode,
       transport: call.sink.kind,
       ok,
       ...call.ledger!.snapshot(),
@@ -385,8 +334,8 @@ export class Server implements Dispatcher {
 /** One call being served: where its reply goes and what is measured of it. */
 class Call {
   context: CallContext | undefined;
-  /** The mode of the service that serves the call, once known (for its record). */
-  mode: Mode = "synthesized";
+  /** The path of the service that serves the call, once known (its buffers and its record). */
+  path: MarshalPath | undefined;
 
   constructor(
     readonly header: CallHeader,
@@ -394,18 +343,18 @@ class Call {
     readonly ledger: CopyLedger | undefined,
     readonly phases: Phases | undefined,
     private readonly parsed: number,
-    private readonly server: Server,
+    private readonly server: ServerCore,
   ) {}
 
   /** An accepted reply without results (every status but SUCCESS). */
   accept(stat: AcceptStat, mismatch?: { low: number; high: number }): void {
     this.server.reply(this, (w) => writeAcceptedReply(w, this.header.xid, AUTH_NONE, stat, mismatch));
-    this.server.published(this, false, this.mode);
+    this.server.published(this, false);
   }
 
   reject(reason: Parameters<typeof writeRejectedReply>[2]): void {
     this.server.reply(this, (w) => writeRejectedReply(w, this.header.xid, reason));
-    this.server.published(this, false, this.mode);
+    this.server.published(this, false);
   }
 
   succeed(description: ProcedureDescription | undefined, value: unknown, service: ServiceDescription, started = 0): void {
@@ -423,10 +372,7 @@ class Call {
       this.phases.reply = now() - executed;
       if (started === 0) this.phases.dispatch = executed - this.parsed;
     }
-    this.server.published(this, true, service.mode);
+    this.server.published(this, true);
   }
 }
 
-export function createServer(options: ServerOptions = {}): Server {
-  return new Server(options);
-}

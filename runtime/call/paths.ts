@@ -1,0 +1,155 @@
+import { rooted, type DescribingCodec, type XdrCodec } from "../xdr/codec.js";
+import { Descriptor } from "../xdr/descriptor.js";
+import { copyBytes, type CopyLedger } from "../xdr/ledger.js";
+import { XdrReader } from "../xdr/reader.js";
+import { XdrWriter } from "../xdr/writer.js";
+import { describeService, type MarshalPath, type Mode, type ServiceSpec } from "./service.js";
+
+/**
+ * Marshal paths: how a procedure's arguments and results reach the send buffer and leave the
+ * receive buffer. There is one path per marshaling mode, and generated code names its path
+ * when it builds its service descriptions (`classic.service({...})`), so the mode is decided
+ * by the code that was generated: the runtime below only calls the path it is given.
+ *
+ * | path        | send                                                                      | copies         |
+ * |-------------|---------------------------------------------------------------------------|----------------|
+ * | classic     | the stub marshals into the path's own buffer; the path copies it behind the header | stub + runtime |
+ * | synthesized | the generated encoder marshals straight into the send buffer              | runtime        |
+ * | descriptor  | the generated code describes; the path gathers into the send buffer       | runtime        |
+ *
+ * A copy is a pass that moves a message's bytes from one place to another, counted once with
+ * the bytes it wrote. Receiving mirrors sending: classic copies the body out into the stub's
+ * buffer and decodes there; the others decode straight from the receive buffer, and
+ * descriptor-mode codecs hand out opaque data as views into it.
+ */
+
+/** Nothing to read for `void`: no reader to set up (Null() is every benchmark's first call). */
+const empty = new XdrReader(new Uint8Array(0));
+
+class ClassicPath implements MarshalPath<XdrCodec<unknown>> {
+  readonly mode = "classic";
+  readonly lendable = false;
+  readonly decodesViews = false;
+  /** The classic stub's own message buffers, out and in: the stage the other paths skip. */
+  private readonly stub = new XdrWriter(1024);
+  private stubIn = new Uint8Array(1024);
+  private readonly reader = new XdrReader(new Uint8Array(0));
+
+  service<const S extends ServiceSpec<XdrCodec<unknown>>>(spec: S): S & { readonly path: MarshalPath<XdrCodec<unknown>> } {
+    return describeService(this, spec);
+  }
+
+  encode<T>(codec: XdrCodec<T>, value: T, w: XdrWriter, ledger: CopyLedger | undefined, name: string): void {
+    const stub = this.stub;
+    stub.reset();
+    try {
+      codec.encode(stub, value);
+    } catch (e) {
+      throw rooted(e, name);
+    }
+    const body = stub.bytes();
+    ledger?.record("stub", body.length);
+    const o = w.reserve(body.length);
+    copyBytes(ledger, "runtime", w.buf, o, body);
+  }
+
+  decode<T>(codec: XdrCodec<T>, message: Uint8Array, offset: number, end: number, ledger: CopyLedger | undefined, _received: CopyLedger | undefined, name: string): T {
+    try {
+      if (codec.max === 0 && end === offset) return codec.decode(empty);
+      const n = end - offset;
+      if (this.stubIn.length < n) this.stubIn = new Uint8Array(Math.max(n, this.stubIn.length * 2));
+      copyBytes(ledger, "runtime", this.stubIn, 0, message.subarray(offset, end));
+      const r = this.reader;
+      r.reset(this.stubIn, 0, n);
+      const value = codec.decode(r);
+      r.finish();
+      ledger?.record("stub", n);
+      return value;
+    } catch (e) {
+      throw rooted(e, name);
+    }
+  }
+}
+
+/** The paths that decode straight from the receive buffer. */
+abstract class InPlacePath {
+  abstract readonly mode: Mode;
+  readonly lendable = true;
+  abstract readonly decodesViews: boolean;
+  private readonly reader = new XdrReader(new Uint8Array(0));
+
+  decode<T>(codec: XdrCodec<T>, message: Uint8Array, offset: number, end: number, ledger: CopyLedger | undefined, received: CopyLedger | undefined, name: string): T {
+    try {
+      if (codec.max === 0 && end === offset) return codec.decode(empty);
+      const r = this.reader;
+      r.reset(message, offset, end);
+      const value = codec.decode(r);
+      r.finish();
+      // A decode that takes views moves no bytes: it is the receive pass only if nothing moved the message before.
+      if (ledger !== undefined && !(this.decodesViews && received !== undefined && received.copies.runtime !== 0)) ledger.record("runtime", end - offset);
+      return value;
+    } catch (e) {
+      throw rooted(e, name);
+    }
+  }
+}
+
+class SynthesizedPath extends InPlacePath implements MarshalPath<XdrCodec<unknown>> {
+  readonly mode = "synthesized";
+  readonly decodesViews = false;
+
+  service<const S extends ServiceSpec<XdrCodec<unknown>>>(spec: S): S & { readonly path: MarshalPath<XdrCodec<unknown>> } {
+    return describeService(this, spec);
+  }
+
+  encode<T>(codec: XdrCodec<T>, value: T, w: XdrWriter, ledger: CopyLedger | undefined, name: string): void {
+    // Error offsets count from the body, as in the other paths.
+    const messageStart = w.start;
+    const start = (w.start = w.pos);
+    try {
+      codec.encode(w, value);
+    } catch (e) {
+      throw rooted(e, name);
+    } finally {
+      w.start = messageStart;
+    }
+    ledger?.record("runtime", w.pos - start);
+  }
+}
+
+class DescriptorPath extends InPlacePath implements MarshalPath<DescribingCodec<unknown>> {
+  readonly mode = "descriptor";
+  readonly decodesViews = true;
+  private readonly descriptor = new Descriptor();
+
+  service<const S extends ServiceSpec<DescribingCodec<unknown>>>(spec: S): S & { readonly path: MarshalPath<DescribingCodec<unknown>> } {
+    for (const p of Object.values(spec.procedures)) {
+      for (const [what, codec] of [["arguments", p.args], ["result", p.result]] as const) {
+        // The type says so too; this catches code that got round the types.
+        if (typeof (codec as Partial<DescribingCodec<unknown>>).describe !== "function") throw new TypeError(`${p.name}: the ${what} codec ${codec.name} cannot describe its values, so it is no descriptor-mode codec`);
+      }
+    }
+    return describeService<DescribingCodec<unknown>, S>(this, spec);
+  }
+
+  encode<T>(codec: DescribingCodec<T>, value: T, w: XdrWriter, ledger: CopyLedger | undefined, name: string): void {
+    const d = this.descriptor;
+    d.reset();
+    try {
+      codec.describe(d, value);
+    } catch (e) {
+      d.reset();
+      throw rooted(e, name);
+    }
+    const o = w.reserve(d.length);
+    d.gatherInto(w.buf, o, ledger);
+    d.reset();
+  }
+}
+
+/** Classic (Sun rpcgen's three copies): the stub marshals into its own buffer. */
+export const classic: MarshalPath<XdrCodec<unknown>> = new ClassicPath();
+/** Synthesized: generated encoders write straight into the transport's send buffer. */
+export const synthesized: MarshalPath<XdrCodec<unknown>> = new SynthesizedPath();
+/** Descriptor: generated code describes values; the runtime gathers them in one pass. */
+export const descriptor: MarshalPath<DescribingCodec<unknown>> = new DescriptorPath();
