@@ -98,6 +98,24 @@ export async function freePort(): Promise<number> {
   throw new Error("no port free for both TCP and UDP on 127.0.0.1 after 50 tries");
 }
 
+/**
+ * Binds that give a daemon a /run of its own (`dir/run`, for its pid file and utmp) that still
+ * holds rpcbind's socket, through which it registers. The test writes into `dir/run` what the
+ * daemon should find there.
+ */
+export function privateRun(dir: string): [string, string][] {
+  const run = join(dir, "run");
+  mkdirSync(run, { recursive: true, mode: 0o755 });
+  const binds: [string, string][] = [];
+  for (const socket of ["rpcbind.sock"]) {
+    if (!existsSync(`/run/${socket}`)) continue;
+    writeFileSync(join(run, socket), "");
+    binds.push([`/run/${socket}`, join(run, socket)]);
+  }
+  binds.push([run, "/run"]);
+  return binds;
+}
+
 export interface DaemonOptions {
   /** A name for messages. */
   readonly name: string;
@@ -187,7 +205,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     const unshareArgs: string[] = [];
     const script: string[] = ["set -e"];
     if ((options.binds?.length ?? 0) > 0) unshareArgs.push("--mount"); // util-linux makes the namespace's mounts private
-    for (const [from, to] of options.binds ?? []) script.push(`mount --bind ${shellQuote(from)} ${shellQuote(to)}`);
+    // --rbind: a directory carries the mounts below it (privateRun's rpcbind socket).
+    for (const [from, to] of options.binds ?? []) script.push(`mount --rbind ${shellQuote(from)} ${shellQuote(to)}`);
     if (options.domain !== undefined) {
       unshareArgs.push("--uts");
       script.push(`echo ${shellQuote(options.domain)} > /proc/sys/kernel/domainname`);
