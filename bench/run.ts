@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -25,14 +25,11 @@ import type { BenchContext, Section } from "./section.js";
  */
 const sections: readonly Section[] = [codecSection, rpcSection];
 
+/** The repository root: the first directory above this module with a package.json and the benchmark's IDL. */
 function repoRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (;;) {
-    const pkg = join(dir, "package.json");
-    if (existsSync(pkg)) {
-      const meta: unknown = JSON.parse(readFileSync(pkg, "utf8"));
-      if ((meta as { name?: unknown }).name === "rpcgen-ts") return dir;
-    }
+    if (existsSync(join(dir, "package.json")) && existsSync(join(dir, "idl", "bench.x")) && existsSync(join(dir, "bench", "echo.x"))) return dir;
     const up = dirname(dir);
     if (up === dir) throw new Error("cannot find the rpcgen-ts repository above the benchmark");
     dir = up;
