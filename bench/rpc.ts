@@ -72,7 +72,8 @@ import type { BenchContext, Section } from "./section.js";
  * the median of per-round ratios, so load drift on this shared machine cancels out of it.
  * While a group is timed, the CPU used by other processes is measured (bench/peers.ts): above
  * BENCH_OTHERS_LIMIT CPUs (default 0.25) the group's ratios are printed NOT MEASURED, as are
- * ratios to a spinning floor whose two threads could not both spin.
+ * ratios to a spinning floor whose two threads could not both spin, and to a floor whose
+ * rounds spread more than ±BENCH_FLOOR_SPREAD (default 0.25) about its median.
  *
  * Copies per call come from the CallRecord of a few calls made AFTER the timing on separate
  * channels with an `onCall` hook (client) and a `rpcgen-ts:serve` subscriber (server, so
