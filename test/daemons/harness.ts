@@ -30,7 +30,8 @@ const exec = promisify(execFile);
 
 /** The shared rpcbind's state, as the global setup provides it (undefined: it answers). */
 export function rpcbindProblem(): string | undefined {
-  const problem = inject("rpcbindProblem");
+  const problem = inject("rpcbindProblem") as string | undefined;
+  if (problem === undefined) return "the global setup that provides it (test/daemons/rpcbind-setup.ts) is not in vitest.config.ts";
   return problem === "" ? undefined : problem;
 }
 
