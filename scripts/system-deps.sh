@@ -51,7 +51,19 @@ if [ "$check_only" = 0 ] && [ "$EUID" -eq 0 ] && command -v apt-get >/dev/null; 
   echo "system-deps: installing ${missing[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update
+  # The daemons' packages start them on installation (statd, ypserv, inetd's rstatd, rusersd and
+  # rwalld) unless policy-rc.d says no; the tests start their own and refuse to share a program
+  # number with one they did not start. Containers usually say no already; otherwise say it
+  # for the length of the install.
+  policy="$root/usr/sbin/policy-rc.d"
+  if [ ! -e "$policy" ]; then
+    /bin/mkdir -p "${policy%/*}"
+    printf '#!/bin/sh\n# system-deps.sh: no service starts while the test packages install.\nexit 101\n' > "$policy"
+    /bin/chmod 755 "$policy"
+    trap '/bin/rm -f "$policy"' EXIT
+  fi
   apt-get install -y --no-install-recommends "${missing[@]}"
+  [ "$(trap -p EXIT)" = "" ] || { /bin/rm -f "$policy"; trap - EXIT; }
   # Check again: a package that installed but did not provide the file would fail the suite halfway.
   exec "$BASH" "$0" --check
 fi

@@ -72,6 +72,8 @@ function fakeAptGet(): string {
       "#!/bin/bash",
       `echo "$DEBIAN_FRONTEND $*" >> ${JSON.stringify(log)}`,
       'if [ "$1" = install ]; then',
+      // What invoke-rc.d would ask before starting a service the package installs.
+      `  if [ -x "${root}/usr/sbin/policy-rc.d" ]; then "${root}/usr/sbin/policy-rc.d"; echo "policy-rc.d: $?" >> ${JSON.stringify(log)}; fi`,
       "  for f in ${FAKE_PROVIDE-}; do",
       `    /bin/mkdir -p "${root}/\${f%/*}"; : > "${root}/$f"; /bin/chmod +x "${root}/$f"`,
       "  done",
@@ -134,7 +136,9 @@ describe("system-deps.sh", () => {
       const result = run([], { FAKE_PROVIDE: files.join(" ") });
       if (isRoot) {
         expect(result.status).toBe(0);
-        expect(readFileSync(log, "utf8")).toBe(`noninteractive update\nnoninteractive install -y --no-install-recommends ${missing}\n`);
+        // Services stay down while installing (policy-rc.d: 101), and the policy goes afterwards.
+        expect(readFileSync(log, "utf8")).toBe(`noninteractive update\nnoninteractive install -y --no-install-recommends ${missing}\npolicy-rc.d: 101\n`);
+        expect(existsSync(join(root, "usr/sbin/policy-rc.d"))).toBe(false);
         expect(result.stderr).toBe(`system-deps: installing ${missing}\n`);
       } else {
         expect(result.status).toBe(1);
@@ -143,6 +147,22 @@ describe("system-deps.sh", () => {
       }
     },
   );
+
+  it(isRoot ? "as root: a policy-rc.d already there is used and left alone" : "not root: a policy-rc.d already there is left alone", () => {
+    const log = fakeAptGet();
+    provide(provides.filter(([name]) => name !== "rwalld").flatMap(([, paths]) => paths));
+    writeFileSync(join(root, "usr/sbin/policy-rc.d"), "#!/bin/sh\nexit 104\n");
+    chmodSync(join(root, "usr/sbin/policy-rc.d"), 0o755);
+    const result = run([], { FAKE_PROVIDE: "usr/sbin/rpc.rwalld" });
+    if (isRoot) {
+      expect(result.status).toBe(0);
+      expect(readFileSync(log, "utf8")).toBe("noninteractive update\nnoninteractive install -y --no-install-recommends rwalld\npolicy-rc.d: 104\n");
+    } else {
+      expect(result.status).toBe(1);
+      expect(existsSync(log)).toBe(false);
+    }
+    expect(readFileSync(join(root, "usr/sbin/policy-rc.d"), "utf8")).toBe("#!/bin/sh\nexit 104\n");
+  });
 
   it("fails when apt-get succeeds but the files are still missing (checked again after installing)", () => {
     const log = fakeAptGet();
