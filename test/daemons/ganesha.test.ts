@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { modes, type Mode } from "../../compiler/compile.js";
 import { connect, type AuthSysParams, type Channel } from "../../runtime/index.js";
-import { clearRegistrations, freePort, loadStubs, program, registered, removeDir, repoRoot, requireRpcbind, startDaemon, tempDir, type Daemon, type Stubs } from "./harness.js";
+import { clearRegistrations, freePort, loadStubs, privateRun, program, registered, removeDir, repoRoot, requireRpcbind, startDaemon, tempDir, type Daemon, type Stubs } from "./harness.js";
 
 /**
  * NFS version 3 and MOUNT version 3 (RFC 1813, idl/nfs3.x and idl/mount3.x) against
@@ -80,6 +80,7 @@ LOG { Default_Log_Level = EVENT; }
     command: binary,
     args: ["-F", "-f", join(dir, "ganesha.conf"), "-L", join(dir, "ganesha.log"), "-p", join(dir, "ganesha.pid"), "-N", "NIV_EVENT"],
     cwd: dir,
+    binds: privateRun(dir), // what it keeps in /run
     ready: async () =>
       (await registered(nfs.NfsV3, "tcp")) && (await registered(nfs.NfsV3, "udp")) && (await registered(mount.MountV3, "tcp")) && (await registered(mount.MountV3, "udp")),
   }).catch((e: Error) => {

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { modes, type Mode } from "../../compiler/compile.js";
 import { connect, createServer, type Channel, type Server } from "../../runtime/index.js";
-import { clearRegistrations, loadStubs, program, registered, removeDir, repoRoot, requireRpcbind, startDaemon, tempDir, type Daemon, type Stubs } from "./harness.js";
+import { clearRegistrations, loadStubs, privateRun, program, registered, removeDir, repoRoot, requireRpcbind, startDaemon, tempDir, type Daemon, type Stubs } from "./harness.js";
 
 /**
  * The Network Status Monitor against rpc.statd (nfs-utils), with the system's sm_inter.x and
@@ -43,6 +43,7 @@ beforeAll(async () => {
     name: "rpc.statd",
     command: binary,
     args: ["-F", "-d", "-L", "-P", dir],
+    binds: privateRun(dir), // its pid file
     ready: async () => (await registered(sm.SmVers, "tcp")) && (await registered(sm.SmVers, "udp")),
   });
 }, 60_000);
