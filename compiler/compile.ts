@@ -95,7 +95,7 @@ export interface GenerateOptions {
   readonly defines?: readonly string[] | Readonly<Record<string, string>>;
   /** Directories searched by `#include` after the including file's own (`-I`). */
   readonly includeDirs?: readonly string[];
-  /** Where generated code imports the runtime from (default `rpcgen-ts/runtime`). */
+  /** Where generated code imports the runtime from (default `@rpcgen-ts/runtime`). */
   readonly runtimeModule?: string;
   /** Check only: no module is emitted, and ts-morph and prettier are never loaded. */
   readonly check?: boolean;

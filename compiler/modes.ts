@@ -8,7 +8,7 @@ export type Mode = "classic" | "synthesized" | "descriptor";
 export const modes: readonly Mode[] = ["classic", "synthesized", "descriptor"];
 
 /** The module generated code imports the runtime from, unless told otherwise. */
-export const defaultRuntimeModule = "rpcgen-ts/runtime";
+export const defaultRuntimeModule = "@rpcgen-ts/runtime";
 
 /** A `-D` argument's name and value (`NAME` means `NAME=1`), or undefined if it is neither form. */
 export function parseDefine(flag: string): [name: string, value: string] | undefined {

@@ -30,7 +30,7 @@ export type ConnectOptions = ChannelOptions &
   );
 
 /** The shm transport's worker entry: it makes the worker's server (shm-worker.ts, beside this module). */
-const shmWorkerEntry = new URL(import.meta.url.endsWith(".ts") ? "../dist/runtime/shm-worker.js" : "./shm-worker.js", import.meta.url);
+const shmWorkerEntry = new URL(import.meta.url.endsWith(".ts") ? "./dist/shm-worker.js" : "./shm-worker.js", import.meta.url);
 
 /** How binding reaches an rpcbind. */
 const dial: Dial = (to) =>

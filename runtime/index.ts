@@ -1,6 +1,6 @@
 /**
  * The rpcgen-ts runtime, imported by generated code and by applications as
- * `rpcgen-ts/runtime`. Layers, from the bottom: xdr/ → rpc/, auth/ → call/ → transport/
+ * `@rpcgen-ts/runtime`. Layers, from the bottom: xdr/ → rpc/, auth/ → call/ → transport/
  * (the contract) → transports/ → endpoint/ (client, server) → stub/ → binding/ → connect,
  * listen (the only modules that name concrete transports).
  */

@@ -191,13 +191,13 @@ describe("inputs and outputs", () => {
 });
 
 describe("the built executable", () => {
-  const bin = join(repoRoot, "dist/compiler/bin.js");
+  const bin = join(repoRoot, "compiler/dist/bin.js");
 
   beforeAll(async () => {
     if (!existsSync(bin)) await promisify(execFile)("npx", ["tsc", "-p", "tsconfig.build.json"], { cwd: repoRoot });
   });
 
-  it("runs as a separate process: node dist/compiler/bin.js --version", async () => {
+  it("runs as a separate process: node compiler/dist/bin.js --version", async () => {
     const { stdout, stderr } = await promisify(execFile)(process.execPath, [bin, "--version"], { cwd: dir });
     expect(stdout).toBe(versionText);
     expect(stderr).toBe("");
@@ -212,7 +212,7 @@ describe("--runtime", () => {
       expect(run.status).toBe(0);
       const text = readFileSync(join(out, "bench.ts"), "utf8");
       expect(text).toContain('from "../my-runtime.js";');
-      expect(text).not.toContain("rpcgen-ts/runtime");
+      expect(text).not.toContain("@rpcgen-ts/runtime");
     } finally {
       removeDir(out);
     }
@@ -221,8 +221,8 @@ describe("--runtime", () => {
 
 describe("fitting the ecosystem", () => {
   it("both bin names point at the same entry, and --help says which one npx resolves unambiguously", async () => {
-    const pkg = JSON.parse(readFileSync(join(repoRoot, "package.json"), "utf8")) as { bin: Record<string, string> };
-    expect(pkg.bin).toEqual({ "rpcgen-ts": "dist/compiler/bin.js", rpcgen: "dist/compiler/bin.js" });
+    const pkg = JSON.parse(readFileSync(join(repoRoot, "compiler/package.json"), "utf8")) as { bin: Record<string, string> };
+    expect(pkg.bin).toEqual({ "rpcgen-ts": "dist/bin.js", rpcgen: "dist/bin.js" });
     const help = await runCli(["--help"]);
     expect(help.stdout).toContain("installed as both rpcgen-ts and rpcgen");
     expect(help.stdout).toContain("`npx rpcgen-ts`");

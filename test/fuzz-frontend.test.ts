@@ -312,7 +312,7 @@ describe("hostile includes", () => {
     const x = join(dir, "dev.x");
     writeFileSync(x, `#include "${"../".repeat(30)}dev/zero"\nconst A = 1;\n`);
     const started = Date.now();
-    const outcome = await exec(process.execPath, ["--max-old-space-size=256", join(repoRoot, "dist/compiler/bin.js"), x, "--check"], { timeout: 5_000, killSignal: "SIGKILL" }).then(
+    const outcome = await exec(process.execPath, ["--max-old-space-size=256", join(repoRoot, "compiler/dist/bin.js"), x, "--check"], { timeout: 5_000, killSignal: "SIGKILL" }).then(
       () => ({ status: 0, stderr: "", killed: false }),
       (e: { code?: number; stderr?: string; killed?: boolean }) => ({ status: e.code ?? -1, stderr: e.stderr ?? "", killed: e.killed === true }),
     );

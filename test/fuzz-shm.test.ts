@@ -52,7 +52,7 @@ let nextXid = 0x6000_0000;
 const register = `import { ExampleV1 as S } from "./synthesized/example.js";
 import { ExampleV1 as C } from "./classic/example.js";
 import { ExampleV1 as D } from "./descriptor/example.js";
-import type { Server, ServiceDescription } from "rpcgen-ts/runtime";
+import type { Server, ServiceDescription } from "@rpcgen-ts/runtime";
 import { semantics } from "./semantics.js";
 
 type F = (...a: unknown[]) => unknown;

@@ -36,7 +36,7 @@ describe("generate", () => {
     const text = outputs[0]!.text;
     expect(text).toContain("from svc.idl; do not edit.");
     expect(text).toContain("// Command: rpcgen svc.idl --mode synthesized\n");
-    expect(text).toContain('from "rpcgen-ts/runtime"');
+    expect(text).toContain('from "@rpcgen-ts/runtime"');
     expect(text).toMatch(/export const N = 3;/);
     expect(text).toMatch(/export const pairCodec\b/);
   });
@@ -60,7 +60,7 @@ describe("generate", () => {
     expect(svcModule).toMatch(/export const MAX = 16;/);
     expect(typesModule).toMatch(/export const pairCodec\b/);
 
-    // Below the repository, so that the modules' rpcgen-ts/runtime import resolves to this checkout.
+    // Below the repository, so that the modules' @rpcgen-ts/runtime import resolves to this checkout.
     mkdirSync(join(repoRoot, ".tmp"), { recursive: true });
     const out = mkdtempSync(join(repoRoot, ".tmp", "generate-"));
     try {
@@ -126,7 +126,7 @@ describe("generate", () => {
 
     const b = await generate({ text: service, path: "svc.x", runtimeModule: "../lib/index.js" });
     expect(b.outputs[0]!.text).toContain('from "../lib/index.js"');
-    expect(b.outputs[0]!.text).not.toContain("rpcgen-ts/runtime");
+    expect(b.outputs[0]!.text).not.toContain("@rpcgen-ts/runtime");
 
     const c = await generate({ text, path: "d.x", defines: { VALUE: "6" } });
     expect(c.outputs[0]!.text).not.toMatch(/const W\b/);

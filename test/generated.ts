@@ -10,7 +10,7 @@ import { corpus, repoRoot } from "./support.js";
 /**
  * Compiles `.x` files the way users do and loads the generated modules into the test, in
  * every mode. Modules are written below the repository (`.tmp/gen`, ignored by git) so the
- * test runner can load them; their `rpcgen-ts/runtime` import resolves to this checkout.
+ * test runner can load them; their `@rpcgen-ts/runtime` import resolves to this checkout.
  */
 
 export interface Compiled {

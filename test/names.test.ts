@@ -571,7 +571,7 @@ async function exercise(c: Case, model: Model, modules: Record<Mode, GeneratedMo
 function typeChecks(model: Model): string {
   const names = moduleNames(model);
   const lines = [
-    `import type { HandlersOf, RpcClient } from "rpcgen-ts/runtime";`,
+    `import type { HandlersOf, RpcClient } from "@rpcgen-ts/runtime";`,
     `import type * as m from "./input.js";`,
     `type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;`,
   ];

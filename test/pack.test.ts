@@ -6,9 +6,10 @@ import { afterAll, describe, expect, it } from "vitest";
 import { removeDir, repoRoot, tempDir } from "./support.js";
 
 /**
- * The package as a user gets it: `npm pack`, installed into a fresh app, whose own
- * `npx rpcgen` generates stubs, whose own `tsc` type-checks an app using them, and which
- * then runs that app against a server.
+ * The packages as a user gets them: `npm pack` of each workspace, installed into a fresh app
+ * with the runtime in `dependencies` and the compiler in `devDependencies`; the app's own
+ * `npx rpcgen-ts` generates stubs and its own `tsc` type-checks them; then `npm ci
+ * --omit=dev` leaves the runtime alone (no compiler, no dependency of it) and the app runs.
  */
 
 const exec = promisify(execFile);
@@ -17,6 +18,15 @@ const run = (cmd: string, args: string[], cwd: string) =>
 
 const app = tempDir("app");
 afterAll(() => removeDir(app));
+
+interface Manifest {
+  name: string;
+  dependencies?: Record<string, string>;
+  exports: Record<string, string | Record<string, string>>;
+  repository?: { url?: string; directory?: string };
+  bin?: Record<string, string>;
+}
+const manifest = (dir: string) => JSON.parse(readFileSync(join(repoRoot, dir, "package.json"), "utf8")) as Manifest;
 
 const idl = `
 const GREETING_MAX = 32;
@@ -30,7 +40,7 @@ program HELLO_PROG {
 `;
 
 const source = `
-import { connect, createServer } from "rpcgen-ts/runtime";
+import { connect, createServer } from "@rpcgen-ts/runtime";
 import { HelloV1, HelloV1Client, type HelloV1Handlers } from "./gen/hello.js";
 
 const handlers: HelloV1Handlers = {
@@ -48,21 +58,45 @@ await channel.close();
 await server.close();
 `;
 
-describe("the packed package, installed into an app", () => {
-  it("holds the licence, the readme, the built code and the IDL, and no tests or source maps", async () => {
-    const { stdout } = await run("npm", ["pack", "--dry-run", "--json", "--ignore-scripts"], repoRoot);
-    const files = (JSON.parse(stdout) as { files: { path: string }[] }[])[0]!.files.map((f) => f.path);
-    expect(files).toEqual(expect.arrayContaining(["LICENSE", "README.md", "package.json", "dist/runtime/index.js", "dist/runtime/index.d.ts", "dist/compiler/bin.js"]));
-    expect(files.some((f) => f.startsWith("idl/") && f.endsWith(".x"))).toBe(true);
-    // Unit tests import vitest and fast-check, which an app does not have; maps would point at sources not shipped.
-    expect(files.filter((f) => /\.test\.|\.map$/.test(f))).toEqual([]);
-    expect(files.filter((f) => !/^(dist|idl)\/|^(LICENSE|README\.md|package\.json)$/.test(f))).toEqual([]);
+describe("the packed packages", () => {
+  it("hold the licence, the readme and the built code, and no tests or source maps", async () => {
+    const { stdout } = await run("npm", ["pack", "--dry-run", "--json", "--ignore-scripts", "--workspace", "runtime", "--workspace", "compiler"], repoRoot);
+    const packs = JSON.parse(stdout) as { name: string; files: { path: string }[] }[];
+    const files = (name: string) => packs.find((p) => p.name === name)!.files.map((f) => f.path);
+    expect(files("@rpcgen-ts/runtime")).toEqual(
+      expect.arrayContaining(["LICENSE", "README.md", "package.json", "dist/index.js", "dist/index.d.ts", "dist/xdr/index.js", "dist/shm-worker.js"]),
+    );
+    expect(files("rpcgen-ts")).toEqual(expect.arrayContaining(["LICENSE", "README.md", "package.json", "dist/bin.js", "dist/compile.js", "dist/compile.d.ts"]));
+    for (const { files } of packs) {
+      const paths = files.map((f) => f.path);
+      // Unit tests import vitest and fast-check, which an app does not have; maps would point at sources not shipped.
+      expect(paths.filter((f) => /\.test\.|\.map$/.test(f))).toEqual([]);
+      expect(paths.filter((f) => !/^dist\/|^(LICENSE|README\.md|package\.json)$/.test(f))).toEqual([]);
+    }
   }, 60_000);
 
-  it("generates stubs with the app's npx rpcgen, type-checks with its tsc, and runs", async () => {
-    await run("npm", ["pack", "--pack-destination", app], repoRoot);
-    const tarball = readdirSync(app).find((f) => f.endsWith(".tgz"));
-    expect(tarball).toBeDefined();
+  it("declare what npm and TypeScript need: no runtime dependency, caret ranges, types first, a repository", () => {
+    const runtime = manifest("runtime");
+    const compiler = manifest("compiler");
+    expect(runtime.dependencies ?? {}).toEqual({});
+    expect(Object.keys(compiler.dependencies ?? {}).sort()).toEqual(["chevrotain", "prettier", "ts-morph"]);
+    for (const range of Object.values(compiler.dependencies!)) expect(range).toMatch(/^\^\d+\.\d+\.\d+$/);
+    expect(compiler.bin).toEqual({ "rpcgen-ts": "dist/bin.js", rpcgen: "dist/bin.js" });
+    for (const [dir, m] of [["runtime", runtime], ["compiler", compiler]] as const) {
+      expect(m.repository?.directory).toBe(dir);
+      expect(m.repository?.url).toMatch(/^git\+https:/);
+      for (const entry of Object.values(m.exports)) if (typeof entry === "object") expect(Object.keys(entry)[0]).toBe("types");
+    }
+    expect(Object.keys(runtime.exports)).toEqual([".", "./xdr", "./package.json"]);
+  });
+
+  it("an app generates stubs with its npx rpcgen-ts, type-checks, then runs with the runtime alone", async () => {
+    await run("npm", ["pack", "--pack-destination", app, "--workspace", "runtime", "--workspace", "compiler"], repoRoot);
+    const tarballs = readdirSync(app).filter((f) => f.endsWith(".tgz"));
+    const runtime = tarballs.find((f) => f.startsWith("rpcgen-ts-runtime-"));
+    const compiler = tarballs.find((f) => /^rpcgen-ts-\d/.test(f));
+    expect(runtime).toBeDefined();
+    expect(compiler).toBeDefined();
     const devDependencies = JSON.parse(readFileSync(join(repoRoot, "package.json"), "utf8")).devDependencies as Record<string, string>;
     writeFileSync(
       join(app, "package.json"),
@@ -70,8 +104,8 @@ describe("the packed package, installed into an app", () => {
         name: "hello-app",
         private: true,
         type: "module",
-        dependencies: { "rpcgen-ts": `file:./${tarball}` },
-        devDependencies: { typescript: devDependencies.typescript, "@types/node": devDependencies["@types/node"] },
+        dependencies: { "@rpcgen-ts/runtime": `file:./${runtime}` },
+        devDependencies: { "rpcgen-ts": `file:./${compiler}`, typescript: devDependencies.typescript, "@types/node": devDependencies["@types/node"] },
       }),
     );
     writeFileSync(
@@ -85,10 +119,17 @@ describe("the packed package, installed into an app", () => {
     writeFileSync(join(app, "app.ts"), source);
     await run("npm", ["install", "--prefer-offline", "--no-audit", "--no-fund"], app);
 
-    const help = await run("npx", ["rpcgen", "--version"], app);
+    const help = await run("npx", ["rpcgen-ts", "--version"], app);
     expect(help.stdout).toMatch(/^rpcgen-ts \d+\.\d+\.\d+/);
-    await run("npx", ["rpcgen", "hello.x", "--out", "gen"], app);
+    await run("npx", ["rpcgen-ts", "hello.x", "--out", "gen"], app);
+    expect(readFileSync(join(app, "gen/hello.ts"), "utf8")).toContain('from "@rpcgen-ts/runtime"');
     await run("npx", ["tsc", "-p", "tsconfig.json"], app);
+
+    // Production install: the compiler and everything it pulls in are gone.
+    await run("npm", ["ci", "--omit=dev", "--prefer-offline", "--no-audit", "--no-fund"], app);
+    const installed = readdirSync(join(app, "node_modules")).filter((f) => !f.startsWith("."));
+    expect(installed).toEqual(["@rpcgen-ts"]);
+    expect(readdirSync(join(app, "node_modules/@rpcgen-ts"))).toEqual(["runtime"]);
     const { stdout } = await run("node", ["dist/app.js"], app);
     expect(JSON.parse(stdout)).toEqual({ text: "hi hi hi ", sum: 42 });
   }, 300_000);

@@ -21,8 +21,8 @@ import { repoRoot } from "./support.js";
  *
  * The worker runs JavaScript, so the example is generated in each mode into a directory below
  * the repository and compiled with the project's tsc together with the handlers module
- * (test/fixtures/shm/handlers.ts.txt); its `rpcgen-ts/runtime` import resolves to dist/ by the
- * package's self-reference, as the worker's own runtime does (`npm test` builds dist/ first).
+ * (test/fixtures/shm/handlers.ts.txt); its `@rpcgen-ts/runtime` import resolves to runtime/dist/ through the
+ * workspace link in node_modules, as the worker's own runtime does (`npm test` builds dist/ first).
  */
 
 const exec = promisify(execFile);

@@ -69,7 +69,7 @@ export async function typeCheck(dir: string, files: string[]): Promise<void> {
       // The runtime is checked from source here, and it uses Node's own modules.
       types: ["node"],
       typeRoots: [join(repoRoot, "node_modules/@types")],
-      paths: { "rpcgen-ts/runtime": [join(repoRoot, "runtime/index.ts")] },
+      paths: { "@rpcgen-ts/runtime": [join(repoRoot, "runtime/index.ts")] },
     },
     files,
   };

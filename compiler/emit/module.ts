@@ -25,7 +25,7 @@ export interface EmitOptions {
   readonly sourcePath: string;
   /** The command that produced the module, for the header (no paths of this machine). */
   readonly command: string;
-  /** Where generated code imports the runtime from (default `rpcgen-ts/runtime`). */
+  /** Where generated code imports the runtime from (default `@rpcgen-ts/runtime`). */
   readonly runtimeModule?: string;
 }
 

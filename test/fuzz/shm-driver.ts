@@ -11,7 +11,7 @@ import { repoRoot } from "../support.js";
  * the worker's side of the protocol.
  */
 
-const entry = join(repoRoot, "dist/runtime/shm-worker.js");
+const entry = join(repoRoot, "runtime/dist/shm-worker.js");
 
 const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
 

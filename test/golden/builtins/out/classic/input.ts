@@ -8,7 +8,7 @@ import {
   invalidData,
   invalidValue,
   within,
-} from "rpcgen-ts/runtime";
+} from "@rpcgen-ts/runtime";
 
 /** typedef rpcprog_t: built in, as libtirpc's typedef u_int32_t rpcprog_t */
 export type rpcprog_t = number;

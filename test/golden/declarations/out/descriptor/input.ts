@@ -13,7 +13,7 @@ import {
   invalidValue,
   returnDescriptor,
   within,
-} from "rpcgen-ts/runtime";
+} from "@rpcgen-ts/runtime";
 
 /** const DECIMAL, input.x line 6 */
 export const DECIMAL = 42;

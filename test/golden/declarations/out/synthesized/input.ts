@@ -9,7 +9,7 @@ import {
   invalidData,
   invalidValue,
   within,
-} from "rpcgen-ts/runtime";
+} from "@rpcgen-ts/runtime";
 
 /** const DECIMAL, input.x line 6 */
 export const DECIMAL = 42;

@@ -16,7 +16,7 @@ import {
   synthesized,
   voidCodec,
   within,
-} from "rpcgen-ts/runtime";
+} from "@rpcgen-ts/runtime";
 
 /** union u switch (int v2), input.x line 7 */
 export type u = { v2: 1; q: number } | { v2: Exclude<number, 1> };

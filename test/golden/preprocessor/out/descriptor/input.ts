@@ -12,7 +12,7 @@ import {
   invalidValue,
   returnDescriptor,
   within,
-} from "rpcgen-ts/runtime";
+} from "@rpcgen-ts/runtime";
 
 /** const OTHER_MAX, other.x line 2 */
 export const OTHER_MAX = 8;

@@ -8,7 +8,7 @@ import {
   atIndex,
   invalidValue,
   within,
-} from "rpcgen-ts/runtime";
+} from "@rpcgen-ts/runtime";
 
 /** const OTHER_MAX, other.x line 2 */
 export const OTHER_MAX = 8;

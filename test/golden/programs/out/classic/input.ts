@@ -14,7 +14,7 @@ import {
   invalidValue,
   voidCodec,
   within,
-} from "rpcgen-ts/runtime";
+} from "@rpcgen-ts/runtime";
 
 /** struct pair, input.x line 1 */
 export interface pair {

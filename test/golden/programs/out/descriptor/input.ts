@@ -18,7 +18,7 @@ import {
   returnDescriptor,
   voidCodec,
   within,
-} from "rpcgen-ts/runtime";
+} from "@rpcgen-ts/runtime";
 
 /** struct pair, input.x line 1 */
 export interface pair {

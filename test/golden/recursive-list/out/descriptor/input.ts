@@ -11,7 +11,7 @@ import {
   invalidValue,
   returnDescriptor,
   within,
-} from "rpcgen-ts/runtime";
+} from "@rpcgen-ts/runtime";
 
 /** struct node, input.x line 2 */
 export interface node {

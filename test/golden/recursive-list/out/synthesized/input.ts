@@ -7,7 +7,7 @@ import {
   type XdrWriter,
   invalidValue,
   within,
-} from "rpcgen-ts/runtime";
+} from "@rpcgen-ts/runtime";
 
 /** struct node, input.x line 2 */
 export interface node {

@@ -12,7 +12,7 @@ import {
   invalidValue,
   returnDescriptor,
   within,
-} from "rpcgen-ts/runtime";
+} from "@rpcgen-ts/runtime";
 
 /** enum kind, input.x line 1 */
 export const kind = {

@@ -8,7 +8,7 @@ import {
   invalidData,
   invalidValue,
   within,
-} from "rpcgen-ts/runtime";
+} from "@rpcgen-ts/runtime";
 
 /** enum kind, input.x line 1 */
 export const kind = {
