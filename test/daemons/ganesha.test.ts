@@ -91,12 +91,6 @@ LOG { Default_Log_Level = EVENT; }
 
 afterAll(async () => {
   await ganesha?.stop();
-  if (ganesha !== undefined) {
-    // It unregistered on SIGTERM: rpcbind no longer names it.
-    const { nfs, mount } = stubs.get("synthesized")!;
-    expect(await registered(nfs.NfsV3, "tcp")).toBe(false);
-    expect(await registered(mount.MountV3, "udp")).toBe(false);
-  }
   if (dir !== undefined) removeDir(dir);
 });
 
@@ -412,5 +406,14 @@ describe.each(modes.flatMap((mode) => transports.map((transport) => ({ mode, tra
     expect(await client.mountproc3Umntall()).toBeUndefined();
     // The server still serves: the unmount dropped no state a handle needs (NFS is stateless).
     ok(await asRoot.nfsproc3Getattr({ object: rootFh }), "GETATTR after UMNT");
+  });
+});
+
+describe("stopped by its PID", () => {
+  it("exits on SIGTERM and leaves nothing registered with rpcbind", async () => {
+    await ganesha!.stop();
+    expect(ganesha!.running()).toBe(false);
+    const { nfs, mount } = stubs.get("synthesized")!;
+    for (const service of [nfs.NfsV3, mount.MountV3]) for (const t of ["tcp", "udp"] as const) expect(await registered(service, t)).toBe(false);
   });
 });

@@ -200,8 +200,12 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const { name, command, args } = options;
   const namespaced = options.forks === true || (options.binds?.length ?? 0) > 0 || options.domain !== undefined;
   let child: ChildProcess;
+  // A test process that dies (a worker killed at its timeout) must not leave its daemons
+  // running and registered: the kernel signals them when their parent goes (parent death
+  // signal, kept across exec). unshare --fork ignores SIGTERM, hence SIGKILL there.
+  const setpriv = program("/usr/bin/setpriv", "util-linux");
   if (!namespaced) {
-    child = spawn(command, args, { cwd: options.cwd, env: { ...process.env, ...options.env }, stdio: ["ignore", "pipe", "pipe"] });
+    child = spawn(setpriv, ["--pdeathsig", "TERM", command, ...args], { cwd: options.cwd, env: { ...process.env, ...options.env }, stdio: ["ignore", "pipe", "pipe"] });
   } else {
     const unshareArgs: string[] = [];
     const script: string[] = ["set -e"];
@@ -221,7 +225,9 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     } else {
       script.push(`exec ${invocation}`);
     }
-    child = spawn(program("/usr/bin/unshare", "util-linux"), [...unshareArgs, "/bin/sh", "-c", script.join("\n")], {
+    const unshare = program("/usr/bin/unshare", "util-linux");
+    const signal = options.forks === true ? "KILL" : "TERM";
+    child = spawn(setpriv, ["--pdeathsig", signal, unshare, ...unshareArgs, "/bin/sh", "-c", script.join("\n")], {
       cwd: options.cwd,
       env: { ...process.env, ...options.env },
       stdio: ["ignore", "pipe", "pipe"],

@@ -33,11 +33,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await rquotad?.stop();
-  if (rquotad !== undefined) {
-    // Whether rquotad unregisters on SIGTERM or not, nothing of it is left registered.
-    await clearRegistrations(RQUOTAPROG, "rpc.rquotad");
-    expect(await registered(stubs.get("synthesized")!.Rquotavers, "udp")).toBe(false);
-  }
 });
 
 describe.each(modes.flatMap((mode) => (["tcp", "udp"] as const).map((transport) => ({ mode, transport }))))("$mode stubs over $transport", ({ mode, transport }) => {
@@ -87,5 +82,14 @@ describe.each(modes.flatMap((mode) => (["tcp", "udp"] as const).map((transport) 
     expect(String(error)).toMatch(/gqa_pathp/);
     // The channel is still good.
     expect(Object.values(rquota.gqr_status)).toContain((await client.rquotaprocGetquota({ gqa_pathp: "/", gqa_uid: 0 })).status);
+  });
+});
+
+describe("stopped by its PID", () => {
+  it("exits on SIGTERM and leaves nothing registered with rpcbind", async () => {
+    await rquotad!.stop();
+    expect(rquotad!.running()).toBe(false);
+    const { Rquotavers } = stubs.get("synthesized")!;
+    for (const t of ["tcp", "udp"] as const) expect(await registered(Rquotavers, t)).toBe(false);
   });
 });

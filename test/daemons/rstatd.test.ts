@@ -33,7 +33,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await rstatd?.stop();
-  if (rstatd !== undefined) expect(await registered(stubs.get("synthesized")!.RstatversTime, "udp")).toBe(false);
 });
 
 /** /proc/stat: the CPU tick counters (user, nice, system, idle), context switches, boot time. */
@@ -142,5 +141,13 @@ describe.each(modes)("%s stubs over UDP", (mode) => {
     for (const v of ["RstatversSwtch", "RstatversOrig"]) {
       expect(typeof (await new rstat[`${v}Client`](await open(v), { timeoutMs: 10_000 }).rstatprocHavedisk())).toBe("number");
     }
+  });
+});
+
+describe("stopped by its PID", () => {
+  it("exits on SIGTERM and leaves nothing registered with rpcbind", async () => {
+    await rstatd!.stop();
+    expect(rstatd!.running()).toBe(false);
+    expect(await registered(stubs.get("synthesized")!.RstatversTime, "udp")).toBe(false);
   });
 });

@@ -61,7 +61,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await rusersd?.stop();
-  if (rusersd !== undefined) expect(await registered(stubs.get("synthesized")!.Rusersvers3, "udp")).toBe(false);
   if (dir !== undefined) removeDir(dir);
 });
 
@@ -97,5 +96,13 @@ describe.each(modes)("%s stubs over UDP", (mode) => {
     const all = await client.rusersprocAllnames();
     const users = all.map((u: Stubs) => u.ut_user);
     for (const s of loggedIn) expect(users).toContain(s.user);
+  });
+});
+
+describe("stopped by its PID", () => {
+  it("exits on SIGTERM and leaves nothing registered with rpcbind", async () => {
+    await rusersd!.stop();
+    expect(rusersd!.running()).toBe(false);
+    expect(await registered(stubs.get("synthesized")!.Rusersvers3, "udp")).toBe(false);
   });
 });

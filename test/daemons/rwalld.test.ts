@@ -47,11 +47,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await rwalld?.stop();
-  if (rwalld !== undefined) {
-    // rwalld does not unregister when it is stopped: its registration is stale, and removed.
-    await clearRegistrations(WALLPROG, "rpc.rwalld");
-    expect(await registered(stubs.get("synthesized")!.Wallvers, "udp")).toBe(false);
-  }
+  // It leaves its registration behind (below): remove it even if a test failed first.
+  if (rwalld !== undefined) await clearRegistrations(WALLPROG, "rpc.rwalld");
   if (dir !== undefined) removeDir(dir);
 });
 
@@ -87,5 +84,16 @@ describe.each(modes)("%s stubs over UDP", (mode) => {
     const [got] = await delivered(1);
     // rwalld rings the bell twice before the message, as netkit's always has.
     expect(got).toEqual({ args: "-n", message: `\x07\x07${message}` });
+  });
+});
+
+describe("stopped by its PID", () => {
+  it("exits on SIGTERM but stays registered with rpcbind (netkit's rwalld never unregisters); the stale entry can be removed", async () => {
+    const { Wallvers } = stubs.get("synthesized")!;
+    await rwalld!.stop();
+    expect(rwalld!.running()).toBe(false);
+    expect(await registered(Wallvers, "udp")).toBe(true);
+    await clearRegistrations(WALLPROG, "rpc.rwalld");
+    expect(await registered(Wallvers, "udp")).toBe(false);
   });
 });

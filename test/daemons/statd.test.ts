@@ -50,7 +50,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await statd?.stop();
-  if (statd !== undefined) expect(await registered(stubs.get("synthesized")!.sm.SmVers, "udp")).toBe(false);
   if (dir !== undefined) removeDir(dir);
 });
 
@@ -124,5 +123,14 @@ describe.each(modes.flatMap((mode) => (["tcp", "udp"] as const).map((transport) 
     const all = await client.smUnmonAll(myId);
     expect(all.state).toBe(stateOnDisk());
     expect(readdirSync(join(dir, "sm"))).toEqual([]);
+  });
+});
+
+describe("stopped by its PID", () => {
+  it("exits on SIGTERM and leaves nothing registered with rpcbind", async () => {
+    await statd!.stop();
+    expect(statd!.running()).toBe(false);
+    const { sm } = stubs.get("synthesized")!;
+    for (const t of ["tcp", "udp"] as const) expect(await registered(sm.SmVers, t)).toBe(false);
   });
 });

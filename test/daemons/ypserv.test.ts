@@ -63,10 +63,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await ypserv?.stop();
-  if (ypserv !== undefined) {
-    await clearRegistrations(YPPROG, "ypserv");
-    expect(await registered(stubs.get("synthesized")!.Ypvers, "tcp")).toBe(false);
-  }
   if (dir !== undefined) removeDir(dir);
 });
 
@@ -174,5 +170,14 @@ describe.each(modes)("%s stubs over tcp: YPPROC_ALL", (mode) => {
       all[text(item.key)] = text(item.val);
     }
     expect(all).toEqual(entries);
+  });
+});
+
+describe("stopped by its PID", () => {
+  it("exits on SIGTERM and leaves nothing registered with rpcbind", async () => {
+    await ypserv!.stop();
+    expect(ypserv!.running()).toBe(false);
+    const { Ypvers } = stubs.get("synthesized")!;
+    for (const t of ["tcp", "udp"] as const) expect(await registered(Ypvers, t)).toBe(false);
   });
 });
