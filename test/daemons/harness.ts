@@ -1,6 +1,6 @@
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { createServer as createTcpServer } from "node:net";
 import { createSocket } from "node:dgram";
 import { tmpdir } from "node:os";
@@ -73,7 +73,15 @@ export async function loadStubs(files: readonly string[], mode: Mode): Promise<M
     .slice(0, 16);
   const dir = join(repoRoot, ".tmp/daemons", key, mode);
   mkdirSync(dir, { recursive: true });
-  for (const o of outputs) writeFileSync(join(dir, o.path), o.text);
+  // Test files running in parallel may generate the same modules: each lands whole (rename),
+  // so none imports a half-written one.
+  for (const o of outputs) {
+    const path = join(dir, o.path);
+    if (existsSync(path) && readFileSync(path, "utf8") === o.text) continue;
+    const partial = `${path}.${process.pid}.tmp`;
+    writeFileSync(partial, o.text);
+    renameSync(partial, path);
+  }
   const loaded = new Map<string, Stubs>();
   for (const o of outputs) loaded.set(o.path.slice(0, -".ts".length), (await import(pathToFileURL(join(dir, o.path)).href)) as Stubs);
   return loaded;
