@@ -3,7 +3,7 @@ import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync,
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { modes, type Mode } from "../../compiler/compile.js";
-import { connect, type AuthSysParams, type Channel } from "../../runtime/index.js";
+import { AuthStat, connect, RpcError, type AuthSysParams, type Channel } from "../../runtime/index.js";
 import { clearRegistrations, freePort, loadStubs, privateRun, program, registered, removeDir, repoRoot, requireRpcbind, startDaemon, tempDir, type Daemon, type Stubs } from "./harness.js";
 
 /**
@@ -173,7 +173,7 @@ describe.each(modes.flatMap((mode) => transports.map((transport) => ({ mode, tra
     }
   });
 
-  it("NULL, GETATTR, ACCESS, FSSTAT, FSINFO, PATHCONF of the export's root agree with the disk", async () => {
+  it("NULL, GETATTR, ACCESS, FSSTAT, FSINFO, PATHCONF of the export's root agree with the disk; AUTH_NONE is refused", async () => {
     await asRoot.nfsproc3Null();
     const attrs = ok(await asRoot.nfsproc3Getattr({ object: rootFh }), "GETATTR").obj_attributes;
     const st = statSync(exportDir, { bigint: true });
@@ -182,6 +182,12 @@ describe.each(modes.flatMap((mode) => transports.map((transport) => ({ mode, tra
     expect(attrs.mode & 0o7777).toBe(Number(st.mode & 0o7777n));
     expect(attrs.uid).toBe(Number(st.uid));
     expect(attrs.nlink).toBeGreaterThanOrEqual(2);
+
+    // The export takes AUTH_SYS only (SecType = sys): an AUTH_NONE call is refused as too weak.
+    const anonymous = new nfs.NfsV3Client(await open(nfs.NfsV3), { timeoutMs: 10_000 });
+    const refused = await anonymous.nfsproc3Getattr({ object: rootFh }).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(RpcError);
+    expect({ status: (refused as RpcError).status, authStat: (refused as RpcError).authStat }).toEqual({ status: "AUTH_ERROR", authStat: AuthStat.AUTH_TOOWEAK });
 
     const all = 0x3f;
     const access = ok(await asRoot.nfsproc3Access({ object: rootFh, access: all }), "ACCESS");
