@@ -249,15 +249,17 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   child.on("exit", (code, signal) => void (exited ??= `exited with ${code ?? signal}`));
   const outer = child.pid;
 
-  /** The daemon's PID: the child itself, or the one process besides init in its PID namespace. */
+  /**
+   * The daemon's PID: the child itself (exec keeps it), or the one process besides init in its
+   * PID namespace once the daemon's parent has exited (undefined until then).
+   */
   const daemonPid = (): number | undefined => {
     if (outer === undefined) return undefined;
     if (options.forks !== true) return outer;
     const init = Number(readFileSync(`/proc/${outer}/task/${outer}/children`, "utf8").trim().split(/\s+/)[0]);
     if (!(init > 0)) return undefined;
     const members = namespaceMembers(init);
-    // While the daemon's parent has not exited yet there are two: the later one is the daemon.
-    return members.length === 0 ? undefined : Math.max(...members);
+    return members.length === 1 ? members[0] : undefined;
   };
 
   const stopOuter = async (): Promise<void> => {
@@ -286,14 +288,15 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       await stop();
       throw new Error(`${name} (${[command, ...args].join(" ")}) ${exited} before it served:\n${out}`);
     }
-    if (pid === undefined) {
+    // Serving means registered, so a forking daemon has forked by then.
+    if (await options.ready().catch(() => false)) {
       try {
         pid = daemonPid();
       } catch {
         // the namespace's init is not there yet
       }
+      if (pid !== undefined) break;
     }
-    if (pid !== undefined && (await options.ready().catch(() => false))) break;
     if (Date.now() > deadline) {
       await stop();
       throw new Error(`${name} (${[command, ...args].join(" ")}) did not serve within ${options.timeoutMs ?? 20_000} ms:\n${out}`);
