@@ -60,7 +60,7 @@ const targets: Target[] = [
   { file: COMPAT, cppDefines: [] },
   { file: NETBUF, cppDefines: [] },
   ...CORPUS_FILES.map((name) => {
-    const file = corpus.find((f) => basename(f) === name);
+    const file = corpus().find((f) => basename(f) === name);
     if (file === undefined) throw new Error(`${name} is not in the corpus`);
     return { file, cppDefines: [...(CORPUS_CPP_DEFINES[name] ?? [])] };
   }),

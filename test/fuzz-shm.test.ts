@@ -5,13 +5,13 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { emitModule, modes } from "../compiler/emit/module.js";
+import { modes } from "../compiler/emit/module.js";
 import type { Type } from "../compiler/model.js";
 import { connect, RpcError, type Channel, type ProcedureDescription, type ServiceDescription } from "../runtime/index.js";
 import { SlotState } from "../runtime/transports/shm-protocol.js";
 import { arbitraryOf } from "./arbitrary.js";
 import { exampleFile, loadExample } from "./example.js";
-import { compile } from "./generated.js";
+import { compile, moduleText } from "./generated.js";
 import { encodeCall, exampleArguments, fuzzedCall, ServerModel, withXid, type Expected } from "./fuzz/rpc.js";
 import { fuzzAsync, hex, summary } from "./fuzz/seed.js";
 import { RawShm } from "./fuzz/shm-driver.js";
@@ -87,13 +87,12 @@ afterAll(() => {
 beforeAll(async () => {
   mkdirSync(join(repoRoot, ".tmp"), { recursive: true });
   work = mkdtempSync(join(repoRoot, ".tmp", "fuzz-shm-"));
-  const c = compile(exampleFile);
   const files = [join(work, "semantics.ts"), join(work, "register.ts")];
   copyFileSync(join(repoRoot, "test/fuzz/semantics.ts"), files[0]!);
   writeFileSync(files[1]!, register);
   for (const mode of modes) {
     mkdirSync(join(work, mode));
-    writeFileSync(join(work, mode, "example.ts"), await emitModule(c.model, c.layout, { mode, sourcePath: exampleFile, command: "test" }));
+    writeFileSync(join(work, mode, "example.ts"), await moduleText(exampleFile, mode));
     files.push(join(work, mode, "example.ts"));
   }
   const config = {

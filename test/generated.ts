@@ -73,7 +73,7 @@ export function corpusFiles(): string[] {
     readdirSync(join(repoRoot, dir))
       .filter((f) => f.endsWith(".x"))
       .map((f) => join(repoRoot, dir, f));
-  return [...corpus, ...own("idl"), ...own("test/fixtures")];
+  return [...corpus(), ...own("idl"), ...own("test/fixtures")];
 }
 
 /** The corpus in groups that are generated together. */

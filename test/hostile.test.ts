@@ -20,7 +20,7 @@ import { concat, words } from "./bytes.js";
 
 const COMPAT = join(repoRoot, "test/fixtures/compat.x");
 const BENCH = join(repoRoot, "idl/bench.x");
-const NFS = corpus.find((f) => f.endsWith("/nfs_prot.x"))!;
+const NFS = corpus().find((f) => f.endsWith("/nfs_prot.x"))!;
 
 let compat: Record<Mode, GeneratedModule>;
 let bench: Record<Mode, GeneratedModule>;

@@ -138,7 +138,7 @@ for (const files of corpusGroups()) {
 describe("the corpus under test", () => {
   it("covers the 19 corpus files, idl/ and the fixtures, with procedures of several arguments", () => {
     const all = corpusGroups().flat();
-    expect(all.filter((f) => corpus.includes(f))).toHaveLength(19);
+    expect(all.filter((f) => corpus().includes(f))).toHaveLength(19);
     expect(all.map((f) => basename(f))).toEqual(expect.arrayContaining(["bench.x", "compat.x", "procs.x"]));
     const procs = compile(join(repoRoot, "test/fixtures/procs.x")).model.programs.flatMap((p) => p.versions.flatMap((v) => v.procedures));
     expect(procs.filter((p) => p.args.length > 1).length).toBeGreaterThanOrEqual(3);

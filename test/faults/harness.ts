@@ -3,9 +3,8 @@ import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { createInterface } from "node:readline";
 import { promisify } from "node:util";
-import { emitModule } from "../../compiler/emit/module.js";
+import { generate } from "../../compiler/compile.js";
 import { exampleFile } from "../example.js";
-import { compile } from "../generated.js";
 import { repoRoot } from "../support.js";
 
 /**
@@ -50,9 +49,10 @@ async function build(dir: string): Promise<Built> {
   mkdirSync(gen, { recursive: true });
   // The generated module imports the runtime by a relative path, so that the same path holds
   // for the source here and for its compiled copy below `out`.
-  const c = compile(exampleFile);
   const runtimeModule = relative(gen, join(repoRoot, "runtime/index.js"));
-  const text = await emitModule(c.model, c.layout, { mode: "synthesized", sourcePath: exampleFile, command: "test", runtimeModule });
+  const { outputs, diagnostics } = await generate({ files: [exampleFile], mode: "synthesized", runtimeModule });
+  if (outputs.length !== 1) throw new Error(diagnostics.map((d) => d.text).join(""));
+  const text = outputs[0]!.text;
   writeFileSync(join(gen, "example.ts"), text);
   const out = join(dir, "out");
   const sources = [join(repoRoot, "test/faults/server.ts"), join(repoRoot, "test/faults/client.ts"), join(gen, "example.ts")];
