@@ -48,7 +48,7 @@ import {
 import type { BenchContext, Section } from "./section.js";
 
 /**
- * The RPC benchmark (DESIGN §6, §8): Firefly/LRPC's Null(), MaxArg(1440 B) and
+ * The RPC benchmark: Firefly/LRPC's Null(), MaxArg(1440 B) and
  * MaxResult(1440 B) per marshaling mode and transport, each as a round-trip latency
  * (sequential calls, one outstanding) and as a ratio to the raw floor of its transport
  * measured in the same run with the same bytes (bench/floors.ts); the synchronous C
@@ -1120,7 +1120,7 @@ class RpcBench {
     const why = this.invalidFloor.get(floorLabel(a, t, "Null"));
     if (why !== undefined) {
       this.log(
-        `NOTE: ${why} (DESIGN §8 measured ≈ 0.1 µs on a quiet machine): a spinning hand-off needs both threads on a CPU at once, which this run did not give them; ` +
+        `NOTE: ${why} (≈ 0.2 µs when both threads have a CPU): a spinning hand-off needs both threads on a CPU at once, which this run did not give them; ` +
           `the ratios to it are NOT MEASURED, and the sleeping floors stand in for reference.`,
       );
     }
@@ -1258,7 +1258,7 @@ class RpcBench {
 export const rpcSection: Section = {
   name: "rpc",
   title:
-    "RPC round trips: Null(), MaxArg(1440 B), MaxResult(1440 B) per mode × transport, against each transport's raw floor, the C libtirpc client, and gRPC (DESIGN §6, §8)",
+    "RPC round trips: Null(), MaxArg(1440 B), MaxResult(1440 B) per mode × transport, against each transport's raw floor, the C libtirpc client, and gRPC",
   async run(ctx) {
     // Pin this process (every thread, the client end) for the section; the servers are
     // pinned where they are started. The mask is restored after.

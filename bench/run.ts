@@ -13,7 +13,7 @@ import type { BenchContext, Section } from "./section.js";
 
 /**
  * `npm run bench [-- [--pin same|split] SECTION…]`: the benchmark (a measurement, not a
- * test). Every budget of DESIGN §8 it can measure is printed PASS or MISS, or NOT MEASURED
+ * test). Every budget it can measure is printed PASS or MISS, or NOT MEASURED
  * when this run could not judge it; the exit status is 0 whatever they say, and non-zero
  * only if the benchmark itself fails.
  *
@@ -88,7 +88,7 @@ async function main(args: readonly string[]): Promise<void> {
 
   const v = ctx.budgets.verdicts;
   log();
-  log("== Budgets (DESIGN §8) — measurements, not tests: a MISS does not fail the run; NOT MEASURED: this run could not judge it ==");
+  log("== Budgets — measurements, not tests: a MISS does not fail the run; NOT MEASURED: this run could not judge it ==");
   log();
   log(v.length > 0 ? ctx.budgets.report() : "(no budget measured by the sections run)");
   log();
