@@ -669,6 +669,23 @@ describe("decode errors on hostile input", () => {
     expect(() => new XdrReader(other, 5, 4)).toThrow(RangeError);
   });
 
+  it("reset reads each array at its own byteOffset, in shared and in new memory, and again", () => {
+    const memory = fromHex("00000001 00000002 00000003 00000004");
+    const r = new XdrReader(memory.subarray(4), 0, 4);
+    expect(r.int()).toBe(2);
+    r.reset(memory.subarray(8));
+    expect([r.int(), r.int()]).toEqual([3, 4]);
+    const elsewhere = fromHex("00000007 00000008");
+    r.reset(elsewhere, 4);
+    expect(r.int()).toBe(8);
+    const tail = memory.subarray(8);
+    r.reset(tail, 4);
+    expect(r.int()).toBe(4);
+    r.reset(tail, 0, 4);
+    expect(r.int()).toBe(3);
+    expect(xdrErrorOf(() => r.int()).offset).toBe(4);
+  });
+
   it("offsets count from the reader's start and end bounds the message", () => {
     const bytes = fromHex("ffffffff ffffffff 00000001 00000002 00000009");
     const r = new XdrReader(bytes, 8, 16);
