@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { modes, type Mode } from "../../compiler/compile.js";
 import { AuthStat, connect, RpcError, type AuthSysParams, type Channel } from "../../runtime/index.js";
-import { clearRegistrations, freePort, loadStubs, privateRun, program, registered, removeDir, repoRoot, requireRpcbind, startDaemon, tempDir, type Daemon, type Stubs } from "./harness.js";
+import { clearRegistrations, exclusive, freePort, loadStubs, privateRun, program, registered, removeDir, repoRoot, requireRpcbind, startDaemon, tempDir, type Daemon, type Stubs } from "./harness.js";
 
 /**
  * NFS version 3 and MOUNT version 3 (RFC 1813, idl/nfs3.x and idl/mount3.x) against
@@ -12,17 +12,23 @@ import { clearRegistrations, freePort, loadStubs, privateRun, program, registere
  * backend on 127.0.0.1. Every procedure of both programs is called over TCP and UDP with the
  * stubs of every mode, each found through rpcbind; what the server did is checked on disk
  * (bytes, names, modes, times, links), and files created with AUTH_SYS credentials belong on
- * disk to the uid and gid those credentials name.
+ * disk to the uid and gid those credentials name. ganesha's lock manager (NLM version 4,
+ * test/daemons/idl/nlm4_prot.x; it needs rpc.statd, started first) takes and frees byte-range
+ * locks that the kernel shows in /proc/locks.
  */
 
 const NFS_PROGRAM = 100003;
 const MOUNT_PROGRAM = 100005;
+const NLM_PROG = 100021;
+const SM_PROG = 100024;
 const transports = ["tcp", "udp"] as const;
 
 let dir: string;
 let exportDir: string;
 let ganesha: Daemon | undefined;
-const stubs = new Map<Mode, { nfs: Stubs; mount: Stubs }>();
+let statd: Daemon | undefined;
+let release: (() => void) | undefined;
+const stubs = new Map<Mode, { nfs: Stubs; mount: Stubs; nlm: Stubs }>();
 /** A file written on disk before the server starts: READ must return its bytes. */
 const seed = randomBytes(20_000);
 
@@ -32,15 +38,32 @@ beforeAll(async () => {
   if (!readdirSync("/usr/lib").some((d) => existsSync(join("/usr/lib", d, "ganesha/libfsalvfs.so")))) {
     throw new Error("ganesha's VFS backend (libfsalvfs.so) is not installed (Debian package nfs-ganesha-vfs)");
   }
+  const statdBinary = program("/usr/sbin/rpc.statd", "nfs-common");
   for (const mode of modes) {
     const loaded = await loadStubs([join(repoRoot, "idl/nfs3.x"), join(repoRoot, "idl/mount3.x")], mode);
-    stubs.set(mode, { nfs: loaded.get("nfs3")!, mount: loaded.get("mount3")! });
+    const nlm = (await loadStubs([join(repoRoot, "test/daemons/idl/nlm4_prot.x")], mode)).get("nlm4_prot")!;
+    stubs.set(mode, { nfs: loaded.get("nfs3")!, mount: loaded.get("mount3")!, nlm });
   }
-  const { nfs, mount } = stubs.get("synthesized")!;
+  const { nfs, mount, nlm } = stubs.get("synthesized")!;
+  const sm = (await loadStubs(["/usr/include/rpcsvc/sm_inter.x"], "synthesized")).get("sm_inter")!;
+  // statd.test.ts runs a statd and a lock manager's callback of its own: not at the same time.
+  release = await exclusive("statd-nlm");
   await clearRegistrations(NFS_PROGRAM, "an NFS server");
   await clearRegistrations(MOUNT_PROGRAM, "a MOUNT server");
+  await clearRegistrations(NLM_PROG, "a lock manager");
+  await clearRegistrations(SM_PROG, "a status monitor (rpc.statd)");
 
   dir = tempDir("ganesha");
+  // The lock manager asks statd to monitor its clients (SM_MON) before it grants their locks.
+  const statdDir = join(dir, "statd");
+  for (const d of ["", "sm", "sm.bak"]) mkdirSync(join(statdDir, d), { recursive: true });
+  statd = await startDaemon({
+    name: "rpc.statd",
+    command: statdBinary,
+    args: ["-F", "-d", "-L", "-P", statdDir],
+    binds: privateRun(statdDir),
+    ready: () => registered(sm.SmVers, "udp"),
+  });
   exportDir = join(dir, "export");
   mkdirSync(exportDir);
   chmodSync(exportDir, 0o755);
@@ -49,7 +72,9 @@ beforeAll(async () => {
   const nfsPort = await freePort();
   let mntPort = await freePort();
   while (mntPort === nfsPort) mntPort = await freePort();
-  // NLM and RQUOTA stay off: they would need rpc.statd and claim rquotad's program.
+  let nlmPort = await freePort();
+  while (nlmPort === nfsPort || nlmPort === mntPort) nlmPort = await freePort();
+  // RQUOTA stays off: it would claim rquotad's program.
   writeFileSync(
     join(dir, "ganesha.conf"),
     `NFS_CORE_PARAM {
@@ -57,7 +82,8 @@ beforeAll(async () => {
   Bind_addr = 127.0.0.1;
   NFS_Port = ${nfsPort};
   MNT_Port = ${mntPort};
-  Enable_NLM = false;
+  NLM_Port = ${nlmPort};
+  Enable_NLM = true;
   Enable_RQUOTA = false;
 }
 NFSV4 { RecoveryRoot = "${join(dir, "recovery")}"; Graceless = true; }
@@ -82,15 +108,22 @@ LOG { Default_Log_Level = EVENT; }
     cwd: dir,
     binds: privateRun(dir), // what it keeps in /run
     ready: async () =>
-      (await registered(nfs.NfsV3, "tcp")) && (await registered(nfs.NfsV3, "udp")) && (await registered(mount.MountV3, "tcp")) && (await registered(mount.MountV3, "udp")),
+      (await registered(nfs.NfsV3, "tcp")) &&
+      (await registered(nfs.NfsV3, "udp")) &&
+      (await registered(mount.MountV3, "tcp")) &&
+      (await registered(mount.MountV3, "udp")) &&
+      (await registered(nlm.Nlm4Vers, "tcp")) &&
+      (await registered(nlm.Nlm4Vers, "udp")),
   }).catch((e: Error) => {
     const log = existsSync(join(dir, "ganesha.log")) ? readFileSync(join(dir, "ganesha.log"), "utf8") : "(no log)";
     throw new Error(`${e.message}\nganesha.log:\n${log}`);
   });
-}, 90_000);
+}, 180_000);
 
 afterAll(async () => {
   await ganesha?.stop();
+  await statd?.stop();
+  release?.();
   if (dir !== undefined) removeDir(dir);
 });
 
@@ -233,6 +266,55 @@ describe.each(modes.flatMap((mode) => transports.map((transport) => ({ mode, tra
     expect(Buffer.from(tail.data).equals(seed.subarray(19_990))).toBe(true);
     expect(tail.eof).toBe(true);
     expect(tail.file_attributes.attributes_follow && tail.file_attributes.attributes.size).toBe(20_000n);
+  });
+
+  it("NLM v4: LOCK holds a byte range of the file on disk (/proc/locks), TEST and LOCK of another owner are DENIED naming the holder, UNLOCK frees it; SHARE, UNSHARE, CANCEL, NM_LOCK", async () => {
+    const { nlm: n } = stubs.get(mode)!;
+    const nlm = new n.Nlm4VersClient(await open(n.Nlm4Vers), { auth: root, timeoutMs: 10_000 });
+    await nlm.nlmproc4Null();
+    const fh = await lookup(rootFh, "seed.bin");
+    const ino = statSync(join(exportDir, "seed.bin")).ino;
+    // The locks the kernel holds on the file: "… WRITE pid maj:min:inode start end".
+    const held = () =>
+      readFileSync("/proc/locks", "utf8")
+        .split("\n")
+        .filter((l) => l.includes(`:${ino} `))
+        .map((l) => l.trim().split(/\s+/).slice(-2).join("-"));
+    const owner = (svid: number) => Uint8Array.from(Buffer.from(`${sub}-owner-${svid}`));
+    // caller_name is the host statd is asked to monitor: one that resolves.
+    const alock = (svid: number, l_offset: bigint, l_len: bigint) => ({ caller_name: "localhost", fh: fh.data, oh: owner(svid), svid, l_offset, l_len });
+    const cookie = Uint8Array.from(Buffer.from(sub));
+    const stat = (res: Stubs) => nameIn(n.nlm4_stats, res.stat.stat);
+
+    const locked = await nlm.nlmproc4Lock({ cookie, block: false, exclusive: true, alock: alock(1, 100n, 50n), reclaim: false, state: 1 });
+    expect(stat(locked)).toBe("NLM4_GRANTED");
+    expect(Buffer.from(locked.cookie).equals(cookie)).toBe(true);
+    expect(held()).toEqual(["100-149"]);
+
+    const tested = await nlm.nlmproc4Test({ cookie, exclusive: true, alock: alock(2, 120n, 10n) });
+    expect(stat(tested)).toBe("NLM4_DENIED");
+    expect({ ...tested.stat.holder, oh: Buffer.from(tested.stat.holder.oh).toString() }).toEqual({ exclusive: true, svid: 1, oh: Buffer.from(owner(1)).toString(), l_offset: 100n, l_len: 50n });
+    const refused = await nlm.nlmproc4Lock({ cookie, block: false, exclusive: true, alock: alock(2, 120n, 10n), reclaim: false, state: 1 });
+    expect(stat(refused)).toBe("NLM4_DENIED");
+    // A range that does not overlap is free; its owner gets it too.
+    expect(stat(await nlm.nlmproc4Lock({ cookie, block: false, exclusive: true, alock: alock(2, 200n, 1n), reclaim: false, state: 1 }))).toBe("NLM4_GRANTED");
+    expect(held().sort()).toEqual(["100-149", "200-200"]);
+
+    expect(stat(await nlm.nlmproc4Unlock({ cookie, alock: alock(1, 100n, 50n) }))).toBe("NLM4_GRANTED");
+    expect(stat(await nlm.nlmproc4Unlock({ cookie, alock: alock(2, 200n, 1n) }))).toBe("NLM4_GRANTED");
+    expect(held()).toEqual([]);
+    expect(stat(await nlm.nlmproc4Test({ cookie, exclusive: true, alock: alock(2, 120n, 10n) }))).toBe("NLM4_GRANTED");
+
+    // Share reservations, a CANCEL with nothing to cancel, and a lock of an unmonitored host.
+    const share = { caller_name: "localhost", fh: fh.data, oh: owner(3), mode: n.fsh4_mode.fsm_DW, access: n.fsh4_access.fsa_R };
+    expect(nameIn(n.nlm4_stats, (await nlm.nlmproc4Share({ cookie, share, reclaim: false })).stat)).toBe("NLM4_GRANTED");
+    expect(nameIn(n.nlm4_stats, (await nlm.nlmproc4Unshare({ cookie, share, reclaim: false })).stat)).toBe("NLM4_GRANTED");
+    expect(stat(await nlm.nlmproc4Cancel({ cookie, block: true, exclusive: true, alock: alock(4, 0n, 10n) }))).toBe("NLM4_GRANTED");
+    // Length 0: to the end of the file, however far it grows.
+    expect(stat(await nlm.nlmproc4NmLock({ cookie, block: false, exclusive: false, alock: alock(5, 300n, 0n), reclaim: false, state: 1 }))).toBe("NLM4_GRANTED");
+    expect(held()).toEqual(["300-EOF"]);
+    expect(stat(await nlm.nlmproc4Unlock({ cookie, alock: alock(5, 300n, 0n) }))).toBe("NLM4_GRANTED");
+    expect(held()).toEqual([]);
   });
 
   it("MKDIR, CREATE as an AUTH_SYS user, WRITE, COMMIT, SETATTR: bytes, owner, mode, size and mtime on disk", async () => {
@@ -419,7 +501,9 @@ describe("stopped by its PID", () => {
   it("exits on SIGTERM and leaves nothing registered with rpcbind", async () => {
     await ganesha!.stop();
     expect(ganesha!.running()).toBe(false);
-    const { nfs, mount } = stubs.get("synthesized")!;
-    for (const service of [nfs.NfsV3, mount.MountV3]) for (const t of ["tcp", "udp"] as const) expect(await registered(service, t)).toBe(false);
+    await statd!.stop();
+    expect(statd!.running()).toBe(false);
+    const { nfs, mount, nlm } = stubs.get("synthesized")!;
+    for (const service of [nfs.NfsV3, mount.MountV3, nlm.Nlm4Vers]) for (const t of ["tcp", "udp"] as const) expect(await registered(service, t)).toBe(false);
   });
 });

@@ -1,6 +1,6 @@
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createServer as createTcpServer } from "node:net";
 import { createSocket } from "node:dgram";
 import { tmpdir } from "node:os";
@@ -105,6 +105,44 @@ export async function freePort(): Promise<number> {
     if (free) return port;
   }
   throw new Error("no port free for both TCP and UDP on 127.0.0.1 after 50 tries");
+}
+
+/**
+ * Test files that start daemons claiming the same RPC programs (statd's 100024 and the lock
+ * manager's 100021: statd.test.ts, and ganesha.test.ts with its lock manager) must not run at
+ * the same time: this takes a lock between processes, by the atomic creation of a directory
+ * that names its holder's PID (a holder that died is detected and its lock removed). Resolves
+ * to the function that releases it.
+ */
+export async function exclusive(name: string, timeoutMs = 120_000): Promise<() => void> {
+  const path = join(tmpdir(), `rpcgen-ts-lock-${name}`);
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      mkdirSync(path);
+      writeFileSync(join(path, "pid"), String(process.pid));
+      return () => removeDir(path);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+    }
+    let holder: number | undefined;
+    try {
+      holder = Number(readFileSync(join(path, "pid"), "utf8"));
+    } catch {
+      // being created, or released, just now
+    }
+    let abandoned = false; // made, and its holder died before it could write its PID
+    if (holder === undefined) {
+      try {
+        abandoned = Date.now() - statSync(path).mtimeMs > 10_000;
+      } catch {
+        // released just now
+      }
+    }
+    if ((holder !== undefined && holder > 0 && !alive(holder)) || abandoned) removeDir(path);
+    if (Date.now() > deadline) throw new Error(`${path} is still held by process ${holder ?? "?"} after ${timeoutMs} ms`);
+    await sleep(200);
+  }
 }
 
 /**

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { modes, type Mode } from "../../compiler/compile.js";
 import { connect, createServer, type Channel, type Server } from "../../runtime/index.js";
-import { clearRegistrations, loadStubs, privateRun, program, registered, removeDir, repoRoot, requireRpcbind, startDaemon, tempDir, type Daemon, type Stubs } from "./harness.js";
+import { clearRegistrations, exclusive, loadStubs, privateRun, program, registered, removeDir, repoRoot, requireRpcbind, startDaemon, tempDir, type Daemon, type Stubs } from "./harness.js";
 
 /**
  * The Network Status Monitor against rpc.statd (nfs-utils), with the system's sm_inter.x and
@@ -19,6 +19,7 @@ const SM_PROG = 100024;
 const NLM_PROG = 100021;
 let dir: string;
 let statd: Daemon | undefined;
+let release: (() => void) | undefined;
 const stubs = new Map<Mode, { sm: Stubs; notify: Stubs }>();
 
 beforeAll(async () => {
@@ -31,6 +32,8 @@ beforeAll(async () => {
     ]);
     stubs.set(mode, { sm: sm.get("sm_inter")!, notify: notify.get("sm_notify")! });
   }
+  // ganesha.test.ts runs a statd and a lock manager of its own: not at the same time.
+  release = await exclusive("statd-nlm");
   await clearRegistrations(SM_PROG, "a status monitor (rpc.statd)");
   // The test serves statd's callback as lockd would.
   await clearRegistrations(NLM_PROG, "a lock manager (lockd)");
@@ -46,10 +49,11 @@ beforeAll(async () => {
     binds: privateRun(dir), // its pid file
     ready: async () => (await registered(sm.SmVers, "tcp")) && (await registered(sm.SmVers, "udp")),
   });
-}, 60_000);
+}, 180_000);
 
 afterAll(async () => {
   await statd?.stop();
+  release?.();
   if (dir !== undefined) removeDir(dir);
 });
 
