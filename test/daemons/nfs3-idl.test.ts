@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { copyFileSync, existsSync } from "node:fs";
+import { copyFileSync, existsSync, readdirSync } from "node:fs";
 import { basename, join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
@@ -33,8 +33,11 @@ describe("idl/nfs3.x and idl/mount3.x", () => {
     expect(outputs.map((o) => o.path)).toEqual(["nfs3.ts", "mount3.ts"]);
   });
 
-  it("are accepted by Sun rpcgen, whose XDR routines gcc compiles against libtirpc", async () => {
-    for (const file of files) {
+  it("are accepted by Sun rpcgen, whose XDR routines gcc compiles against libtirpc (so are the tests' own in test/daemons/idl)", async () => {
+    const own = readdirSync(join(repoRoot, "test/daemons/idl"))
+      .filter((f) => f.endsWith(".x"))
+      .map((f) => join(repoRoot, "test/daemons/idl", f));
+    for (const file of [...files, ...own]) {
       const name = basename(file, ".x");
       copyFileSync(file, join(scratch, `${name}.x`));
       await exec("rpcgen", ["-h", "-o", `${name}.h`, `${name}.x`], { cwd: scratch, timeout: 20_000 });
