@@ -33,9 +33,11 @@ export const classic: Strategy = {
   opaqueViews: false,
   encodeAt: "w.pos - w.start",
   encodeRun: (values: readonly RunValue[]) => values.map((v) => `w.${writerCall(v.scalar)}(${v.local});`),
+  // Every value goes to a local, `once` or not: each read moves the cursor, so reads keep their order.
   decodeRun: (values: readonly RunValue[], size: number) => ({
     code: values.map((v) => `const ${v.local} = r.${readerCall(v.scalar)}();`),
     // Checks run once the whole run is read: an item sits `size - offset` bytes behind the cursor.
     at: (offset: number) => `r.pos - r.start - ${size - offset}`,
+    value: (v: RunValue) => v.local,
   }),
 };

@@ -57,6 +57,13 @@ function listOf(plan: Plan): ListPlan | undefined {
   return { node: { ...plan, steps: plan.steps.slice(0, -1) }, field: last.path[0]!.label, link: last.path };
 }
 
+/**
+ * Whether the walker checks a decoded scalar: bools, enums and rpcgen's narrow ints (char,
+ * short, …) are; any bits are a valid int, unsigned int, hyper, float or double.
+ */
+const hasDatumCheck = (s: Scalar): boolean =>
+  s.kind === "bool" || s.kind === "enum" || (s.kind === "int" && !((s.min === -0x80000000 && s.max === 0x7fffffff) || (s.min === 0 && s.max === 0xffffffff)));
+
 /** The location a step's runtime errors need prepended: empty for runs (they sit at the plan's root). */
 const locationOf = (s: Step | undefined): string[] => (s === undefined || s.kind === "run" ? [] : s.path.map((seg) => seg.label));
 
@@ -405,7 +412,9 @@ export class CodecWriter {
     preset: ReadonlyMap<string, string> = new Map(),
   ): string[] {
     const locals = new Map<string, string>(preset);
-    const steps = plan.steps.map((step) => this.decodeStep(step, fn, locals));
+    // A bound reads its fields again after the steps: those stay in locals.
+    const bounded = new Set(plan.bounds.flatMap((b) => [pathKey(b.length), pathKey(b.by)]));
+    const steps = plan.steps.map((step) => this.decodeStep(step, fn, locals, bounded));
     const bounds = plan.bounds.map((b) => {
       const length = locals.get(pathKey(b.length))!;
       const by = locals.get(pathKey(b.by))!;
@@ -416,20 +425,22 @@ export class CodecWriter {
     return this.locate([...plan.steps, undefined], steps, fn);
   }
 
-  private decodeStep(step: Step, fn: Fn, locals: Map<string, string>): string[] {
+  private decodeStep(step: Step, fn: Fn, locals: Map<string, string>, bounded: ReadonlySet<string>): string[] {
     const s = this.strategy;
     switch (step.kind) {
       case "run": {
-        const values = step.items.map((item) => {
-          const local = localFor(fn, item.path);
-          locals.set(pathKey(item.path), this.datumValue(item.scalar, local));
-          return { offset: item.offset, local, scalar: item.scalar };
+        const values = step.items.map((item) => ({
+          offset: item.offset,
+          local: localFor(fn, item.path),
+          scalar: item.scalar,
+          once: !hasDatumCheck(item.scalar) && !bounded.has(pathKey(item.path)),
+        }));
+        const { code, at, value } = s.decodeRun(values, step.size, fn.fresh);
+        step.items.forEach((item, k) => {
+          const v = values[k]!;
+          locals.set(pathKey(item.path), this.datumValue(v.scalar, value(v)));
+          code.push(...this.checkDatum(v.scalar, v.local, at(v.offset), pathLabel(item.path)));
         });
-        const { code, at } = s.decodeRun(values, step.size, fn.fresh);
-        for (const v of values) {
-          const label = pathLabel(step.items.find((i) => i.offset === v.offset)!.path);
-          code.push(...this.checkDatum(v.scalar, v.local, at(v.offset), label));
-        }
         return code;
       }
       case "bytes": {
@@ -533,11 +544,11 @@ export class CodecWriter {
 
   /** Decode-side validation of a scalar read into `local`. */
   private checkDatum(s: Scalar, local: string, at: string, label: string): string[] {
+    if (!hasDatumCheck(s)) return [];
     let bad: string;
     let detail: string;
     switch (s.kind) {
       case "int":
-        if ((s.min === -0x80000000 && s.max === 0x7fffffff) || (s.min === 0 && s.max === 0xffffffff)) return [];
         bad = `${local} < ${s.min} || ${local} > ${s.max}`;
         detail = `\`value \${${local}} out of range for ${s.cname} [${s.min}, ${s.max}]\``;
         break;

@@ -11,6 +11,11 @@ export interface RunValue {
   readonly offset: number;
   readonly local: string;
   readonly scalar: Scalar;
+  /**
+   * Decode only: the walker neither checks the datum nor uses it twice, so a strategy whose
+   * reads have no side effects may read it where the value is built instead of into a local.
+   */
+  readonly once?: boolean;
 }
 
 export interface Strategy {
@@ -27,14 +32,17 @@ export interface Strategy {
   /** Statements that put a run's values (in `values`, offsets from the run's start) into the sink. */
   encodeRun(values: readonly RunValue[], size: number, fresh: (base: string) => string): string[];
   /**
-   * Statements that read a run into `const` locals named by `values`, and the expression for
-   * the message offset of a run item (for error messages).
+   * Statements that read a run into `const` locals named by `values`, the expression for
+   * the message offset of a run item (for error messages), and the expression for a value:
+   * its local, or for a value read `once` the read itself, which may come later.
    */
-  decodeRun(
-    values: readonly RunValue[],
-    size: number,
-    fresh: (base: string) => string,
-  ): { code: string[]; at: (offset: number) => string };
+  decodeRun(values: readonly RunValue[], size: number, fresh: (base: string) => string): DecodedRun;
+}
+
+export interface DecodedRun {
+  readonly code: string[];
+  readonly at: (offset: number) => string;
+  readonly value: (v: RunValue) => string;
 }
 
 /** The DataView accessors of a scalar. */
@@ -66,18 +74,23 @@ export function runStores(sink: string, values: readonly RunValue[], size: numbe
   return code;
 }
 
-/** Straight-line reads of a fixed-size run out of the receive buffer: one bounds check. */
-export function runLoads(
-  values: readonly RunValue[],
-  size: number,
-  fresh: (b: string) => string,
-): { code: string[]; at: (offset: number) => string } {
+/**
+ * Straight-line reads of a fixed-size run out of the receive buffer: one bounds check. A
+ * value read `once` is read where the value is built, as hand-written code reads into an
+ * object literal (measured on a struct of fifteen scalars: 1.14× the hand-written decoder's
+ * time with every value in a local, 1.07× read in the literal). The run's bytes were
+ * checked by `take`, so the later read cannot fail; only data any bits are valid for are read
+ * late, so not even memory another thread writes meanwhile (shm) can make one invalid.
+ */
+export function runLoads(values: readonly RunValue[], size: number, fresh: (b: string) => string): DecodedRun {
   const o = fresh("o");
   const dv = fresh("dv");
   const code = [`const ${o} = r.take(${size});`, `const ${dv} = r.view;`];
+  const reads = new Map<RunValue, string>();
   for (const v of values) {
-    const at = v.offset === 0 ? o : `${o} + ${v.offset}`;
-    code.push(`const ${v.local} = ${dv}.${viewAccess(v.scalar).get}(${at});`);
+    const read = `${dv}.${viewAccess(v.scalar).get}(${v.offset === 0 ? o : `${o} + ${v.offset}`})`;
+    if (v.once === true) reads.set(v, read);
+    else code.push(`const ${v.local} = ${read};`);
   }
-  return { code, at: (offset) => `${o} - r.start${offset === 0 ? "" : ` + ${offset}`}` };
+  return { code, at: (offset) => `${o} - r.start${offset === 0 ? "" : ` + ${offset}`}`, value: (v) => reads.get(v) ?? v.local };
 }

@@ -63,11 +63,12 @@ export const mappingCodec: XdrCodec<mapping> = {
   decode(r: XdrReader): mapping {
     const o = r.take(16);
     const dv = r.view;
-    const $prog = dv.getUint32(o);
-    const $vers = dv.getUint32(o + 4);
-    const $prot = dv.getUint32(o + 8);
-    const $port = dv.getUint32(o + 12);
-    return { prog: $prog, vers: $vers, prot: $prot, port: $port };
+    return {
+      prog: dv.getUint32(o),
+      vers: dv.getUint32(o + 4),
+      prot: dv.getUint32(o + 8),
+      port: dv.getUint32(o + 12),
+    };
   },
 };
 
@@ -128,10 +129,6 @@ export const pmaplistCodec: XdrCodec<pmaplist> = {
     try {
       const o = r.take(16);
       const dv = r.view;
-      const $map_prog = dv.getUint32(o);
-      const $map_vers = dv.getUint32(o + 4);
-      const $map_prot = dv.getUint32(o + 8);
-      const $map_port = dv.getUint32(o + 12);
       $at = 1;
       let $next: pmaplist | null = null;
       if (r.optional()) {
@@ -141,7 +138,12 @@ export const pmaplistCodec: XdrCodec<pmaplist> = {
       }
       $at = 2;
       return {
-        map: { prog: $map_prog, vers: $map_vers, prot: $map_prot, port: $map_port },
+        map: {
+          prog: dv.getUint32(o),
+          vers: dv.getUint32(o + 4),
+          prot: dv.getUint32(o + 8),
+          port: dv.getUint32(o + 12),
+        },
         next: $next,
       };
     } catch (err) {
@@ -224,13 +226,15 @@ export const call_argsCodec: XdrCodec<call_args> = {
     try {
       const o = r.take(12);
       const dv = r.view;
-      const $prog = dv.getUint32(o);
-      const $vers = dv.getUint32(o + 4);
-      const $proc = dv.getUint32(o + 8);
       $at = 1;
       const $args = r.varOpaque(4294967295);
       $at = 2;
-      return { prog: $prog, vers: $vers, proc: $proc, args: $args };
+      return {
+        prog: dv.getUint32(o),
+        vers: dv.getUint32(o + 4),
+        proc: dv.getUint32(o + 8),
+        args: $args,
+      };
     } catch (err) {
       throw within(err, [[], ["args"], []][$at]!);
     }
@@ -269,11 +273,10 @@ export const call_resultCodec: XdrCodec<call_result> = {
     try {
       const o = r.take(4);
       const dv = r.view;
-      const $port = dv.getUint32(o);
       $at = 1;
       const $res = r.varOpaque(4294967295);
       $at = 2;
-      return { port: $port, res: $res };
+      return { port: dv.getUint32(o), res: $res };
     } catch (err) {
       throw within(err, [[], ["res"], []][$at]!);
     }
@@ -341,8 +344,7 @@ const PmapVers$pmapprocGetport$result: XdrCodec<number> = {
   decode(r: XdrReader): number {
     const o = r.take(4);
     const dv = r.view;
-    const $v = dv.getUint32(o);
-    return $v;
+    return dv.getUint32(o);
   },
 };
 

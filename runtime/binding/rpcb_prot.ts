@@ -37,8 +37,7 @@ export const rpcprog_tCodec: XdrCodec<rpcprog_t> = {
   decode(r: XdrReader): rpcprog_t {
     const o = r.take(4);
     const dv = r.view;
-    const $v = dv.getUint32(o);
-    return $v;
+    return dv.getUint32(o);
   },
 };
 
@@ -61,8 +60,7 @@ export const rpcvers_tCodec: XdrCodec<rpcvers_t> = {
   decode(r: XdrReader): rpcvers_t {
     const o = r.take(4);
     const dv = r.view;
-    const $v = dv.getUint32(o);
-    return $v;
+    return dv.getUint32(o);
   },
 };
 
@@ -85,8 +83,7 @@ export const rpcproc_tCodec: XdrCodec<rpcproc_t> = {
   decode(r: XdrReader): rpcproc_t {
     const o = r.take(4);
     const dv = r.view;
-    const $v = dv.getUint32(o);
-    return $v;
+    return dv.getUint32(o);
   },
 };
 
@@ -197,8 +194,6 @@ export const rpcbCodec: XdrCodec<rpcb> = {
     try {
       const o = r.take(8);
       const dv = r.view;
-      const $r_prog = dv.getUint32(o);
-      const $r_vers = dv.getUint32(o + 4);
       $at = 1;
       const $r_netid = r.string(4294967295);
       $at = 2;
@@ -207,8 +202,8 @@ export const rpcbCodec: XdrCodec<rpcb> = {
       const $r_owner = r.string(4294967295);
       $at = 4;
       return {
-        r_prog: $r_prog,
-        r_vers: $r_vers,
+        r_prog: dv.getUint32(o),
+        r_vers: dv.getUint32(o + 4),
         r_netid: $r_netid,
         r_addr: $r_addr,
         r_owner: $r_owner,
@@ -368,13 +363,15 @@ export const rpcb_rmtcallargsCodec: XdrCodec<rpcb_rmtcallargs> = {
     try {
       const o = r.take(12);
       const dv = r.view;
-      const $prog = dv.getUint32(o);
-      const $vers = dv.getUint32(o + 4);
-      const $proc = dv.getUint32(o + 8);
       $at = 1;
       const $args = r.varOpaque(4294967295);
       $at = 2;
-      return { prog: $prog, vers: $vers, proc: $proc, args: $args };
+      return {
+        prog: dv.getUint32(o),
+        vers: dv.getUint32(o + 4),
+        proc: dv.getUint32(o + 8),
+        args: $args,
+      };
     } catch (err) {
       throw within(err, [[], ["args"], []][$at]!);
     }
@@ -467,7 +464,6 @@ export const rpcb_entryCodec: XdrCodec<rpcb_entry> = {
       $at = 2;
       const o = r.take(4);
       const dv = r.view;
-      const $r_nc_semantics = dv.getUint32(o);
       $at = 3;
       const $r_nc_protofmly = r.string(4294967295);
       $at = 4;
@@ -476,7 +472,7 @@ export const rpcb_entryCodec: XdrCodec<rpcb_entry> = {
       return {
         r_maddr: $r_maddr,
         r_nc_netid: $r_nc_netid,
-        r_nc_semantics: $r_nc_semantics,
+        r_nc_semantics: dv.getUint32(o),
         r_nc_protofmly: $r_nc_protofmly,
         r_nc_proto: $r_nc_proto,
       };
@@ -703,18 +699,14 @@ export const rpcbs_addrlistCodec: XdrCodec<rpcbs_addrlist> = {
         try {
           const o = r.take(16);
           const dv = r.view;
-          const $prog = dv.getUint32(o);
-          const $vers = dv.getUint32(o + 4);
-          const $success = dv.getInt32(o + 8);
-          const $failure = dv.getInt32(o + 12);
           $at = 1;
           const $netid = r.string(4294967295);
           $at = 2;
           $node = {
-            prog: $prog,
-            vers: $vers,
-            success: $success,
-            failure: $failure,
+            prog: dv.getUint32(o),
+            vers: dv.getUint32(o + 4),
+            success: dv.getInt32(o + 8),
+            failure: dv.getInt32(o + 12),
             netid: $netid,
             next: null,
           };
@@ -824,22 +816,16 @@ export const rpcbs_rmtcalllistCodec: XdrCodec<rpcbs_rmtcalllist> = {
         try {
           const o = r.take(24);
           const dv = r.view;
-          const $prog = dv.getUint32(o);
-          const $vers = dv.getUint32(o + 4);
-          const $proc = dv.getUint32(o + 8);
-          const $success = dv.getInt32(o + 12);
-          const $failure = dv.getInt32(o + 16);
-          const $indirect = dv.getInt32(o + 20);
           $at = 1;
           const $netid = r.string(4294967295);
           $at = 2;
           $node = {
-            prog: $prog,
-            vers: $vers,
-            proc: $proc,
-            success: $success,
-            failure: $failure,
-            indirect: $indirect,
+            prog: dv.getUint32(o),
+            vers: dv.getUint32(o + 4),
+            proc: dv.getUint32(o + 8),
+            success: dv.getInt32(o + 12),
+            failure: dv.getInt32(o + 16),
+            indirect: dv.getInt32(o + 20),
             netid: $netid,
             next: null,
           };
@@ -899,8 +885,7 @@ export const rpcbs_procCodec: XdrCodec<rpcbs_proc> = {
       for (; i < n; i++) {
         const o = r.take(4);
         const dv = r.view;
-        const $v2 = dv.getInt32(o);
-        $v[i] = $v2;
+        $v[i] = dv.getInt32(o);
       }
     } catch (err) {
       throw atIndex(err, i);
@@ -1059,8 +1044,7 @@ export const rpcb_statCodec: XdrCodec<rpcb_stat> = {
         for (; i < n; i++) {
           const o = r.take(4);
           const dv = r.view;
-          const $v = dv.getInt32(o);
-          $info[i] = $v;
+          $info[i] = dv.getInt32(o);
         }
       } catch (err) {
         throw atIndex(err, i);
@@ -1068,8 +1052,6 @@ export const rpcb_statCodec: XdrCodec<rpcb_stat> = {
       $at = 1;
       const o2 = r.take(8);
       const dv2 = r.view;
-      const $setinfo = dv2.getInt32(o2);
-      const $unsetinfo = dv2.getInt32(o2 + 4);
       $at = 2;
       let $addrinfo: rpcbs_addrlist | null = null;
       if (r.optional()) {
@@ -1087,8 +1069,8 @@ export const rpcb_statCodec: XdrCodec<rpcb_stat> = {
       $at = 4;
       return {
         info: $info,
-        setinfo: $setinfo,
-        unsetinfo: $unsetinfo,
+        setinfo: dv2.getInt32(o2),
+        unsetinfo: dv2.getInt32(o2 + 4),
         addrinfo: $addrinfo,
         rmtinfo: $rmtinfo,
       };
@@ -1236,8 +1218,7 @@ const Rpcbvers$rpcbprocGettime$result: XdrCodec<number> = {
   decode(r: XdrReader): number {
     const o = r.take(4);
     const dv = r.view;
-    const $v = dv.getUint32(o);
-    return $v;
+    return dv.getUint32(o);
   },
 };
 

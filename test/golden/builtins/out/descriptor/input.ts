@@ -41,8 +41,7 @@ export const rpcprog_tCodec: DescribingCodec<rpcprog_t> = {
   decode(r: XdrReader): rpcprog_t {
     const o = r.take(4);
     const dv = r.view;
-    const $v = dv.getUint32(o);
-    return $v;
+    return dv.getUint32(o);
   },
 };
 
@@ -73,8 +72,7 @@ export const rpcvers_tCodec: DescribingCodec<rpcvers_t> = {
   decode(r: XdrReader): rpcvers_t {
     const o = r.take(4);
     const dv = r.view;
-    const $v = dv.getUint32(o);
-    return $v;
+    return dv.getUint32(o);
   },
 };
 
@@ -266,8 +264,6 @@ export const bindingCodec: DescribingCodec<binding> = {
     try {
       const o = r.take(8);
       const dv = r.view;
-      const $prog = dv.getUint32(o);
-      const $vers = dv.getUint32(o + 4);
       $at = 1;
       const $addr = netbufCodec.decode(r);
       $at = 2;
@@ -278,19 +274,17 @@ export const bindingCodec: DescribingCodec<binding> = {
       const o2 = r.take(16);
       const dv2 = r.view;
       const $secure = dv2.getInt32(o2);
-      const $flags = dv2.getUint32(o2 + 4);
-      const $stamp = dv2.getBigInt64(o2 + 8);
       if ($secure !== 0 && $secure !== 1)
         throw invalidData(o2 - r.start, "secure", `bool value ${$secure} is neither 0 nor 1`);
       return {
-        prog: $prog,
-        vers: $vers,
+        prog: dv.getUint32(o),
+        vers: dv.getUint32(o + 4),
         addr: $addr,
         owner: $owner,
         key: $key,
         secure: $secure === 1,
-        flags: $flags,
-        stamp: $stamp,
+        flags: dv2.getUint32(o2 + 4),
+        stamp: dv2.getBigInt64(o2 + 8),
       };
     } catch (err) {
       throw within(err, [[], ["addr"], ["owner"], ["key"], [], []][$at]!);

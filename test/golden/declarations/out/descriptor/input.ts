@@ -192,24 +192,13 @@ export const scalarsCodec: DescribingCodec<scalars> = {
   decode(r: XdrReader): scalars {
     const o = r.take(88);
     const dv = r.view;
-    const $i = dv.getInt32(o);
-    const $ui = dv.getUint32(o + 4);
-    const $u = dv.getUint32(o + 8);
-    const $h = dv.getBigInt64(o + 12);
-    const $uh = dv.getBigUint64(o + 20);
-    const $f = dv.getFloat32(o + 28);
-    const $d = dv.getFloat64(o + 32);
     const $b = dv.getInt32(o + 40);
     const $c = dv.getInt32(o + 44);
     const $uc = dv.getUint32(o + 48);
     const $s = dv.getInt32(o + 52);
     const $us = dv.getUint32(o + 56);
-    const $l = dv.getInt32(o + 60);
-    const $ul = dv.getUint32(o + 64);
     const $u_c = dv.getUint32(o + 68);
     const $u_s = dv.getUint32(o + 72);
-    const $u_i = dv.getUint32(o + 76);
-    const $u_l = dv.getUint32(o + 80);
     const $tint = dv.getInt32(o + 84);
     if ($b !== 0 && $b !== 1)
       throw invalidData(o - r.start + 40, "b", `bool value ${$b} is neither 0 nor 1`);
@@ -244,24 +233,24 @@ export const scalarsCodec: DescribingCodec<scalars> = {
     if (!color$values.has($tint))
       throw invalidData(o - r.start + 84, "tint", `value ${$tint} is not a member of enum color`);
     return {
-      i: $i,
-      ui: $ui,
-      u: $u,
-      h: $h,
-      uh: $uh,
-      f: $f,
-      d: $d,
+      i: dv.getInt32(o),
+      ui: dv.getUint32(o + 4),
+      u: dv.getUint32(o + 8),
+      h: dv.getBigInt64(o + 12),
+      uh: dv.getBigUint64(o + 20),
+      f: dv.getFloat32(o + 28),
+      d: dv.getFloat64(o + 32),
       b: $b === 1,
       c: $c,
       uc: $uc,
       s: $s,
       us: $us,
-      l: $l,
-      ul: $ul,
+      l: dv.getInt32(o + 60),
+      ul: dv.getUint32(o + 64),
       u_c: $u_c,
       u_s: $u_s,
-      u_i: $u_i,
-      u_l: $u_l,
+      u_i: dv.getUint32(o + 76),
+      u_l: dv.getUint32(o + 80),
       tint: $tint as color,
     };
   },
@@ -689,8 +678,7 @@ export const shapesCodec: DescribingCodec<shapes> = {
         for (; i < n; i++) {
           const o = r.take(4);
           const dv = r.view;
-          const $v = dv.getInt32(o);
-          $fixed_ints[i] = $v;
+          $fixed_ints[i] = dv.getInt32(o);
         }
       } catch (err) {
         throw atIndex(err, i);
@@ -703,8 +691,7 @@ export const shapesCodec: DescribingCodec<shapes> = {
         for (; i2 < n2; i2++) {
           const o2 = r.take(4);
           const dv2 = r.view;
-          const $v2 = dv2.getInt32(o2);
-          $var_ints[i2] = $v2;
+          $var_ints[i2] = dv2.getInt32(o2);
         }
       } catch (err) {
         throw atIndex(err, i2);
@@ -717,8 +704,7 @@ export const shapesCodec: DescribingCodec<shapes> = {
         for (; i3 < n3; i3++) {
           const o3 = r.take(8);
           const dv3 = r.view;
-          const $v3 = dv3.getBigInt64(o3);
-          $any_hypers[i3] = $v3;
+          $any_hypers[i3] = dv3.getBigInt64(o3);
         }
       } catch (err) {
         throw atIndex(err, i3);
@@ -732,24 +718,13 @@ export const shapesCodec: DescribingCodec<shapes> = {
         for (; i4 < n4; i4++) {
           const o4 = r.take(88);
           const dv4 = r.view;
-          const $i = dv4.getInt32(o4);
-          const $ui = dv4.getUint32(o4 + 4);
-          const $u = dv4.getUint32(o4 + 8);
-          const $h = dv4.getBigInt64(o4 + 12);
-          const $uh = dv4.getBigUint64(o4 + 20);
-          const $f = dv4.getFloat32(o4 + 28);
-          const $d = dv4.getFloat64(o4 + 32);
           const $b = dv4.getInt32(o4 + 40);
           const $c = dv4.getInt32(o4 + 44);
           const $uc = dv4.getUint32(o4 + 48);
           const $s = dv4.getInt32(o4 + 52);
           const $us = dv4.getUint32(o4 + 56);
-          const $l = dv4.getInt32(o4 + 60);
-          const $ul = dv4.getUint32(o4 + 64);
           const $u_c = dv4.getUint32(o4 + 68);
           const $u_s = dv4.getUint32(o4 + 72);
-          const $u_i = dv4.getUint32(o4 + 76);
-          const $u_l = dv4.getUint32(o4 + 80);
           const $tint = dv4.getInt32(o4 + 84);
           if ($b !== 0 && $b !== 1)
             throw invalidData(o4 - r.start + 40, "b", `bool value ${$b} is neither 0 nor 1`);
@@ -796,24 +771,24 @@ export const shapesCodec: DescribingCodec<shapes> = {
               `value ${$tint} is not a member of enum color`,
             );
           $nested[i4] = {
-            i: $i,
-            ui: $ui,
-            u: $u,
-            h: $h,
-            uh: $uh,
-            f: $f,
-            d: $d,
+            i: dv4.getInt32(o4),
+            ui: dv4.getUint32(o4 + 4),
+            u: dv4.getUint32(o4 + 8),
+            h: dv4.getBigInt64(o4 + 12),
+            uh: dv4.getBigUint64(o4 + 20),
+            f: dv4.getFloat32(o4 + 28),
+            d: dv4.getFloat64(o4 + 32),
             b: $b === 1,
             c: $c,
             uc: $uc,
             s: $s,
             us: $us,
-            l: $l,
-            ul: $ul,
+            l: dv4.getInt32(o4 + 60),
+            ul: dv4.getUint32(o4 + 64),
             u_c: $u_c,
             u_s: $u_s,
-            u_i: $u_i,
-            u_l: $u_l,
+            u_i: dv4.getUint32(o4 + 76),
+            u_l: dv4.getUint32(o4 + 80),
             tint: $tint as color,
           };
         }
@@ -825,24 +800,13 @@ export const shapesCodec: DescribingCodec<shapes> = {
       if (r.optional()) {
         const o5 = r.take(88);
         const dv5 = r.view;
-        const $i2 = dv5.getInt32(o5);
-        const $ui2 = dv5.getUint32(o5 + 4);
-        const $u2 = dv5.getUint32(o5 + 8);
-        const $h2 = dv5.getBigInt64(o5 + 12);
-        const $uh2 = dv5.getBigUint64(o5 + 20);
-        const $f2 = dv5.getFloat32(o5 + 28);
-        const $d2 = dv5.getFloat64(o5 + 32);
         const $b2 = dv5.getInt32(o5 + 40);
         const $c2 = dv5.getInt32(o5 + 44);
         const $uc2 = dv5.getUint32(o5 + 48);
         const $s2 = dv5.getInt32(o5 + 52);
         const $us2 = dv5.getUint32(o5 + 56);
-        const $l2 = dv5.getInt32(o5 + 60);
-        const $ul2 = dv5.getUint32(o5 + 64);
         const $u_c2 = dv5.getUint32(o5 + 68);
         const $u_s2 = dv5.getUint32(o5 + 72);
-        const $u_i2 = dv5.getUint32(o5 + 76);
-        const $u_l2 = dv5.getUint32(o5 + 80);
         const $tint2 = dv5.getInt32(o5 + 84);
         if ($b2 !== 0 && $b2 !== 1)
           throw invalidData(o5 - r.start + 40, "b", `bool value ${$b2} is neither 0 nor 1`);
@@ -889,48 +853,37 @@ export const shapesCodec: DescribingCodec<shapes> = {
             `value ${$tint2} is not a member of enum color`,
           );
         $maybe = {
-          i: $i2,
-          ui: $ui2,
-          u: $u2,
-          h: $h2,
-          uh: $uh2,
-          f: $f2,
-          d: $d2,
+          i: dv5.getInt32(o5),
+          ui: dv5.getUint32(o5 + 4),
+          u: dv5.getUint32(o5 + 8),
+          h: dv5.getBigInt64(o5 + 12),
+          uh: dv5.getBigUint64(o5 + 20),
+          f: dv5.getFloat32(o5 + 28),
+          d: dv5.getFloat64(o5 + 32),
           b: $b2 === 1,
           c: $c2,
           uc: $uc2,
           s: $s2,
           us: $us2,
-          l: $l2,
-          ul: $ul2,
+          l: dv5.getInt32(o5 + 60),
+          ul: dv5.getUint32(o5 + 64),
           u_c: $u_c2,
           u_s: $u_s2,
-          u_i: $u_i2,
-          u_l: $u_l2,
+          u_i: dv5.getUint32(o5 + 76),
+          u_l: dv5.getUint32(o5 + 80),
           tint: $tint2 as color,
         };
       }
       $at = 10;
       const o6 = r.take(92);
       const dv6 = r.view;
-      const $tagged_i = dv6.getInt32(o6);
-      const $tagged_ui = dv6.getUint32(o6 + 4);
-      const $tagged_u = dv6.getUint32(o6 + 8);
-      const $tagged_h = dv6.getBigInt64(o6 + 12);
-      const $tagged_uh = dv6.getBigUint64(o6 + 20);
-      const $tagged_f = dv6.getFloat32(o6 + 28);
-      const $tagged_d = dv6.getFloat64(o6 + 32);
       const $tagged_b = dv6.getInt32(o6 + 40);
       const $tagged_c = dv6.getInt32(o6 + 44);
       const $tagged_uc = dv6.getUint32(o6 + 48);
       const $tagged_s = dv6.getInt32(o6 + 52);
       const $tagged_us = dv6.getUint32(o6 + 56);
-      const $tagged_l = dv6.getInt32(o6 + 60);
-      const $tagged_ul = dv6.getUint32(o6 + 64);
       const $tagged_u_c = dv6.getUint32(o6 + 68);
       const $tagged_u_s = dv6.getUint32(o6 + 72);
-      const $tagged_u_i = dv6.getUint32(o6 + 76);
-      const $tagged_u_l = dv6.getUint32(o6 + 80);
       const $tagged_tint = dv6.getInt32(o6 + 84);
       const $tagged_enum = dv6.getInt32(o6 + 88);
       if ($tagged_b !== 0 && $tagged_b !== 1)
@@ -999,24 +952,24 @@ export const shapesCodec: DescribingCodec<shapes> = {
         nested: $nested,
         maybe: $maybe,
         tagged: {
-          i: $tagged_i,
-          ui: $tagged_ui,
-          u: $tagged_u,
-          h: $tagged_h,
-          uh: $tagged_uh,
-          f: $tagged_f,
-          d: $tagged_d,
+          i: dv6.getInt32(o6),
+          ui: dv6.getUint32(o6 + 4),
+          u: dv6.getUint32(o6 + 8),
+          h: dv6.getBigInt64(o6 + 12),
+          uh: dv6.getBigUint64(o6 + 20),
+          f: dv6.getFloat32(o6 + 28),
+          d: dv6.getFloat64(o6 + 32),
           b: $tagged_b === 1,
           c: $tagged_c,
           uc: $tagged_uc,
           s: $tagged_s,
           us: $tagged_us,
-          l: $tagged_l,
-          ul: $tagged_ul,
+          l: dv6.getInt32(o6 + 60),
+          ul: dv6.getUint32(o6 + 64),
           u_c: $tagged_u_c,
           u_s: $tagged_u_s,
-          u_i: $tagged_u_i,
-          u_l: $tagged_u_l,
+          u_i: dv6.getUint32(o6 + 76),
+          u_l: dv6.getUint32(o6 + 80),
           tint: $tagged_tint as color,
         },
         tagged_enum: $tagged_enum as color,
@@ -1070,8 +1023,7 @@ export const counterCodec: DescribingCodec<counter> = {
   decode(r: XdrReader): counter {
     const o = r.take(4);
     const dv = r.view;
-    const $v = dv.getInt32(o);
-    return $v;
+    return dv.getInt32(o);
   },
 };
 
@@ -1102,8 +1054,7 @@ export const tallyCodec: DescribingCodec<tally> = {
   decode(r: XdrReader): tally {
     const o = r.take(4);
     const dv = r.view;
-    const $v = dv.getInt32(o);
-    return $v;
+    return dv.getInt32(o);
   },
 };
 
@@ -1151,8 +1102,7 @@ export const talliesCodec: DescribingCodec<tallies> = {
       for (; i < n; i++) {
         const o = r.take(4);
         const dv = r.view;
-        const $v2 = dv.getInt32(o);
-        $v[i] = $v2;
+        $v[i] = dv.getInt32(o);
       }
     } catch (err) {
       throw atIndex(err, i);
@@ -1345,24 +1295,13 @@ export const scalars_aliasCodec: DescribingCodec<scalars_alias> = {
   decode(r: XdrReader): scalars_alias {
     const o = r.take(88);
     const dv = r.view;
-    const $i = dv.getInt32(o);
-    const $ui = dv.getUint32(o + 4);
-    const $u = dv.getUint32(o + 8);
-    const $h = dv.getBigInt64(o + 12);
-    const $uh = dv.getBigUint64(o + 20);
-    const $f = dv.getFloat32(o + 28);
-    const $d = dv.getFloat64(o + 32);
     const $b = dv.getInt32(o + 40);
     const $c = dv.getInt32(o + 44);
     const $uc = dv.getUint32(o + 48);
     const $s = dv.getInt32(o + 52);
     const $us = dv.getUint32(o + 56);
-    const $l = dv.getInt32(o + 60);
-    const $ul = dv.getUint32(o + 64);
     const $u_c = dv.getUint32(o + 68);
     const $u_s = dv.getUint32(o + 72);
-    const $u_i = dv.getUint32(o + 76);
-    const $u_l = dv.getUint32(o + 80);
     const $tint = dv.getInt32(o + 84);
     if ($b !== 0 && $b !== 1)
       throw invalidData(o - r.start + 40, "b", `bool value ${$b} is neither 0 nor 1`);
@@ -1397,24 +1336,24 @@ export const scalars_aliasCodec: DescribingCodec<scalars_alias> = {
     if (!color$values.has($tint))
       throw invalidData(o - r.start + 84, "tint", `value ${$tint} is not a member of enum color`);
     return {
-      i: $i,
-      ui: $ui,
-      u: $u,
-      h: $h,
-      uh: $uh,
-      f: $f,
-      d: $d,
+      i: dv.getInt32(o),
+      ui: dv.getUint32(o + 4),
+      u: dv.getUint32(o + 8),
+      h: dv.getBigInt64(o + 12),
+      uh: dv.getBigUint64(o + 20),
+      f: dv.getFloat32(o + 28),
+      d: dv.getFloat64(o + 32),
       b: $b === 1,
       c: $c,
       uc: $uc,
       s: $s,
       us: $us,
-      l: $l,
-      ul: $ul,
+      l: dv.getInt32(o + 60),
+      ul: dv.getUint32(o + 64),
       u_c: $u_c,
       u_s: $u_s,
-      u_i: $u_i,
-      u_l: $u_l,
+      u_i: dv.getUint32(o + 76),
+      u_l: dv.getUint32(o + 80),
       tint: $tint as color,
     };
   },

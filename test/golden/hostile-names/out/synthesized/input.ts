@@ -60,8 +60,7 @@ export const uCodec: XdrCodec<u> = {
         try {
           const o2 = r.take(4);
           const dv2 = r.view;
-          const $v3 = dv2.getInt32(o2);
-          $v = { v2: $v2, q: $v3 } as u;
+          $v = { v2: $v2, q: dv2.getInt32(o2) } as u;
         } catch (err) {
           throw within(err, ["q"]);
         }
@@ -103,9 +102,7 @@ export const proto_fieldCodec: XdrCodec<proto_field> = {
   decode(r: XdrReader$1): proto_field {
     const o = r.take(8);
     const dv = r.view;
-    const $__proto__ = dv.getInt32(o);
-    const $constructor = dv.getInt32(o + 4);
-    return { ["__proto__"]: $__proto__, constructor: $constructor };
+    return { ["__proto__"]: dv.getInt32(o), constructor: dv.getInt32(o + 4) };
   },
 };
 
@@ -159,8 +156,7 @@ export const proto_listCodec: XdrCodec<proto_list> = {
       try {
         const o = r.take(4);
         const dv = r.view;
-        const $value = dv.getInt32(o);
-        $node = { value: $value, ["__proto__"]: null };
+        $node = { value: dv.getInt32(o), ["__proto__"]: null };
       } catch (err) {
         throw i === 0 ? err : within(err, [`__proto__[${i}]`]);
       }
@@ -286,8 +282,7 @@ export const proto_unionCodec: XdrCodec<proto_union> = {
         try {
           const o2 = r.take(4);
           const dv2 = r.view;
-          const $v2 = dv2.getInt32(o2);
-          $v = { ["__proto__"]: $__proto__, then: $v2 } as proto_union;
+          $v = { ["__proto__"]: $__proto__, then: dv2.getInt32(o2) } as proto_union;
         } catch (err) {
           throw within(err, ["then"]);
         }
@@ -297,11 +292,9 @@ export const proto_unionCodec: XdrCodec<proto_union> = {
         try {
           const o3 = r.take(8);
           const dv3 = r.view;
-          const $__proto__2 = dv3.getInt32(o3);
-          const $constructor = dv3.getInt32(o3 + 4);
           $v = {
             ["__proto__"]: $__proto__,
-            constructor: { ["__proto__"]: $__proto__2, constructor: $constructor },
+            constructor: { ["__proto__"]: dv3.getInt32(o3), constructor: dv3.getInt32(o3 + 4) },
           } as proto_union;
         } catch (err) {
           throw within(err, ["constructor"]);
@@ -340,8 +333,7 @@ export const Promise_Codec: XdrCodec<Promise_> = {
   decode(r: XdrReader$1): Promise_ {
     const o = r.take(4);
     const dv = r.view;
-    const $v = dv.getInt32(o);
-    return $v;
+    return dv.getInt32(o);
   },
 };
 
@@ -367,8 +359,7 @@ export const XdrReaderCodec: XdrCodec<XdrReader> = {
   decode(r: XdrReader$1): XdrReader {
     const o = r.take(4);
     const dv = r.view;
-    const $at = dv.getInt32(o);
-    return { at: $at };
+    return { at: dv.getInt32(o) };
   },
 };
 
@@ -499,8 +490,7 @@ const XdrWriter$then_$args: XdrCodec<number> = {
   decode(r: XdrReader$1): number {
     const o = r.take(4);
     const dv = r.view;
-    const $v = dv.getInt32(o);
-    return $v;
+    return dv.getInt32(o);
   },
 };
 
@@ -609,8 +599,7 @@ const V1_$getX$args: XdrCodec<number> = {
   decode(r: XdrReader$1): number {
     const o = r.take(4);
     const dv = r.view;
-    const $v = dv.getInt32(o);
-    return $v;
+    return dv.getInt32(o);
   },
 };
 

@@ -48,8 +48,7 @@ export const other_itemCodec: DescribingCodec<other_item> = {
   decode(r: XdrReader): other_item {
     const o = r.take(4);
     const dv = r.view;
-    const $id = dv.getInt32(o);
-    return { id: $id };
+    return { id: dv.getInt32(o) };
   },
 };
 
@@ -145,8 +144,7 @@ export const recordCodec: DescribingCodec<record> = {
         for (; i < n; i++) {
           const o = r.take(4);
           const dv = r.view;
-          const $v = dv.getInt32(o);
-          $values[i] = $v;
+          $values[i] = dv.getInt32(o);
         }
       } catch (err) {
         throw atIndex(err, i);
@@ -161,8 +159,7 @@ export const recordCodec: DescribingCodec<record> = {
         for (; i2 < n2; i2++) {
           const o2 = r.take(4);
           const dv2 = r.view;
-          const $id = dv2.getInt32(o2);
-          $items[i2] = { id: $id };
+          $items[i2] = { id: dv2.getInt32(o2) };
         }
       } catch (err) {
         throw atIndex(err, i2);

@@ -54,9 +54,7 @@ export const pairCodec: DescribingCodec<pair> = {
   decode(r: XdrReader): pair {
     const o = r.take(8);
     const dv = r.view;
-    const $a = dv.getInt32(o);
-    const $b = dv.getInt32(o + 4);
-    return { a: $a, b: $b };
+    return { a: dv.getInt32(o), b: dv.getInt32(o + 4) };
   },
 };
 
@@ -120,9 +118,7 @@ const CalcV1$add$args: DescribingCodec<[number, number]> = {
   decode(r: XdrReader): [number, number] {
     const o = r.take(8);
     const dv = r.view;
-    const $arg1 = dv.getInt32(o);
-    const $arg2 = dv.getInt32(o + 4);
-    return [$arg1, $arg2] as [number, number];
+    return [dv.getInt32(o), dv.getInt32(o + 4)] as [number, number];
   },
 };
 
@@ -150,8 +146,7 @@ const CalcV1$add$result: DescribingCodec<number> = {
   decode(r: XdrReader): number {
     const o = r.take(4);
     const dv = r.view;
-    const $v = dv.getInt32(o);
-    return $v;
+    return dv.getInt32(o);
   },
 };
 
@@ -230,10 +225,11 @@ const CalcV2$sum3$args: DescribingCodec<[bigint, bigint, bigint]> = {
   decode(r: XdrReader): [bigint, bigint, bigint] {
     const o = r.take(24);
     const dv = r.view;
-    const $arg1 = dv.getBigInt64(o);
-    const $arg2 = dv.getBigInt64(o + 8);
-    const $arg3 = dv.getBigInt64(o + 16);
-    return [$arg1, $arg2, $arg3] as [bigint, bigint, bigint];
+    return [dv.getBigInt64(o), dv.getBigInt64(o + 8), dv.getBigInt64(o + 16)] as [
+      bigint,
+      bigint,
+      bigint,
+    ];
   },
 };
 
@@ -262,8 +258,7 @@ const CalcV2$sum3$result: DescribingCodec<bigint> = {
   decode(r: XdrReader): bigint {
     const o = r.take(8);
     const dv = r.view;
-    const $v = dv.getBigInt64(o);
-    return $v;
+    return dv.getBigInt64(o);
   },
 };
 
@@ -363,9 +358,7 @@ const CalcV2$find$args: DescribingCodec<[string, pair | null]> = {
       if (r.optional()) {
         const o = r.take(8);
         const dv = r.view;
-        const $a = dv.getInt32(o);
-        const $b = dv.getInt32(o + 4);
-        $arg2 = { a: $a, b: $b };
+        $arg2 = { a: dv.getInt32(o), b: dv.getInt32(o + 4) };
       }
       $at = 2;
       return [$arg1, $arg2] as [string, pair | null];

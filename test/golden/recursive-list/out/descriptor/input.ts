@@ -72,8 +72,7 @@ export const nodeCodec: DescribingCodec<node> = {
       try {
         const o = r.take(4);
         const dv = r.view;
-        const $value = dv.getInt32(o);
-        $node = { value: $value, next: null };
+        $node = { value: dv.getInt32(o), next: null };
       } catch (err) {
         throw i === 0 ? err : within(err, [`next[${i}]`]);
       }

@@ -139,8 +139,7 @@ export const by_intCodec: DescribingCodec<by_int> = {
         try {
           const o2 = r.take(4);
           const dv2 = r.view;
-          const $v2 = dv2.getInt32(o2);
-          $v = { code: $code, small: $v2 } as by_int;
+          $v = { code: $code, small: dv2.getInt32(o2) } as by_int;
         } catch (err) {
           throw within(err, ["small"]);
         }
@@ -150,8 +149,7 @@ export const by_intCodec: DescribingCodec<by_int> = {
         try {
           const o3 = r.take(8);
           const dv3 = r.view;
-          const $v3 = dv3.getBigInt64(o3);
-          $v = { code: $code, large: $v3 } as by_int;
+          $v = { code: $code, large: dv3.getBigInt64(o3) } as by_int;
         } catch (err) {
           throw within(err, ["large"]);
         }
@@ -241,8 +239,7 @@ export const by_enumCodec: DescribingCodec<by_enum> = {
         try {
           const o2 = r.take(8);
           const dv2 = r.view;
-          const $v2 = dv2.getFloat64(o2);
-          $v = { k: $k, number: $v2 } as by_enum;
+          $v = { k: $k, number: dv2.getFloat64(o2) } as by_enum;
         } catch (err) {
           throw within(err, ["number"]);
         }
