@@ -267,10 +267,10 @@ interface Result extends Pair {
 
 /**
  * Two groups: the floors with our modes, then the floors and synthesized with the other
- * libraries (if any). Ours are timed apart from the others because those allocate several
- * times more per operation and grow the heap: their collections then land in random rounds
- * of our cases, and in one group the ratio of synthesized to the checked floor varied
- * between 1.15× and 1.5× from run to run. Every ratio pairs rounds of one group.
+ * libraries (if any). Every ratio pairs rounds of one group. Ours are timed apart from the
+ * others so that a round is 10 batches, not 16: paired batches sit closer in time, and a busy
+ * machine slows both alike; nor are the others' collections (they allocate several times
+ * more per operation) made in our batches. On a quiet machine the split changes no figure.
  */
 function measure(rows: readonly Row[], ctx: BenchContext): Result[] {
   const floorsAndSynth = rows.filter((r) => r.label === HAND || r.label === HAND_CHECKED || r.label === SYNTH);
