@@ -39,13 +39,18 @@ export interface ExampleClient {
   exprocAdd(a: number, b: number): Promise<number>;
   exprocMove(p: Point, dx: number, dy: number): Promise<Point>;
   exprocEcho(r: ExRecord): Promise<ExRecord>;
-  exprocLookup(id: number): Promise<ExResult>;
+  exprocLookup(id: number, options?: { timeoutMs?: number }): Promise<ExResult>;
   exprocSum(list: ExNode | null): Promise<number>;
   exprocRange(n: number): Promise<ExNode | null>;
   exprocReverse(data: Uint8Array): Promise<Uint8Array>;
   exprocGreet(s: string, n: number): Promise<string>;
   exprocFail(): Promise<void>;
+  /** The same procedures, completed on the calling thread (the generated `sync` object). */
+  readonly sync: SyncOf<Omit<ExampleClient, "sync">>;
 }
+
+/** A client's methods as the generated `sync` object has them: results, not promises. */
+export type SyncOf<C> = { readonly [K in keyof C]: C[K] extends (...args: infer A) => Promise<infer R> ? (...args: A) => R : never };
 
 export interface Example {
   readonly module: GeneratedModule;

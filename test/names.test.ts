@@ -580,7 +580,8 @@ function typeChecks(model: Model): string {
       const { service, client, handlers } = names.versions.get(v)!;
       lines.push(
         `export const ${handlers}: Same<m.${handlers}, HandlersOf<typeof m.${service}>> = true;`,
-        `export const ${client}: Same<Exclude<keyof m.${client}, keyof RpcClient>, keyof (typeof m.${service})["procedures"]> = true;`,
+        `export const ${client}: Same<Exclude<keyof m.${client}, keyof RpcClient | "sync">, keyof (typeof m.${service})["procedures"]> = true;`,
+        `export const ${client}$sync: Same<keyof m.${client}["sync"], keyof (typeof m.${service})["procedures"]> = true;`,
       );
     }
   }

@@ -8,9 +8,9 @@ import type { Worker } from "node:worker_threads";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { modes, type Mode } from "../compiler/modes.js";
 import type { ShmConnectOptions } from "../runtime/connect.js";
-import { connect, RpcError, type CallRecord, type Channel, type CopyCounts } from "../runtime/index.js";
+import { connect, createServer, RpcError, type CallRecord, type Channel, type CopyCounts } from "../runtime/index.js";
 import { SpinBudget, waitAsync } from "../runtime/transports/shm-protocol.js";
-import { exampleCalls, exampleFile, list, loadExample, payload, record, type Example, type ExampleClient } from "./example.js";
+import { exampleCalls, exampleFile, exampleHandlers, list, loadExample, payload, record, type Example, type ExampleClient } from "./example.js";
 import { moduleText } from "./generated.js";
 import { repoRoot } from "./support.js";
 
@@ -118,6 +118,17 @@ async function bind(
   return { channel, client: example.client(channel), records, stats, worker: worker! };
 }
 
+function thrown(f: () => unknown): RpcError {
+  let error: unknown;
+  try {
+    f();
+  } catch (e) {
+    error = e;
+  }
+  expect(error).toBeInstanceOf(RpcError);
+  return error as RpcError;
+}
+
 async function rejection(p: Promise<unknown>): Promise<RpcError> {
   const e = await p.then(
     () => undefined,
@@ -216,6 +227,40 @@ describe.each(modes)("shm, %s", (mode) => {
     }
   });
 
+  it("completes calls synchronously: results, not promises; errors thrown; the same copies", async () => {
+    const s = b.client.sync;
+    const data = payload(1440);
+    const sum = s.exprocAdd(40, 2);
+    expect(sum).toBe(42);
+    expect(s.exprocReverse(data)).toEqual(data.slice().reverse());
+    expect(b.records.at(-1)!.copies).toEqual(expectedCopies[mode]);
+    expect(s.exprocEcho(record(7))).toEqual(record(7));
+    expect(s.exprocRange(3)).toEqual(list([1, 2, 3]));
+    // Handlers that answer later (a promise in the worker, a 5 ms timer): the thread sleeps until then.
+    expect(s.exprocGreet("a", 2)).toBe("a!a!");
+    expect(s.exprocLookup(505)).toEqual({ status: 2, reason: "no 505" });
+    expect(thrown(() => s.exprocFail()).status).toBe("SYSTEM_ERR");
+    expect(thrown(() => s.exprocAdd(1.5, 1)).status).toBe("CANNOT_ENCODE");
+    expect(s.exprocNull()).toBeUndefined();
+  });
+
+  it("a synchronous call among asynchronous ones: slots shared, every call answered once", async () => {
+    // 12 asynchronous calls over 8 slots (4 queue), answered after 0–11 ms; the synchronous call
+    // queues behind them and collects their replies while it waits.
+    const pending = Array.from({ length: 12 }, (_, i) => b.client.exprocLookup(500 + i));
+    expect(b.client.sync.exprocAdd(2, 3)).toBe(5);
+    const results = await Promise.all(pending);
+    results.forEach((r, i) => expect(r).toEqual({ status: 2, reason: `no ${500 + i}` }));
+    expect(await b.client.exprocAdd(1, 1)).toBe(2);
+  });
+
+  it("a synchronous call past its timeout throws TIMEOUT, and the slot comes back", async () => {
+    const e = thrown(() => b.client.sync.exprocLookup(2300, { timeoutMs: 40 }));
+    expect(e.status).toBe("TIMEOUT");
+    await new Promise((resolve) => setTimeout(resolve, 400)); // the handler finishes; its late reply is dropped
+    for (let i = 0; i < 16; i++) expect(b.client.sync.exprocAdd(i, 1)).toBe(i + 1);
+  });
+
   it("hands out results that stay valid after their slot is reused", async () => {
     // Descriptor-mode results are views into the message: into the copy out of the slot, never
     // into the slot itself, which the next calls overwrite.
@@ -279,6 +324,19 @@ describe.each(modes)("shm, %s", (mode) => {
     expect((await rejection(d.client.exprocLookup(666))).status).toBe("CLOSED");
     expect((await rejection(slow)).status).toBe("CLOSED");
     await d.channel.close();
+  });
+});
+
+describe("synchronous calls elsewhere", () => {
+  it("throw a TypeError on a channel that cannot complete a call without the event loop", async () => {
+    const example = await loadExample("synthesized");
+    const server = createServer().register(example.service, exampleHandlers());
+    const channel = await connect({ transport: "inproc", server });
+    try {
+      expect(() => example.client(channel).sync.exprocAdd(1, 2)).toThrow(/synchronous calls need a transport that completes calls without the event loop \(shm\), not inproc/);
+    } finally {
+      await channel.close();
+    }
   });
 });
 

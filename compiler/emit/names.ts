@@ -26,7 +26,7 @@ import type { Span } from "../source.js";
  * - a procedure `GET_ATTR`: the method and key `getAttr` (lowerCamelCase, kept as written in
  *   the same cases), with a trailing `_` if a client or handler object already has that
  *   member or TypeScript reads it otherwise (`then` → `then_`, `constructor`, `new`,
- *   `toString`, `rpcCall`, ...);
+ *   `toString`, `rpcCall`, `sync`, ...);
  * - fields, arms and enum members: the IDL name as an own property (`__proto__` too).
  *
  * Two declarations that still end up with the same name (`foo` beside `fooCodec`, versions
@@ -59,7 +59,7 @@ const reserved = new Set(
  */
 const reservedMembers = new Set(
   (
-    "constructor then new rpcChannel rpcService rpcOptions rpcCall " +
+    "constructor then new sync rpcChannel rpcService rpcOptions rpcCall rpcCallSync " +
     "__proto__ __defineGetter__ __defineSetter__ __lookupGetter__ __lookupSetter__ hasOwnProperty isPrototypeOf " +
     "propertyIsEnumerable toLocaleString toString valueOf"
   ).split(" "),

@@ -119,12 +119,31 @@ function clientClass(p: Program, v: Version, ctx: ProgramContext): Statement {
   const clientOptions = scope.printer.import("ClientOptions", runtime, true);
   const callOptions = scope.printer.import("CallOptions", runtime, true);
   const { service, client } = ctx.names.versions.get(v)!;
+  const callOf = (proc: Procedure, rpcCall: string): string => {
+    const names = argumentNames(proc, service);
+    const args = names.length === 0 ? "undefined" : names.length === 1 ? names[0] : `[${names.join(", ")}]`;
+    return `this.${rpcCall}(${service}.procedures.${memberName(proc)}, ${args}, options)`;
+  };
+  const syncMethods = v.procedures.map((proc) => {
+    const params = [...parameters(proc, service, scope).map((a) => `${a.name}: ${a.type}`), `options?: ${callOptions}`].join(", ");
+    return `/** ${signature(proc)} */\n${memberName(proc)}: (${params}): ${resultType(proc, scope)} =>\n${callOf(proc, "rpcCallSync")},`;
+  });
   return {
     kind: StructureKind.Class,
     docs: [`A client of program ${p.name} version ${v.name}.`],
     isExported: true,
     name: client,
     extends: base,
+    properties: [
+      {
+        docs: [
+          "The same procedures completed on the calling thread, over a channel that can (shm): it spins, then blocks until the reply — no promise, no event loop. Elsewhere they throw a TypeError.",
+        ],
+        isReadonly: true,
+        name: "sync",
+        initializer: `{\n${syncMethods.join("\n")}\n}`,
+      },
+    ],
     ctors: [
       {
         parameters: [
@@ -134,17 +153,13 @@ function clientClass(p: Program, v: Version, ctx: ProgramContext): Statement {
         statements: [`super(channel, ${service}, options);`],
       },
     ],
-    methods: v.procedures.map((proc) => {
-      const names = argumentNames(proc, service);
-      const args = names.length === 0 ? "undefined" : names.length === 1 ? names[0] : `[${names.join(", ")}]`;
-      return {
-        docs: [signature(proc)],
-        name: memberName(proc),
-        parameters: [...parameters(proc, service, scope), { name: "options", type: callOptions, hasQuestionToken: true }],
-        returnType: `Promise<${resultType(proc, scope)}>`,
-        statements: [`return this.rpcCall(${service}.procedures.${memberName(proc)}, ${args}, options);`],
-      };
-    }),
+    methods: v.procedures.map((proc) => ({
+      docs: [signature(proc)],
+      name: memberName(proc),
+      parameters: [...parameters(proc, service, scope), { name: "options", type: callOptions, hasQuestionToken: true }],
+      returnType: `Promise<${resultType(proc, scope)}>`,
+      statements: [`return ${callOf(proc, "rpcCall")};`],
+    })),
   };
 }
 

@@ -83,6 +83,18 @@ export interface Channel {
     client: ClientOptions | undefined,
     options: CallOptions | undefined,
   ): Promise<R>;
+  /**
+   * The call, completed on this thread without the event loop: present when the transport can
+   * (shm), which spins, then blocks, until the reply. Returns the result or throws as the
+   * asynchronous call would reject.
+   */
+  callSync?<A, R>(
+    service: ServiceDescription,
+    procedure: ProcedureDescription<A, R>,
+    args: A,
+    client: ClientOptions | undefined,
+    options: CallOptions | undefined,
+  ): R;
   close(): Promise<void>;
 }
 
@@ -104,6 +116,11 @@ class Pending {
   phases: Phases | undefined;
   sentAt = 0;
   abort: (() => void) | undefined;
+  /** A synchronous call: settled into these fields, with no promise. */
+  sync = false;
+  settled = false;
+  value: unknown;
+  error: unknown;
 
   constructor(
     readonly xid: number,
@@ -214,6 +231,57 @@ export class RpcChannel implements Channel {
     return p.promise as Promise<R>;
   }
 
+  /**
+   * A call completed synchronously, as LRPC's direct hand-off between domains: marshal into
+   * the transport (a shared-memory slot), then the transport spins and blocks in
+   * `Atomics.wait` until the reply, which is decoded here. No promise, no timer, no turn of the
+   * event loop. Only for transports that can (`waitSync`: shm); the others have no way to
+   * receive without the event loop.
+   */
+  callSync<A, R>(
+    service: ServiceDescription,
+    procedure: ProcedureDescription<A, R>,
+    args: A,
+    client: ClientOptions | undefined,
+    options: CallOptions | undefined,
+  ): R {
+    const link = this.link;
+    if (link.waitSync === undefined) throw new TypeError(`${procedure.name}: synchronous calls need a transport that completes calls without the event loop (shm), not ${link.kind}`);
+    const observed = callChannel.hasSubscribers || this.options.onCall !== undefined;
+    const start = observed ? now() : 0;
+    if (this.closed !== undefined) throw new RpcError("CLOSED", `channel is closed: ${this.closed.message}`);
+    const signal = options?.signal ?? client?.signal;
+    // A blocked thread cannot see a signal fire: only one that fired already counts.
+    if (signal?.aborted) throw new RpcError("ABORTED", `${procedure.name} was aborted before it was sent`, { cause: signal.reason });
+    const timeout = options?.timeoutMs ?? client?.timeoutMs ?? defaultTimeoutMs;
+    if (!(timeout >= 0) || typeof timeout !== "number") {
+      throw new RangeError(`${procedure.name}: timeoutMs must be a number ≥ 0 (Infinity: no timeout), got ${String(timeout)}`);
+    }
+    const cred = this.credentialsOf(client);
+    this.xid = (this.xid + 1) >>> 0;
+    const p = new Pending(this.xid, service, procedure as ProcedureDescription, args, cred, undefined);
+    p.sync = true;
+    if (observed) {
+      p.ledger = new CopyLedger();
+      p.phases = {};
+    }
+    p.deadline = Date.now() + timeout;
+    this.pending.set(p.xid, p);
+    try {
+      p.tries = 1;
+      this.transmit(p, start);
+    } catch (e) {
+      this.settle(p, e instanceof XdrError ? new RpcError("CANNOT_ENCODE", e.message, { cause: e }) : e);
+    }
+    if (!p.settled && !link.waitSync(() => p.settled, p.deadline)) {
+      const why = link.abandon?.(p.xid);
+      const detail = `no reply to ${procedure.name} (xid ${p.xid}) within the timeout`;
+      this.settle(p, new RpcError("TIMEOUT", why === undefined ? detail : `${detail}: ${why}`));
+    }
+    if (p.error !== undefined) throw p.error;
+    return p.value as R;
+  }
+
   close(): Promise<void> {
     if (this.closed === undefined) this.fail(new Error("closed by the client"));
     return this.link.close();
@@ -302,7 +370,11 @@ export class RpcChannel implements Channel {
     this.pending.delete(p.xid);
     if (p.abort !== undefined) p.signal!.removeEventListener("abort", p.abort);
     this.finish(p, error === undefined);
-    if (error === undefined) p.resolve(result);
+    if (p.sync) {
+      p.settled = true;
+      p.value = result;
+      p.error = error;
+    } else if (error === undefined) p.resolve(result);
     else p.reject(error);
   }
 
@@ -438,5 +510,12 @@ export class RpcClient {
 
   protected rpcCall<A, R>(procedure: ProcedureDescription<A, R>, args: A, options?: CallOptions): Promise<R> {
     return this.rpcChannel.call(this.rpcService, procedure, args, this.rpcOptions, options);
+  }
+
+  /** The call completed on this thread (generated `sync` methods); a TypeError where the channel cannot. */
+  protected rpcCallSync<A, R>(procedure: ProcedureDescription<A, R>, args: A, options?: CallOptions): R {
+    const channel = this.rpcChannel;
+    if (channel.callSync === undefined) throw new TypeError(`${procedure.name}: this channel has no synchronous calls`);
+    return channel.callSync(this.rpcService, procedure, args, this.rpcOptions, options);
   }
 }

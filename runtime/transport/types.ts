@@ -62,6 +62,13 @@ export interface ClientTransport extends MessageTarget {
    * never reached the server, if the transport knows, for the caller's error.
    */
   abandon?(xid: number): string | undefined;
+  /**
+   * Optional, for transports that can receive without the event loop (shared memory): blocks
+   * this thread — spinning first, then sleeping — delivering replies through `onMessage` as
+   * they come, until `done()` or until `deadline` (a `Date.now()` time) passes. Returns
+   * whether `done()` held.
+   */
+  waitSync?(done: () => boolean, deadline: number): boolean;
   close(): Promise<void>;
 }
 

@@ -131,6 +131,8 @@ const maxAutoSlotBytes = 1 << 20;
 const callHeaderMax = 24 + 8 + MAX_AUTH_BYTES + 8;
 /** The largest accepted reply header (PROG_MISMATCH adds low and high). */
 const replyHeaderMax = acceptedReplySize(AUTH_NONE) + 8;
+/** A synchronous wait sleeps at most this long at a time, then looks at the transport again. */
+const syncSliceMs = 1000;
 /** Longest stretch of back-to-back spinning polls before the client lets its event loop run. */
 const BUSY_SLICE_MS = 2;
 
@@ -362,6 +364,36 @@ class ShmTransport implements ClientTransport {
       return undefined;
     }
     return undefined;
+  }
+
+  /**
+   * A synchronous caller's wait (RpcChannel.callSync): collects every reply as it is
+   * published — the caller's, and those of asynchronous calls, whose slots a queued call may
+   * need — spinning for the budget, then sleeping in `Atomics.wait` on the reply counter. The
+   * worker wakes a sleeping client (the flag), so a blocked thread wakes at once. A worker
+   * that dies meanwhile is noticed at the deadline: its exit event needs the event loop.
+   */
+  waitSync(done: () => boolean, deadline: number): boolean {
+    const words = this.words;
+    for (;;) {
+      const seen = Atomics.load(words, Control.REPLIES);
+      this.collect();
+      if (done()) return true;
+      if (this.closed) return false;
+      const spinEnd = performance.now() + this.spin.next();
+      while (Atomics.load(words, Control.REPLIES) === seen && performance.now() < spinEnd);
+      if (Atomics.load(words, Control.REPLIES) !== seen) {
+        this.spin.hit();
+        continue;
+      }
+      this.spin.miss();
+      const left = deadline - Date.now();
+      if (left <= 0) return false;
+      Atomics.store(words, Control.CLIENT_SLEEPING, 1);
+      Atomics.wait(words, Control.REPLIES, seen, Math.min(left, syncSliceMs));
+      // An asynchronous waiter may still be registered: the flag stays up for it.
+      if (!this.sleeping) Atomics.store(words, Control.CLIENT_SLEEPING, 0);
+    }
   }
 
   /** Why a call found no slot: who holds them. */

@@ -643,6 +643,25 @@ export interface XdrWriterHandlers {
 
 /** A client of program RpcClient version XDR_WRITER. */
 export class XdrWriterClient extends RpcClient$1 {
+  /** The same procedures completed on the calling thread, over a channel that can (shm): it spins, then blocks until the reply — no promise, no event loop. Elsewhere they throw a TypeError. */
+  readonly sync = {
+    /** THEN(int) returns int */
+    then_: (arg: number, options?: CallOptions): number =>
+      this.rpcCallSync(XdrWriter.procedures.then_, arg, options),
+    /** RPC_CALL(int) returns int */
+    rpcCall_: (arg: number, options?: CallOptions): number =>
+      this.rpcCallSync(XdrWriter.procedures.rpcCall_, arg, options),
+    /** CONSTRUCTOR(int) returns int */
+    constructor_: (arg: number, options?: CallOptions): number =>
+      this.rpcCallSync(XdrWriter.procedures.constructor_, arg, options),
+    /** TO_STRING(XdrReader) returns XdrReader */
+    toString_: (arg: XdrReader, options?: CallOptions): XdrReader =>
+      this.rpcCallSync(XdrWriter.procedures.toString_, arg, options),
+    /** NEW(int) returns int */
+    new_: (arg: number, options?: CallOptions): number =>
+      this.rpcCallSync(XdrWriter.procedures.new_, arg, options),
+  };
+
   constructor(channel: Channel, options?: ClientOptions) {
     super(channel, XdrWriter, options);
   }
@@ -720,6 +739,16 @@ export interface V1Handlers {
 
 /** A client of program CALC version V1. */
 export class V1Client extends RpcClient$1 {
+  /** The same procedures completed on the calling thread, over a channel that can (shm): it spins, then blocks until the reply — no promise, no event loop. Elsewhere they throw a TypeError. */
+  readonly sync = {
+    /** PING(void) returns void */
+    ping: (options?: CallOptions): void =>
+      this.rpcCallSync(V1_.procedures.ping, undefined, options),
+    /** GET_X(int) returns int */
+    getX: (arg: number, options?: CallOptions): number =>
+      this.rpcCallSync(V1_.procedures.getX, arg, options),
+  };
+
   constructor(channel: Channel, options?: ClientOptions) {
     super(channel, V1_, options);
   }

@@ -142,6 +142,19 @@ export interface CalcV1Handlers {
 
 /** A client of program CALC_PROG version CALC_V1. */
 export class CalcV1Client extends RpcClient {
+  /** The same procedures completed on the calling thread, over a channel that can (shm): it spins, then blocks until the reply — no promise, no event loop. Elsewhere they throw a TypeError. */
+  readonly sync = {
+    /** CALC_NULL(void) returns void */
+    calcNull: (options?: CallOptions): void =>
+      this.rpcCallSync(CalcV1.procedures.calcNull, undefined, options),
+    /** ADD(int, int) returns int */
+    add: (arg1: number, arg2: number, options?: CallOptions): number =>
+      this.rpcCallSync(CalcV1.procedures.add, [arg1, arg2], options),
+    /** SWAP(pair) returns pair */
+    swap: (arg: pair, options?: CallOptions): pair =>
+      this.rpcCallSync(CalcV1.procedures.swap, arg, options),
+  };
+
   constructor(channel: Channel, options?: ClientOptions) {
     super(channel, CalcV1, options);
   }
@@ -338,6 +351,31 @@ export interface CalcV2Handlers {
 
 /** A client of program CALC_PROG version CALC_V2. */
 export class CalcV2Client extends RpcClient {
+  /** The same procedures completed on the calling thread, over a channel that can (shm): it spins, then blocks until the reply — no promise, no event loop. Elsewhere they throw a TypeError. */
+  readonly sync = {
+    /** CALC_NULL(void) returns void */
+    calcNull: (options?: CallOptions): void =>
+      this.rpcCallSync(CalcV2.procedures.calcNull, undefined, options),
+    /** ADD(int, int) returns int */
+    add: (arg1: number, arg2: number, options?: CallOptions): number =>
+      this.rpcCallSync(CalcV2.procedures.add, [arg1, arg2], options),
+    /** SUM3(hyper, hyper, hyper) returns hyper */
+    sum3: (arg1: bigint, arg2: bigint, arg3: bigint, options?: CallOptions): bigint =>
+      this.rpcCallSync(CalcV2.procedures.sum3, [arg1, arg2, arg3], options),
+    /** ECHO(string<>) returns string<> */
+    echo: (arg: string, options?: CallOptions): string =>
+      this.rpcCallSync(CalcV2.procedures.echo, arg, options),
+    /** NAME_OF(int) returns string<32> */
+    nameOf: (id: number, options?: CallOptions): string =>
+      this.rpcCallSync(CalcV2.procedures.nameOf, id, options),
+    /** FIND(string<>, pair *) returns pair */
+    find: (key: string, hint: pair | null, options?: CallOptions): pair =>
+      this.rpcCallSync(CalcV2.procedures.find, [key, hint], options),
+    /** RESET(void) returns void */
+    reset: (options?: CallOptions): void =>
+      this.rpcCallSync(CalcV2.procedures.reset, undefined, options),
+  };
+
   constructor(channel: Channel, options?: ClientOptions) {
     super(channel, CalcV2, options);
   }
