@@ -415,6 +415,28 @@ export interface PmapVersHandlers {
 
 /** A client of program PMAP_PROG version PMAP_VERS. */
 export class PmapVersClient extends RpcClient {
+  /** The same procedures completed on the calling thread, over a channel that can (shm): it spins, then blocks until the reply — no promise, no event loop. Elsewhere they throw a TypeError. */
+  readonly sync = {
+    /** PMAPPROC_NULL(void) returns void */
+    pmapprocNull: (options?: CallOptions): void =>
+      this.rpcCallSync(PmapVers.procedures.pmapprocNull, undefined, options),
+    /** PMAPPROC_SET(mapping) returns bool */
+    pmapprocSet: (arg: mapping, options?: CallOptions): boolean =>
+      this.rpcCallSync(PmapVers.procedures.pmapprocSet, arg, options),
+    /** PMAPPROC_UNSET(mapping) returns bool */
+    pmapprocUnset: (arg: mapping, options?: CallOptions): boolean =>
+      this.rpcCallSync(PmapVers.procedures.pmapprocUnset, arg, options),
+    /** PMAPPROC_GETPORT(mapping) returns unsigned int */
+    pmapprocGetport: (arg: mapping, options?: CallOptions): number =>
+      this.rpcCallSync(PmapVers.procedures.pmapprocGetport, arg, options),
+    /** PMAPPROC_DUMP(void) returns pmaplist_ptr */
+    pmapprocDump: (options?: CallOptions): pmaplist_ptr =>
+      this.rpcCallSync(PmapVers.procedures.pmapprocDump, undefined, options),
+    /** PMAPPROC_CALLIT(call_args) returns call_result */
+    pmapprocCallit: (arg: call_args, options?: CallOptions): call_result =>
+      this.rpcCallSync(PmapVers.procedures.pmapprocCallit, arg, options),
+  };
+
   constructor(channel: Channel, options?: ClientOptions) {
     super(channel, PmapVers, options);
   }

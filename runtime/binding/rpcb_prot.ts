@@ -1312,6 +1312,34 @@ export interface RpcbversHandlers {
 
 /** A client of program RPCBPROG version RPCBVERS. */
 export class RpcbversClient extends RpcClient {
+  /** The same procedures completed on the calling thread, over a channel that can (shm): it spins, then blocks until the reply — no promise, no event loop. Elsewhere they throw a TypeError. */
+  readonly sync = {
+    /** RPCBPROC_SET(rpcb) returns bool */
+    rpcbprocSet: (arg: rpcb, options?: CallOptions): boolean =>
+      this.rpcCallSync(Rpcbvers.procedures.rpcbprocSet, arg, options),
+    /** RPCBPROC_UNSET(rpcb) returns bool */
+    rpcbprocUnset: (arg: rpcb, options?: CallOptions): boolean =>
+      this.rpcCallSync(Rpcbvers.procedures.rpcbprocUnset, arg, options),
+    /** RPCBPROC_GETADDR(rpcb) returns string<> */
+    rpcbprocGetaddr: (arg: rpcb, options?: CallOptions): string =>
+      this.rpcCallSync(Rpcbvers.procedures.rpcbprocGetaddr, arg, options),
+    /** RPCBPROC_DUMP(void) returns rpcblist_ptr */
+    rpcbprocDump: (options?: CallOptions): rpcblist_ptr =>
+      this.rpcCallSync(Rpcbvers.procedures.rpcbprocDump, undefined, options),
+    /** RPCBPROC_CALLIT(rpcb_rmtcallargs) returns rpcb_rmtcallres */
+    rpcbprocCallit: (arg: rpcb_rmtcallargs, options?: CallOptions): rpcb_rmtcallres =>
+      this.rpcCallSync(Rpcbvers.procedures.rpcbprocCallit, arg, options),
+    /** RPCBPROC_GETTIME(void) returns unsigned int */
+    rpcbprocGettime: (options?: CallOptions): number =>
+      this.rpcCallSync(Rpcbvers.procedures.rpcbprocGettime, undefined, options),
+    /** RPCBPROC_UADDR2TADDR(string<>) returns netbuf */
+    rpcbprocUaddr2taddr: (arg: string, options?: CallOptions): netbuf =>
+      this.rpcCallSync(Rpcbvers.procedures.rpcbprocUaddr2taddr, arg, options),
+    /** RPCBPROC_TADDR2UADDR(netbuf) returns string<> */
+    rpcbprocTaddr2uaddr: (arg: netbuf, options?: CallOptions): string =>
+      this.rpcCallSync(Rpcbvers.procedures.rpcbprocTaddr2uaddr, arg, options),
+  };
+
   constructor(channel: Channel, options?: ClientOptions) {
     super(channel, Rpcbvers, options);
   }
@@ -1489,6 +1517,46 @@ export interface Rpcbvers4Handlers {
 
 /** A client of program RPCBPROG version RPCBVERS4. */
 export class Rpcbvers4Client extends RpcClient {
+  /** The same procedures completed on the calling thread, over a channel that can (shm): it spins, then blocks until the reply — no promise, no event loop. Elsewhere they throw a TypeError. */
+  readonly sync = {
+    /** RPCBPROC_SET(rpcb) returns bool */
+    rpcbprocSet: (arg: rpcb, options?: CallOptions): boolean =>
+      this.rpcCallSync(Rpcbvers4.procedures.rpcbprocSet, arg, options),
+    /** RPCBPROC_UNSET(rpcb) returns bool */
+    rpcbprocUnset: (arg: rpcb, options?: CallOptions): boolean =>
+      this.rpcCallSync(Rpcbvers4.procedures.rpcbprocUnset, arg, options),
+    /** RPCBPROC_GETADDR(rpcb) returns string<> */
+    rpcbprocGetaddr: (arg: rpcb, options?: CallOptions): string =>
+      this.rpcCallSync(Rpcbvers4.procedures.rpcbprocGetaddr, arg, options),
+    /** RPCBPROC_DUMP(void) returns rpcblist_ptr */
+    rpcbprocDump: (options?: CallOptions): rpcblist_ptr =>
+      this.rpcCallSync(Rpcbvers4.procedures.rpcbprocDump, undefined, options),
+    /** RPCBPROC_BCAST(rpcb_rmtcallargs) returns rpcb_rmtcallres */
+    rpcbprocBcast: (arg: rpcb_rmtcallargs, options?: CallOptions): rpcb_rmtcallres =>
+      this.rpcCallSync(Rpcbvers4.procedures.rpcbprocBcast, arg, options),
+    /** RPCBPROC_GETTIME(void) returns unsigned int */
+    rpcbprocGettime: (options?: CallOptions): number =>
+      this.rpcCallSync(Rpcbvers4.procedures.rpcbprocGettime, undefined, options),
+    /** RPCBPROC_UADDR2TADDR(string<>) returns netbuf */
+    rpcbprocUaddr2taddr: (arg: string, options?: CallOptions): netbuf =>
+      this.rpcCallSync(Rpcbvers4.procedures.rpcbprocUaddr2taddr, arg, options),
+    /** RPCBPROC_TADDR2UADDR(netbuf) returns string<> */
+    rpcbprocTaddr2uaddr: (arg: netbuf, options?: CallOptions): string =>
+      this.rpcCallSync(Rpcbvers4.procedures.rpcbprocTaddr2uaddr, arg, options),
+    /** RPCBPROC_GETVERSADDR(rpcb) returns string<> */
+    rpcbprocGetversaddr: (arg: rpcb, options?: CallOptions): string =>
+      this.rpcCallSync(Rpcbvers4.procedures.rpcbprocGetversaddr, arg, options),
+    /** RPCBPROC_INDIRECT(rpcb_rmtcallargs) returns rpcb_rmtcallres */
+    rpcbprocIndirect: (arg: rpcb_rmtcallargs, options?: CallOptions): rpcb_rmtcallres =>
+      this.rpcCallSync(Rpcbvers4.procedures.rpcbprocIndirect, arg, options),
+    /** RPCBPROC_GETADDRLIST(rpcb) returns rpcb_entry_list_ptr */
+    rpcbprocGetaddrlist: (arg: rpcb, options?: CallOptions): rpcb_entry_list_ptr =>
+      this.rpcCallSync(Rpcbvers4.procedures.rpcbprocGetaddrlist, arg, options),
+    /** RPCBPROC_GETSTAT(void) returns rpcb_stat_byvers */
+    rpcbprocGetstat: (options?: CallOptions): rpcb_stat_byvers =>
+      this.rpcCallSync(Rpcbvers4.procedures.rpcbprocGetstat, undefined, options),
+  };
+
   constructor(channel: Channel, options?: ClientOptions) {
     super(channel, Rpcbvers4, options);
   }
