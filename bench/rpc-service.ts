@@ -26,6 +26,10 @@ export interface BenchClient {
   nullproc(options?: CallOptions): Promise<void>;
   maxarg(arg: Uint8Array, options?: CallOptions): Promise<void>;
   maxresult(arg: number, options?: CallOptions): Promise<Uint8Array>;
+  /** The same, completed on the calling thread (shm). */
+  readonly sync: {
+    nullproc(options?: CallOptions): void;
+  };
 }
 
 export type BenchClientClass = new (channel: Channel, options?: ClientOptions) => BenchClient;

@@ -159,6 +159,13 @@ const maxresultLoop = async (c: BenchClient, _data: Uint8Array, n: number): Prom
 };
 const loops: Record<Proc, typeof nullLoop> = { Null: nullLoop, MaxArg: maxargLoop, MaxResult: maxresultLoop };
 
+/** Null() through the client's `sync` object: no promise per call, no event-loop turn. */
+function syncNullLoop(c: BenchClient, n: number): number {
+  const sync = c.sync;
+  for (let i = 0; i < n; i++) sync.nullproc();
+  return n;
+}
+
 /** Null() with 32 calls outstanding on one channel: 32 lanes, each starting its next call as its last returns. */
 const windowLoop = async (c: BenchClient, lanes: number, n: number): Promise<number> => {
   let issued = 0;
@@ -388,6 +395,15 @@ class RpcBench {
     }
   }
 
+  /** A channel to a new shm worker serving mode `s`'s module, pinned where servers go. */
+  async openShm(s: ModeSetup, options: ChannelOptions & { readonly spinMicros?: number }, stats?: SharedArrayBuffer): Promise<Channel> {
+    const before = threadIds();
+    const channel = await connect({ ...options, transport: "shm", module: this.shmServer, data: { module: s.href, stats }, services: [s.service] });
+    // The worker is the server end: it goes where the server goes.
+    pinThreads([...threadIds()].filter((x) => !before.has(x)), this.pin.server);
+    return channel;
+  }
+
   /** A channel to arrangement `a`'s server of mode `s` over `t` (shm: a new worker serving the mode's module). */
   async open(a: Arrangement, s: ModeSetup, t: Transport, options: ChannelOptions, stats?: SharedArrayBuffer): Promise<Channel> {
     let o: ConnectOptions;
@@ -400,13 +416,8 @@ class RpcBench {
       case "inproc":
         o = { ...options, transport: "inproc", server: s.server };
         break;
-      case "shm": {
-        const before = threadIds();
-        const channel = await connect({ ...options, transport: "shm", module: this.shmServer, data: { module: s.href, stats }, services: [s.service] });
-        // The worker is the server end: it goes where the server goes.
-        pinThreads([...threadIds()].filter((x) => !before.has(x)), this.pin.server);
-        return channel;
-      }
+      case "shm":
+        return this.openShm(s, options, stats);
       case "tcp":
         o = { ...options, transport: "tcp", host: "127.0.0.1", port: need().tcp };
         break;
@@ -709,10 +720,28 @@ class RpcBench {
       }
       floors.push({ label: "process/floor/shm/sleep-async", run: sab.sleepAsync(messageBytes.Null.call, messageBytes.Null.reply) });
       floors.push({ label: "process/floor/shm/sleep-sync", run: sab.sleepSync(messageBytes.Null.call, messageBytes.Null.reply) });
+      floors.push({ label: "process/floor/shm/hop", run: microtaskHop() });
     } catch (e) {
       for (const p of procs) this.results.set(floorLabel("process", "shm", p), { error: errText(e) });
     }
-    await this.transportGroup("process", "shm", floors);
+    // Synchronous Null() (client.sync): spinning as configured, and with spinning off against the sleeping floor.
+    const sync: AsyncCase[] = [];
+    for (const mode of this.setups.keys()) {
+      const b = this.bound.get(`process/${mode}/shm`);
+      if (b !== undefined) sync.push({ label: `process/${mode}/shm/sync-Null`, run: async (n) => syncNullLoop(b.client, n) });
+    }
+    const s = this.setups.get("synthesized");
+    if (s !== undefined) {
+      try {
+        const channel = await this.openShm(s, { spinMicros: 0 });
+        this.closers.push(() => channel.close());
+        const client = new s.Client(channel, { timeoutMs: CALL_TIMEOUT_MS });
+        sync.push({ label: "process/synthesized/shm/sync-Null-sleeping", run: async (n) => syncNullLoop(client, n) });
+      } catch (e) {
+        this.results.set("process/synthesized/shm/sync-Null-sleeping", { error: errText(e) });
+      }
+    }
+    await this.transportGroup("process", "shm", floors, sync);
     // A spinning hand-off needs both threads on a CPU at once; when they were not, the
     // "floor" measured the scheduler, and ratios to it mean nothing.
     const spin = this.timing(floorLabel("process", "shm", "Null"));
@@ -1057,9 +1086,26 @@ class RpcBench {
       for (const [label, name] of [
         ["process/floor/shm/sleep-async", "floor Null, sleeping (wait / waitAsync)"],
         ["process/floor/shm/sleep-sync", "floor Null, sleeping (wait / wait)"],
+        ["process/floor/shm/hop", "a microtask hop (what an asynchronous call adds at least)"],
       ] as const) {
         const tm = this.timing(label);
         if (tm !== undefined) rows.push([name, us(tm.ns), fmtSpread(tm), "", ""]);
+      }
+      for (const mode of this.setups.keys()) {
+        const label = `process/${mode}/shm/sync-Null`;
+        const o = this.results.get(label);
+        if (o === undefined || "error" in o) rows.push(errorRow(`${mode} sync Null()`, o === undefined ? "not measured" : o.error));
+        else {
+          const r = this.ratioCell(label, floorLabel(a, t, "Null"));
+          rows.push([`${mode} sync Null()`, us(o.timing.ns), fmtSpread(o.timing), r.cell, r.note]);
+        }
+      }
+      const label = "process/synthesized/shm/sync-Null-sleeping";
+      const o = this.results.get(label);
+      if (o !== undefined && "error" in o) rows.push(errorRow("synthesized sync Null(), spinning off", o.error));
+      else if (o !== undefined) {
+        const r = this.ratio(label, "process/floor/shm/sleep-sync");
+        rows.push(["synthesized sync Null(), spinning off", us(o.timing.ns), fmtSpread(o.timing), "", r === undefined ? "" : `${fmtRatio(r)} the sleeping (wait / wait) floor`]);
       }
     }
     for (const mode of this.setups.keys()) {
@@ -1210,6 +1256,36 @@ class RpcBench {
       const name = "RPC Null() over shm ≤ 3× raw SAB spinning ping-pong (worker thread; worst mode)";
       if (w === undefined) b.notMeasured(name, "a floor or an RPC case failed: see the shm rows");
       else b.atMost(`${name}: ${w.detail}`, w.value, 3, fmtRatioFine, w.invalid);
+    }
+    {
+      const w = worst((m) => `process/${m}/shm/sync-Null`, () => floorLabel("process", "shm", "Null"));
+      const name = "sync Null() over shm ≤ 3× raw SAB spinning ping-pong (client.sync; worker thread; worst mode)";
+      if (w === undefined) b.notMeasured(name, "a floor or a sync case failed: see the shm rows");
+      else b.atMost(`${name}: ${w.detail}`, w.value, 3, fmtRatioFine, w.invalid);
+    }
+    {
+      const label = "process/synthesized/shm/sync-Null-sleeping";
+      const r = this.ratio(label, "process/floor/shm/sleep-sync");
+      const name = "sync Null() over shm with spinning off ≤ 1.2× the sleeping SAB ping-pong (wait / wait)";
+      if (r === undefined) b.notMeasured(name, "see the shm rows");
+      else b.atMost(name, r, 1.2, fmtRatioFine, this.invalid(label, "process/floor/shm/sleep-sync"));
+    }
+    {
+      // Asynchronous minus synchronous, per mode, against a microtask hop + 2 µs.
+      const hop = this.timing("process/floor/shm/hop");
+      let worstOver: number | undefined;
+      const parts: string[] = [];
+      for (const m of this.setups.keys()) {
+        const asyncNs = this.timing(key("process", m, "shm", "Null"))?.ns;
+        const syncNs = this.timing(`process/${m}/shm/sync-Null`)?.ns;
+        if (asyncNs === undefined || syncNs === undefined || hop === undefined) continue;
+        const over = asyncNs - syncNs - hop.ns;
+        parts.push(`${m} ${us(asyncNs - syncNs)} µs over sync`);
+        worstOver = Math.max(worstOver ?? -Infinity, over);
+      }
+      const name = `async Null() over shm ≤ sync + a microtask hop${hop === undefined ? "" : ` (${us(hop.ns)} µs)`} + 2 µs (worst mode)`;
+      if (worstOver === undefined) b.notMeasured(name, "see the shm rows");
+      else b.atMost(`${name}: ${parts.join(", ")}`, worstOver / 1000, 2, (x) => `${x.toFixed(2)} µs over`, this.invalid(key("process", "synthesized", "shm", "Null"), "process/floor/shm/hop"));
     }
     for (const t of streamTransports) {
       // calls/s ratio = C's ns per call ÷ ours.
