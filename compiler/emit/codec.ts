@@ -516,9 +516,12 @@ export class CodecWriter {
     const { code, at } = s.decodeRun([{ offset: 0, local: d, scalar: step.discriminant }], 4, fn.fresh);
     code.push(...this.checkDatum(step.discriminant, d, at(0), u.discriminant.name));
     code.push(`let ${x}: ${ts};`, `switch (${d}) {`);
+    // A bool's default arm takes the one value no case lists, if one is left: TypeScript narrows
+    // the checked word to it there, and refuses to compare it with the other (TS2367).
+    const unlisted = [0, 1].filter((b) => !step.arms.some((a) => a.values.includes(b)));
     const arm = (a: (typeof step.arms)[number]): string[] => {
       // Inside a one-label case the discriminant is narrowed to that label: a bool's value is a literal there.
-      const only = a.values.length === 1 ? a.values[0] : undefined;
+      const only = a.values.length === 1 ? a.values[0] : a === step.defaultArm && unlisted.length === 1 ? unlisted[0] : undefined;
       const discValue = step.discriminant.kind !== "bool" ? d : only !== undefined ? String(only === 1) : `${d} === 1`;
       const disc = `${propertyKey(u.discriminant.name)}: ${discValue}`;
       if (a.plan === undefined || a.field === undefined) return [`${x} = { ${disc} } as ${ts};`];

@@ -270,10 +270,62 @@ export const by_boolCodec: XdrCodec<by_bool> = {
   },
 };
 
-/** union by_unsigned switch (unsigned int which), input.x line 42 */
+/** union by_bool_default switch (bool set_it), input.x line 42 */
+export type by_bool_default = { set_it: true; mode: number } | { set_it: Exclude<boolean, true> };
+
+/** XDR codec for union by_bool_default, input.x line 42 */
+export const by_bool_defaultCodec: XdrCodec<by_bool_default> = {
+  name: "by_bool_default",
+  min: 4,
+  max: 8,
+  encode(w: XdrWriter, v: by_bool_default): void {
+    const $set_it = v.set_it;
+    if ($set_it !== true && $set_it !== false)
+      throw invalidValue(w.pos - w.start, "set_it", "a boolean", $set_it);
+    w.bool($set_it);
+    switch ($set_it) {
+      case true: {
+        const $mode = (v as { mode: number }).mode;
+        try {
+          const $v = $mode;
+          if ($v !== $v >>> 0) throw invalidValue(w.pos - w.start, "", "unsigned int", $v);
+          w.uint($v);
+        } catch (err) {
+          throw within(err, ["mode"]);
+        }
+        break;
+      }
+      default: {
+      }
+    }
+  },
+  decode(r: XdrReader): by_bool_default {
+    const $set_it = r.int();
+    if ($set_it !== 0 && $set_it !== 1)
+      throw invalidData(r.pos - r.start - 4, "set_it", `bool value ${$set_it} is neither 0 nor 1`);
+    let $v: by_bool_default;
+    switch ($set_it) {
+      case 1: {
+        try {
+          const $v2 = r.uint();
+          $v = { set_it: true, mode: $v2 } as by_bool_default;
+        } catch (err) {
+          throw within(err, ["mode"]);
+        }
+        break;
+      }
+      default: {
+        $v = { set_it: false } as by_bool_default;
+      }
+    }
+    return $v;
+  },
+};
+
+/** union by_unsigned switch (unsigned int which), input.x line 50 */
 export type by_unsigned = { which: 0 } | { which: 4294967295; last: string };
 
-/** XDR codec for union by_unsigned, input.x line 42 */
+/** XDR codec for union by_unsigned, input.x line 50 */
 export const by_unsignedCodec: XdrCodec<by_unsigned> = {
   name: "by_unsigned",
   min: 4,

@@ -335,10 +335,78 @@ export const by_boolCodec: DescribingCodec<by_bool> = {
   },
 };
 
-/** union by_unsigned switch (unsigned int which), input.x line 42 */
+/** union by_bool_default switch (bool set_it), input.x line 42 */
+export type by_bool_default = { set_it: true; mode: number } | { set_it: Exclude<boolean, true> };
+
+/** XDR codec for union by_bool_default, input.x line 42 */
+export const by_bool_defaultCodec: DescribingCodec<by_bool_default> = {
+  name: "by_bool_default",
+  min: 4,
+  max: 8,
+  encode(w: XdrWriter, v: by_bool_default): void {
+    const d = borrowDescriptor();
+    try {
+      this.describe(d, v);
+      gatherDescriptor(d, w);
+    } finally {
+      returnDescriptor(d);
+    }
+  },
+  describe(d: Descriptor, v: by_bool_default): void {
+    const $set_it = v.set_it;
+    if ($set_it !== true && $set_it !== false)
+      throw invalidValue(d.length, "set_it", "a boolean", $set_it);
+    const o = d.reserve(4);
+    const dv = d.view;
+    dv.setInt32(o, $set_it ? 1 : 0);
+    switch ($set_it) {
+      case true: {
+        const $mode = (v as { mode: number }).mode;
+        try {
+          const $v = $mode;
+          if ($v !== $v >>> 0) throw invalidValue(d.length, "", "unsigned int", $v);
+          const o2 = d.reserve(4);
+          const dv2 = d.view;
+          dv2.setUint32(o2, $v);
+        } catch (err) {
+          throw within(err, ["mode"]);
+        }
+        break;
+      }
+      default: {
+      }
+    }
+  },
+  decode(r: XdrReader): by_bool_default {
+    const o = r.take(4);
+    const dv = r.view;
+    const $set_it = dv.getInt32(o);
+    if ($set_it !== 0 && $set_it !== 1)
+      throw invalidData(o - r.start, "set_it", `bool value ${$set_it} is neither 0 nor 1`);
+    let $v: by_bool_default;
+    switch ($set_it) {
+      case 1: {
+        try {
+          const o2 = r.take(4);
+          const dv2 = r.view;
+          $v = { set_it: true, mode: dv2.getUint32(o2) } as by_bool_default;
+        } catch (err) {
+          throw within(err, ["mode"]);
+        }
+        break;
+      }
+      default: {
+        $v = { set_it: false } as by_bool_default;
+      }
+    }
+    return $v;
+  },
+};
+
+/** union by_unsigned switch (unsigned int which), input.x line 50 */
 export type by_unsigned = { which: 0 } | { which: 4294967295; last: string };
 
-/** XDR codec for union by_unsigned, input.x line 42 */
+/** XDR codec for union by_unsigned, input.x line 50 */
 export const by_unsignedCodec: DescribingCodec<by_unsigned> = {
   name: "by_unsigned",
   min: 4,
