@@ -272,7 +272,7 @@ interface Result extends Pair {
  * machine slows both alike; nor are the others' collections (they allocate several times
  * more per operation) made in our batches. On a quiet machine the split changes no figure.
  */
-function measure(rows: readonly Row[], ctx: BenchContext): Result[] {
+function measure(rows: readonly Row[], ctx: BenchContext, type: string): Result[] {
   const floorsAndSynth = rows.filter((r) => r.label === HAND || r.label === HAND_CHECKED || r.label === SYNTH);
   const others = rows.filter((r) => r.other === true);
   const groups = [rows.filter((r) => r.other !== true)];
@@ -284,6 +284,7 @@ function measure(rows: readonly Row[], ctx: BenchContext): Result[] {
       { label: `${r.label}/decode`, run: r.ops.decode },
     ]);
     const t = measureGroup(cases, ctx.options);
+    ctx.results.group("codecs", `${type} ${g === groups[0] ? "ours" : "other libraries"}`, t);
     const group = new Map<string, Pair>(g.map((r) => [r.label, { encode: t.get(`${r.label}/encode`)!, decode: t.get(`${r.label}/decode`)! }]));
     for (const r of g) {
       if (!results.some((x) => x.label === r.label)) results.push({ label: r.label, note: r.note, ...group.get(r.label)!, group });
@@ -424,11 +425,11 @@ export const codecSection: Section = {
     );
     ctx.log();
 
-    const recordResults = measure(recordRows, ctx);
+    const recordResults = measure(recordRows, ctx, "bench_record");
     print("bench_record (80 bytes on the wire)", recordResults, ctx);
     judge("bench_record", recordResults, ctx, true);
 
-    const dataResults = measure(dataRows, ctx);
+    const dataResults = measure(dataRows, ctx, "bench_data");
     print("bench_data (opaque<1440>, 1444 bytes on the wire)", dataResults, ctx);
     judge("bench_data", dataResults, ctx, false);
     const views = dataRows

@@ -542,6 +542,7 @@ class RpcBench {
     const busy = use.others > OTHERS_LIMIT;
     const warning = busy ? `other processes used ${use.others.toFixed(2)} CPUs while the ${group} group was timed (limit ${OTHERS_LIMIT})` : undefined;
     this.groups.set(group, warning === undefined ? { cpu: use } : { cpu: use, warning });
+    this.ctx.results.group("rpc", group, timings, { cpu: { ours: use.ours, others: use.others }, ...(warning === undefined ? {} : { warning }) });
     this.log(
       `(${group}: ${cases.length} cases, ${((performance.now() - t0) / 1000).toFixed(1)} s; CPUs used: ours ${use.ours.toFixed(2)}, other processes ${use.others.toFixed(2)})`,
     );
@@ -674,6 +675,9 @@ class RpcBench {
     for (const a of arrangements) this.printSummary(a);
     this.printCopies();
     this.verdicts();
+    this.ctx.results.note("rpc", "invalidFloors", Object.fromEntries(this.invalidFloor));
+    this.ctx.results.note("rpc", "errors", Object.fromEntries([...this.results].flatMap(([k, o]) => ("error" in o ? [[k, o.error]] : []))));
+    this.ctx.results.note("rpc", "copies", Object.fromEntries(this.copies));
   }
 
   /** inproc (one thread only): the microtask reference, the RPC cases, the onCall hook, the observation gates. */
@@ -878,7 +882,7 @@ class RpcBench {
     // its calls/s over its first second of calls).
     for (const c of this.vs.values()) {
       for (const lanes of [1, OUTSTANDING]) {
-        const until = performance.now() + VS_WARMUP_MS;
+        const until = performance.now() + (this.ctx.quick ? Math.min(VS_WARMUP_MS, 100) : VS_WARMUP_MS);
         while (performance.now() < until) {
           const calls: Promise<unknown>[] = [];
           for (let k = 0; k < lanes; k++) calls.push(c.null(), c.echo(this.data));

@@ -7,23 +7,34 @@ import type { Mode } from "../runtime/index.js";
 import { codecSection } from "./codecs.js";
 import { rpcSection } from "./rpc.js";
 import { loadBenchModules, type BenchModule } from "./generated.js";
-import { Budgets, defaultRounds, sinkChecksum } from "./harness.js";
+import { Budgets, defaultRounds, sinkChecksum, type RoundsOptions } from "./harness.js";
 import { describePinning, pinModes, pinning, type PinMode } from "./peers.js";
+import { phaseSection } from "./phases.js";
+import { budgetsOf, chartData, LoadSampler, machine, RESULTS_SCHEMA, ResultCollector, writeReport, type Results } from "./report.js";
 import type { BenchContext, Section } from "./section.js";
 
 /**
- * `npm run bench [-- [--pin same|split] SECTION…]`: the benchmark (a measurement, not a
- * test). Every budget it can measure is printed PASS or MISS, or NOT MEASURED
+ * `npm run bench [-- [--quick] [--pin same|split] SECTION…]`: the benchmark (a measurement,
+ * not a test). Every budget it can measure is printed PASS or MISS, or NOT MEASURED
  * when this run could not judge it; the exit status is 0 whatever they say, and non-zero
  * only if the benchmark itself fails.
  *
  * `--pin same` runs the RPC section's client and server on one CPU, `--pin split` on two
  * (taskset); without it the scheduler places them. The header says which.
  *
+ * `--quick` runs every section with few, short rounds and warm-ups (under a minute): a check
+ * that everything runs and a first look, not figures to quote.
+ *
+ * Every run writes bench/results.json (every figure, the machine, the arrangement, the load)
+ * and bench/latency.svg (bench/report.ts, bench/svg.ts).
+ *
  * To add a section (e.g. RPC round trips), export a `Section` from its own module and
  * append it here.
  */
-const sections: readonly Section[] = [codecSection, rpcSection];
+const sections: readonly Section[] = [codecSection, rpcSection, phaseSection];
+
+/** `--quick`: enough rounds for a median, batches long enough to hold a few calls. */
+const quickRounds: RoundsOptions = { batchMs: 4, rounds: 5, warmupMs: 30 };
 
 /** The repository root: the first directory above this module with a package.json and the benchmark's IDL. */
 function repoRoot(): string {
@@ -37,7 +48,8 @@ function repoRoot(): string {
 }
 
 async function main(args: readonly string[]): Promise<void> {
-  const { values, positionals: argv } = parseArgs({ args: [...args], allowPositionals: true, options: { pin: { type: "string" } } });
+  const { values, positionals: argv } = parseArgs({ args: [...args], allowPositionals: true, options: { pin: { type: "string" }, quick: { type: "boolean" } } });
+  const quick = values.quick === true;
   const pin = values.pin ?? "none";
   if (!(pinModes as readonly string[]).includes(pin)) throw new Error(`--pin ${pin}: expected ${pinModes.join(", ")}`);
   const unknown = argv.filter((a) => !sections.some((s) => s.name === a));
@@ -50,12 +62,15 @@ async function main(args: readonly string[]): Promise<void> {
   const log = (text = ""): void => void process.stdout.write(text + "\n");
 
   let modules: Promise<ReadonlyMap<Mode, BenchModule>> | undefined;
+  const collector = new ResultCollector();
   const ctx: BenchContext = {
     root,
     work,
     budgets: new Budgets(),
-    options: defaultRounds,
+    options: quick ? quickRounds : defaultRounds,
+    quick,
     pinning: pinning(pin as PinMode),
+    results: collector,
     log,
     benchModules() {
       modules ??= (async () => {
@@ -69,7 +84,9 @@ async function main(args: readonly string[]): Promise<void> {
   };
 
   const cpu = cpus()[0]?.model.trim() ?? "unknown CPU";
-  log(`rpcgen-ts benchmark — node ${process.version} (V8 ${process.versions.v8}), ${cpus().length} × ${cpu}`);
+  const startedAt = new Date();
+  const sampler = new LoadSampler(cpus().length);
+  log(`rpcgen-ts benchmark${quick ? " (--quick: rough figures)" : ""} — node ${process.version} (V8 ${process.versions.v8}), ${cpus().length} × ${cpu}`);
   const load = loadavg();
   log(`load average at start: ${load.map((l) => l.toFixed(2)).join(" ")}`);
   log(`pinning: ${describePinning(ctx.pinning)}`);
@@ -83,7 +100,9 @@ async function main(args: readonly string[]): Promise<void> {
     log();
     const t0 = performance.now();
     await s.run(ctx);
-    log(`(${s.name}: ${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+    const seconds = (performance.now() - t0) / 1000;
+    collector.section(s.name).seconds = Number(seconds.toFixed(1));
+    log(`(${s.name}: ${seconds.toFixed(1)} s)`);
   }
 
   const v = ctx.budgets.verdicts;
@@ -95,6 +114,34 @@ async function main(args: readonly string[]): Promise<void> {
   log(
     `${ctx.budgets.count("PASS")} PASS, ${ctx.budgets.count("MISS")} MISS, ${ctx.budgets.count("NOT MEASURED")} NOT MEASURED; ` +
       `total ${((performance.now() - started) / 1000).toFixed(1)} s; checksum ${sinkChecksum()}`,
+  );
+
+  const loadSummary = sampler.stop();
+  const m = machine();
+  const results: Results = {
+    schema: RESULTS_SCHEMA,
+    quick,
+    started: startedAt.toISOString(),
+    finished: new Date().toISOString(),
+    seconds: Number(((performance.now() - started) / 1000).toFixed(1)),
+    command: ["npm run bench --", ...args].join(" "),
+    machine: m,
+    arrangement: {
+      pinning: { ...ctx.pinning, description: describePinning(ctx.pinning) },
+      rpc: "headline: tcp, unix, udp servers (and their raw floors' servers) in processes of their own, shm's server in a worker thread; second table: client and server in one thread",
+      sections: chosen.map((s) => s.name),
+    },
+    options: ctx.options,
+    load: loadSummary,
+    sections: collector.sections,
+    budgets: budgetsOf(ctx.budgets),
+    chart: chartData(collector, { quick, machine: m, pinning: describePinning(ctx.pinning), load: loadSummary }),
+  };
+  const out = writeReport(root, results);
+  log();
+  log(
+    `wrote ${out.json} and ${out.svg} (load: 1-min average ${loadSummary.loadavgAtStart[0]} at start, ${loadSummary.load1Max} at most; ` +
+      `busy CPUs ${loadSummary.busyCpusMean} on average, others ≥ ${loadSummary.othersCpusMean})`,
   );
 }
 
