@@ -44,6 +44,8 @@ run /usr/sbin/rpc.rusersd || missing+=(rusersd)
 run /usr/sbin/rpc.rquotad || missing+=(quota)
 run /usr/sbin/ypserv && run /usr/lib/yp/makedbm || missing+=(ypserv)
 run /usr/sbin/rpc.rwalld || missing+=(rwalld)
+# Chromium: test/bench-report.test.ts renders the benchmark's chart in a headless browser.
+run /usr/bin/chromium || missing+=(chromium)
 
 [ ${#missing[@]} -eq 0 ] && exit 0
 

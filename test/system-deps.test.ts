@@ -33,6 +33,7 @@ const provides: [string, string[]][] = [
   ["quota", ["usr/sbin/rpc.rquotad"]],
   ["ypserv", ["usr/sbin/ypserv", "usr/lib/yp/makedbm"]],
   ["rwalld", ["usr/sbin/rpc.rwalld"]],
+  ["chromium", ["usr/bin/chromium"]],
 ];
 const everything = provides.map(([name]) => name).join(" ");
 
