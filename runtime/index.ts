@@ -7,7 +7,7 @@
 export * from "./stub/index.js";
 export { describeService, type TransportKind } from "./call/service.js";
 export { RpcChannel, type ChannelOptions, type FlavorParams } from "./endpoint/client.js";
-export { authNoneFlavor, authRegistry, authSysFlavor, defaultAuthFlavors, type AuthContext, type AuthFlavorEntry, type AuthRegistry, type AuthVerifier } from "./auth/index.js";
+export { authNoneFlavor, authRegistry, authSysFlavor, defaultAuthFlavors, processAuthSys, type AuthContext, type AuthFlavorEntry, type AuthRegistry, type AuthVerifier } from "./auth/index.js";
 export { defaultVerifiers, ServerCore, type AuthCheck, type FlavorVerifier, type ServerOptions } from "./endpoint/server.js";
 export { RpcError, type RpcStatus } from "./rpc/errors.js";
 export { AcceptStat, AuthFlavor, AuthStat, AUTH_NONE, type AuthSysParams, type OpaqueAuth } from "./rpc/message.js";

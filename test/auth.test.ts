@@ -1,4 +1,5 @@
 import { connect as netConnect, type Socket } from "node:net";
+import { hostname } from "node:os";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   AuthFlavor,
@@ -9,6 +10,7 @@ import {
   defaultAuthFlavors,
   defaultVerifiers,
   createServer,
+  processAuthSys,
   RpcError,
   XdrWriter,
   type AuthFlavorEntry,
@@ -508,6 +510,45 @@ describe("auth flavors in a registry: the client side", () => {
     const channel = await channelTo("tcp", s.port, { authFlavors: [mine] });
     expect(await add(channel, sys)).toBe(3);
     expect(s.seen.at(-1)!.authSys).toEqual({ ...sys, uid: sys.uid + 1 });
+  });
+});
+
+describe("AUTH_SYS from the client", () => {
+  it("credentials that cannot be encoded reject the call CANNOT_ENCODE, unsent, as bad arguments do", async () => {
+    const s = await serve("tcp");
+    const channel = await channelTo("tcp", s.port);
+    const bad = [
+      { ...sys, gids: Array.from({ length: 17 }, (_, i) => i) },
+      { ...sys, machinename: "m".repeat(256) },
+      { ...sys, uid: -1 },
+      { ...sys, uid: 1.5 },
+    ];
+    for (const params of bad) {
+      const pending = add(channel, params); // a rejection, never a synchronous throw
+      const e = await pending.then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      expect(e).toBeInstanceOf(RpcError);
+      expect((e as RpcError).status).toBe("CANNOT_ENCODE");
+      expect((e as RpcError).message).toMatch(/credentials cannot be encoded/);
+    }
+    expect(s.calls.get("add")).toBeUndefined();
+    expect(await add(channel, sys)).toBe(3);
+  });
+
+  it("processAuthSys() gives this process's ids and host, as the server sees them", async () => {
+    const params = processAuthSys();
+    expect(params.uid).toBe(process.geteuid!());
+    expect(params.gid).toBe(process.getegid!());
+    expect(params.gids.length).toBeLessThanOrEqual(16);
+    expect(process.getgroups!()).toEqual(expect.arrayContaining([...params.gids]));
+    expect(params.machinename).toBe(hostname().slice(0, params.machinename.length));
+    expect(Math.abs(params.stamp - Date.now() / 1000)).toBeLessThan(5);
+    const s = await serve("tcp");
+    const channel = await channelTo("tcp", s.port);
+    expect(await add(channel, params)).toBe(3);
+    expect(s.seen.at(-1)!.authSys).toEqual({ ...params, gids: [...params.gids] });
   });
 });
 

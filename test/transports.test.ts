@@ -70,9 +70,10 @@ describe.each(kinds)("over %s", (kind) => {
       }
       expect(called).toHaveLength(3);
       const wire = kind === "inproc" ? 0 : 1;
-      // One direction: classic = stub + runtime + wire; synthesized and descriptor = runtime + wire.
-      const perDirection = { stub: mode === "classic" ? 1 : 0, runtime: 1, wire };
-      const both = { stub: 2 * perDirection.stub, runtime: 2, wire: 2 * wire };
+      // Sending: classic = stub + runtime + wire; synthesized and descriptor = runtime + wire.
+      // Receiving mirrors it, except that a descriptor decode hands out views: no runtime copy.
+      const stub = mode === "classic" ? 1 : 0;
+      const both = { stub: 2 * stub, runtime: mode === "descriptor" ? 1 : 2, wire: 2 * wire };
       for (const records of [called, served]) {
         const [empty, half, full] = records as [CallRecord, CallRecord, CallRecord];
         expect(full.copies).toEqual(both);
@@ -177,8 +178,8 @@ describe.each(modes)("fragmented records in %s mode", (mode) => {
       await server.close();
     }
     // Sending as over any stream; receiving adds the reassembly (a runtime copy of the whole
-    // record). A decode that takes views (descriptor) moves nothing more, so the reassembled
-    // record is its receive pass; the other modes still make their decode pass.
+    // record). A decode that takes views (descriptor) moves nothing more; the other modes still
+    // make their decode pass.
     const stub = mode === "classic" ? 1 : 0;
     const send = { stub, runtime: 1, wire: 1 };
     const receive = { stub, runtime: 1 + (mode === "descriptor" ? 0 : 1), wire: 1 };

@@ -1,3 +1,4 @@
+import { hostname } from "node:os";
 import { AuthFlavor, AuthStat, authSys as encodeAuthSys, readAuthSys, type AuthSysParams, type OpaqueAuth } from "../rpc/message.js";
 import type { XdrReader } from "../xdr/reader.js";
 import { XdrWriter } from "../xdr/writer.js";
@@ -24,4 +25,30 @@ export function decodeAuthSys(body: Uint8Array, reader: XdrReader): AuthSysParam
   } catch {
     return undefined;
   }
+}
+
+/** The most supplementary groups AUTH_SYS carries (RFC 5531 §10.2: `gids<16>`). */
+const maxGids = 16;
+
+/**
+ * The AUTH_SYS parameters of this process, as libtirpc's `authunix_create_default` builds
+ * them: the host name (cut to 255 bytes), the effective uid and gid, the first 16
+ * supplementary groups, and the time as the stamp. POSIX only: where the process has no uid
+ * (Windows) it throws a TypeError.
+ */
+export function processAuthSys(): AuthSysParams {
+  if (typeof process.geteuid !== "function" || typeof process.getegid !== "function") {
+    throw new TypeError("processAuthSys: this platform has no POSIX user and group ids");
+  }
+  const gid = process.getegid();
+  const groups = (process.getgroups?.() ?? []).filter((g) => g >>> 0 === g);
+  let machinename = hostname();
+  while (Buffer.byteLength(machinename) > 255) machinename = machinename.slice(0, -1);
+  return Object.freeze({
+    stamp: Math.floor(Date.now() / 1000) >>> 0,
+    machinename,
+    uid: process.geteuid(),
+    gid,
+    gids: Object.freeze(groups.slice(0, maxGids)),
+  });
 }

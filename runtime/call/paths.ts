@@ -19,8 +19,8 @@ import { describeService, type MarshalPath, type Mode, type ServiceSpec } from "
  *
  * A copy is a pass that moves a message's bytes from one place to another, counted once with
  * the bytes it wrote. Receiving mirrors sending: classic copies the body out into the stub's
- * buffer and decodes there; the others decode straight from the receive buffer, and
- * descriptor-mode codecs hand out opaque data as views into it.
+ * buffer and decodes there (two passes); synthesized decodes straight from the receive buffer
+ * (one); descriptor-mode codecs hand out opaque data as views into it, which copies nothing.
  */
 
 /** Nothing to read for `void`: no reader to set up (Null() is every benchmark's first call). */
@@ -53,7 +53,7 @@ class ClassicPath implements MarshalPath<XdrCodec<unknown>> {
     copyBytes(ledger, "runtime", w.buf, o, body);
   }
 
-  decode<T>(codec: XdrCodec<T>, message: Uint8Array, offset: number, end: number, ledger: CopyLedger | undefined, _received: CopyLedger | undefined, name: string): T {
+  decode<T>(codec: XdrCodec<T>, message: Uint8Array, offset: number, end: number, ledger: CopyLedger | undefined, name: string): T {
     try {
       if (codec.max === 0 && end === offset) return codec.decode(empty);
       const n = end - offset;
@@ -78,15 +78,15 @@ abstract class InPlacePath {
   abstract readonly decodesViews: boolean;
   private readonly reader = new XdrReader(new Uint8Array(0));
 
-  decode<T>(codec: XdrCodec<T>, message: Uint8Array, offset: number, end: number, ledger: CopyLedger | undefined, received: CopyLedger | undefined, name: string): T {
+  decode<T>(codec: XdrCodec<T>, message: Uint8Array, offset: number, end: number, ledger: CopyLedger | undefined, name: string): T {
     try {
       if (codec.max === 0 && end === offset) return codec.decode(empty);
       const r = this.reader;
       r.reset(message, offset, end);
       const value = codec.decode(r);
       r.finish();
-      // A decode that takes views moves no bytes: it is the receive pass only if nothing moved the message before.
-      if (ledger !== undefined && !(this.decodesViews && received !== undefined && received.copies.runtime !== 0)) ledger.record("runtime", end - offset);
+      // A decode that hands out views into the message moves no bytes: no copy to count.
+      if (ledger !== undefined && !this.decodesViews) ledger.record("runtime", end - offset);
       return value;
     } catch (e) {
       throw rooted(e, name);

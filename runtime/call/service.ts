@@ -31,20 +31,8 @@ export interface MarshalPath<C extends XdrCodec<unknown> = XdrCodec<unknown>> {
   readonly decodesViews: boolean;
   /** Appends `value`'s encoding to `w`, behind the headers already there; `name` roots error paths. */
   encode<T>(codec: C & XdrCodec<T>, value: T, w: XdrWriter, ledger: CopyLedger | undefined, name: string): void;
-  /**
-   * Decodes exactly one value from `message[offset, end)`. `received` holds the copies the
-   * transport made to hand the message up: a decode that only takes views is no further
-   * pass if the runtime already moved the message for it.
-   */
-  decode<T>(
-    codec: C & XdrCodec<T>,
-    message: Uint8Array,
-    offset: number,
-    end: number,
-    ledger: CopyLedger | undefined,
-    received: CopyLedger | undefined,
-    name: string,
-  ): T;
+  /** Decodes exactly one value from `message[offset, end)`, counting the passes that move bytes. */
+  decode<T>(codec: C & XdrCodec<T>, message: Uint8Array, offset: number, end: number, ledger: CopyLedger | undefined, name: string): T;
   /** Makes a service description served and called through this path. */
   service<const S extends ServiceSpec<C>>(spec: S): S & { readonly path: MarshalPath<C> };
 }

@@ -198,7 +198,7 @@ export class RpcChannel implements Channel {
     try {
       cred = this.credentialsOf(client);
     } catch (error) {
-      return Promise.reject(error);
+      return Promise.reject(credentialsError(procedure.name, error));
     }
 
     this.xid = (this.xid + 1) >>> 0;
@@ -257,7 +257,12 @@ export class RpcChannel implements Channel {
     if (!(timeout >= 0) || typeof timeout !== "number") {
       throw new RangeError(`${procedure.name}: timeoutMs must be a number ≥ 0 (Infinity: no timeout), got ${String(timeout)}`);
     }
-    const cred = this.credentialsOf(client);
+    let cred: OpaqueAuth;
+    try {
+      cred = this.credentialsOf(client);
+    } catch (error) {
+      throw credentialsError(procedure.name, error);
+    }
     this.xid = (this.xid + 1) >>> 0;
     const p = new Pending(this.xid, service, procedure as ProcedureDescription, args, cred, undefined);
     p.sync = true;
@@ -330,7 +335,7 @@ export class RpcChannel implements Channel {
     }
     let result: unknown;
     try {
-      result = p.service.path.decode(p.procedure.result, message, r.pos - r.start, message.length, p.ledger, received, p.procedure.name);
+      result = p.service.path.decode(p.procedure.result, message, r.pos - r.start, message.length, p.ledger, p.procedure.name);
     } catch (e) {
       this.settle(p, new RpcError("CANNOT_DECODE", e instanceof Error ? e.message : String(e), { cause: e }));
       return;
@@ -466,6 +471,11 @@ export class RpcChannel implements Channel {
       this.settle(p, new RpcError("CLOSED", `connection closed before ${p.procedure.name} was answered: ${this.closed.message}`, { cause: error }));
     }
   }
+}
+
+/** Credentials that cannot be encoded (17 gids, a uid of −1) fail the call as bad arguments do. */
+function credentialsError(procedure: string, error: unknown): unknown {
+  return error instanceof XdrError ? new RpcError("CANNOT_ENCODE", `${procedure}: the credentials cannot be encoded: ${error.message}`, { cause: error }) : error;
 }
 
 function replyError(h: ReplyHeader, p: Pending): RpcError {

@@ -209,7 +209,7 @@ export class ServerCore implements Dispatcher {
     const { description, handler } = procedure;
     let args: unknown;
     try {
-      args = service.path.decode(description.args, message, r.pos - r.start, message.length, ledger, received, description.name);
+      args = service.path.decode(description.args, message, r.pos - r.start, message.length, ledger, description.name);
     } catch {
       return call.accept(AcceptStat.GARBAGE_ARGS);
     }
