@@ -39,8 +39,11 @@ export async function generateAll() {
   return new Map(outputs.map((o) => [o.path, o.text]));
 }
 
+// `--out DIR` writes elsewhere (the test that compares them with src/gen).
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const out = join(root, "src/gen");
+  const at = process.argv.indexOf("--out");
+  const out = at > 0 ? process.argv[at + 1] : join(root, "src/gen");
+  if (out === undefined) throw new Error("--out takes a directory");
   const modules = await generateAll();
   mkdirSync(out, { recursive: true });
   for (const f of readdirSync(out)) if (!modules.has(f)) rmSync(join(out, f));

@@ -24,9 +24,9 @@ export async function protocolsBuilt(): Promise<void> {
   const release = await exclusive("protocols-build");
   try {
     const built = join(protocolsDir, "dist/nfs/cli.js");
-    const sources = Math.max(newest(join(protocolsDir, "src")), newest(join(protocolsDir, "scripts")), statSync(join(protocolsDir, "tsconfig.build.json")).mtimeMs);
+    const sources = Math.max(newest(join(protocolsDir, "src")), statSync(join(protocolsDir, "tsconfig.build.json")).mtimeMs);
     if (existsSync(built) && sources <= statSync(built).mtimeMs) return;
-    execFileSync(process.execPath, [join(protocolsDir, "scripts/build.mjs")], { cwd: protocolsDir, stdio: "pipe", timeout: 120_000 });
+    execFileSync(process.execPath, [join(repoRoot, "node_modules/typescript/bin/tsc"), "-p", join(protocolsDir, "tsconfig.build.json")], { stdio: "pipe", timeout: 120_000 });
   } finally {
     release();
   }

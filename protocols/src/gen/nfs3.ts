@@ -1346,7 +1346,7 @@ export const set_mode3Codec: XdrCodec<set_mode3> = {
         break;
       }
       default: {
-        $v = { set_it: $set_it === 1 } as set_mode3;
+        $v = { set_it: false } as set_mode3;
       }
     }
     return $v;
@@ -1405,7 +1405,7 @@ export const set_uid3Codec: XdrCodec<set_uid3> = {
         break;
       }
       default: {
-        $v = { set_it: $set_it === 1 } as set_uid3;
+        $v = { set_it: false } as set_uid3;
       }
     }
     return $v;
@@ -1464,7 +1464,7 @@ export const set_gid3Codec: XdrCodec<set_gid3> = {
         break;
       }
       default: {
-        $v = { set_it: $set_it === 1 } as set_gid3;
+        $v = { set_it: false } as set_gid3;
       }
     }
     return $v;
@@ -1529,7 +1529,7 @@ export const set_size3Codec: XdrCodec<set_size3> = {
         break;
       }
       default: {
-        $v = { set_it: $set_it === 1 } as set_size3;
+        $v = { set_it: false } as set_size3;
       }
     }
     return $v;
