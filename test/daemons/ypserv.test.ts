@@ -5,7 +5,7 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { modes, type Mode } from "../../compiler/compile.js";
 import { connect, RpcError, type Channel } from "../../runtime/index.js";
-import { clearRegistrations, loadStubs, privateRun, program, registered, removeDir, requireRpcbind, startDaemon, tempDir, type Daemon, type Stubs } from "./harness.js";
+import { clearRegistrations, exclusive, loadStubs, privateRun, program, registered, removeDir, requireRpcbind, startDaemon, tempDir, type Daemon, type Stubs } from "./harness.js";
 
 /**
  * NIS against ypserv with the system's yp.x, over TCP and UDP in every mode. The test writes
@@ -34,6 +34,7 @@ const entries: Record<string, string> = {
 
 let dir: string;
 let ypserv: Daemon | undefined;
+let release: (() => void) | undefined;
 const stubs = new Map<Mode, Stubs>();
 const exec = promisify(execFile);
 
@@ -42,6 +43,8 @@ beforeAll(async () => {
   const binary = program("/usr/sbin/ypserv", "ypserv");
   const makedbm = program("/usr/lib/yp/makedbm", "ypserv");
   for (const mode of modes) stubs.set(mode, (await loadStubs(["/usr/include/rpcsvc/yp.x"], mode)).get("yp")!);
+  // test/protocols/yp.test.ts runs a ypserv of its own: not at the same time.
+  release = await exclusive("ypserv");
   await clearRegistrations(YPPROG, "ypserv");
   dir = tempDir("ypserv");
   const yp = join(dir, "yp");
@@ -63,6 +66,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await ypserv?.stop();
+  release?.();
   if (dir !== undefined) removeDir(dir);
 });
 
