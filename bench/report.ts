@@ -1,7 +1,7 @@
 import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, release, totalmem, type as osType } from "node:os";
 import { join } from "node:path";
-import type { Budgets, RoundsOptions, Timing } from "./harness.js";
+import { ratio, type Budgets, type RoundsOptions, type Timing } from "./harness.js";
 import type { Pinning } from "./peers.js";
 import { phaseNames, type PhaseName, type PhaseRow, type PhaseTransport } from "./phases.js";
 import type { GroupLoad, ResultSink } from "./section.js";
@@ -79,6 +79,8 @@ export interface LatencyBar {
   readonly phases: Readonly<Record<PhaseName, number>>;
   /** The RPC section's median for the same case, timed with nobody listening, if it ran. */
   readonly timedNs?: number;
+  /** That figure ÷ the floor drawn beside it, paired per round (the RPC section's ratio), when both were timed in one group. */
+  readonly timedRatio?: number;
 }
 
 export interface FloorBar {
@@ -239,15 +241,11 @@ const floorNames: Record<PhaseTransport, string> = {
 export function chartData(c: ResultCollector, head: { quick: boolean; machine: Machine; pinning: string; load: LoadSummary }): ChartData {
   const rows = (c.sections["phases"]?.notes["rows"] as PhaseRow[] | undefined) ?? [];
   const arrangementOf = (t: PhaseTransport): string => (t === "inproc" ? "thread" : "process");
-  const latency: LatencyBar[] = rows
-    .filter((r) => r.proc === "Null")
-    .map((r) => {
-      const timed = c.figure("rpc", `${arrangementOf(r.transport)}/${r.mode}/${r.transport}/Null`);
-      return { mode: r.mode, transport: r.transport, server: r.server, calls: r.calls, phases: r.phases, ...(timed === undefined ? {} : { timedNs: timed.ns }) };
-    });
   const invalid = (c.sections["rpc"]?.notes["invalidFloors"] as Record<string, string> | undefined) ?? {};
   const floors: FloorBar[] = [];
-  for (const t of new Set(latency.map((b) => b.transport))) {
+  /** The figure each transport's floor bar draws. */
+  const floorFigure = new Map<PhaseTransport, Figure>();
+  for (const t of new Set(rows.map((r) => r.transport))) {
     const label = `${arrangementOf(t)}/floor/${t}/Null`;
     const f = c.figure("rpc", label);
     if (f === undefined) continue;
@@ -255,11 +253,30 @@ export function chartData(c: ResultCollector, head: { quick: boolean; machine: M
       // A spinning floor whose threads could not both spin measured the scheduler: the
       // sleeping floor stands in, and says so.
       const sleep = c.figure("rpc", "process/floor/shm/sleep-async");
-      if (sleep !== undefined) floors.push({ transport: t, name: "SAB ping-pong, sleeping (waitAsync)", ns: sleep.ns, note: "the spinning floor could not spin in this run" });
+      if (sleep === undefined) continue;
+      floors.push({ transport: t, name: "SAB ping-pong, sleeping (waitAsync)", ns: sleep.ns, note: "the spinning floor could not spin in this run" });
+      floorFigure.set(t, sleep);
       continue;
     }
     floors.push({ transport: t, name: floorNames[t], ns: f.ns });
+    floorFigure.set(t, f);
   }
+  const latency: LatencyBar[] = rows
+    .filter((r) => r.proc === "Null")
+    .map((r) => {
+      const timed = c.figure("rpc", `${arrangementOf(r.transport)}/${r.mode}/${r.transport}/Null`);
+      const floor = floorFigure.get(r.transport);
+      const paired = timed !== undefined && floor !== undefined && timed.samples.length === floor.samples.length && timed.samples.length > 0;
+      return {
+        mode: r.mode,
+        transport: r.transport,
+        server: r.server,
+        calls: r.calls,
+        phases: r.phases,
+        ...(timed === undefined ? {} : { timedNs: timed.ns }),
+        ...(paired ? { timedRatio: ratio(timed as Timing, floor as Timing) } : {}),
+      };
+    });
   const copiesProc = "MaxArg";
   const copies: CopyBar[] = rows
     .filter((r) => r.proc === copiesProc)
@@ -306,6 +323,13 @@ export function writeReport(root: string, results: Results): { json: string; svg
   writeWhole(json, JSON.stringify(results, null, 1) + "\n");
   writeWhole(svg, latencySvg(results.chart));
   return { json, svg };
+}
+
+/** Draws bench/latency.svg again from bench/results.json; returns its path. */
+export function redraw(root: string): string {
+  const svg = join(root, "bench", "latency.svg");
+  writeWhole(svg, svgOfResults(readFileSync(join(root, "bench", "results.json"), "utf8")));
+  return svg;
 }
 
 /** Draws the chart of a results file (as written by writeReport), checking its shape first. */

@@ -10,7 +10,7 @@ import { loadBenchModules, type BenchModule } from "./generated.js";
 import { Budgets, defaultRounds, sinkChecksum, type RoundsOptions } from "./harness.js";
 import { describePinning, pinModes, pinning, type PinMode } from "./peers.js";
 import { phaseSection } from "./phases.js";
-import { budgetsOf, chartData, LoadSampler, machine, RESULTS_SCHEMA, ResultCollector, writeReport, type Results } from "./report.js";
+import { budgetsOf, chartData, LoadSampler, machine, redraw, RESULTS_SCHEMA, ResultCollector, writeReport, type Results } from "./report.js";
 import type { BenchContext, Section } from "./section.js";
 
 /**
@@ -23,7 +23,8 @@ import type { BenchContext, Section } from "./section.js";
  * (taskset); without it the scheduler places them. The header says which.
  *
  * `--quick` runs every section with few, short rounds and warm-ups (under a minute): a check
- * that everything runs and a first look, not figures to quote.
+ * that everything runs and a first look, not figures to quote. `--redraw` measures nothing:
+ * it draws bench/latency.svg again from bench/results.json (after a change to the drawing).
  *
  * Every run writes bench/results.json (every figure, the machine, the arrangement, the load)
  * and bench/latency.svg (bench/report.ts, bench/svg.ts).
@@ -48,8 +49,12 @@ function repoRoot(): string {
 }
 
 async function main(args: readonly string[]): Promise<void> {
-  const { values, positionals: argv } = parseArgs({ args: [...args], allowPositionals: true, options: { pin: { type: "string" }, quick: { type: "boolean" } } });
+  const { values, positionals: argv } = parseArgs({ args: [...args], allowPositionals: true, options: { pin: { type: "string" }, quick: { type: "boolean" }, redraw: { type: "boolean" } } });
   const quick = values.quick === true;
+  if (values.redraw === true) {
+    process.stdout.write(`redrew ${redraw(repoRoot())} from bench/results.json\n`);
+    return;
+  }
   const pin = values.pin ?? "none";
   if (!(pinModes as readonly string[]).includes(pin)) throw new Error(`--pin ${pin}: expected ${pinModes.join(", ")}`);
   const unknown = argv.filter((a) => !sections.some((s) => s.name === a));

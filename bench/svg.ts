@@ -42,6 +42,8 @@ const LIGHT = new Set(["#c7c7c7", "#6baed6", "#98df8a", "#ffbb78", "#17becf", "#
 const W = 980;
 const X0 = 170;
 const X1 = W - 230;
+/** The least width of a bar with a positive figure. */
+const MIN_BAR = 2;
 const FONT = "DejaVu Sans, Verdana, Arial, sans-serif";
 
 const esc = (s: string): string => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
@@ -98,8 +100,12 @@ function bar(
   c.add(`<g class="bar" data-kind="${o.kind}"${data}>`);
   c.text(X0 - 8, o.y + o.h / 2 + 4, o.label, { anchor: "end", cls: "label" });
   let x = X0;
+  // A bar is never drawn thinner than MIN_BAR px (its label gives the figure): a floor of
+  // 0.1 µs beside calls of 100 µs must still be seen.
+  const total = o.segments.reduce((sum, s) => sum + Math.max(0, s.ns), 0) * o.scale;
+  const stretch = total > 0 && total < MIN_BAR ? MIN_BAR / total : 1;
   for (const s of o.segments) {
-    const w = Math.max(0, s.ns) * o.scale;
+    const w = Math.max(0, s.ns) * o.scale * stretch;
     c.add(
       `<rect class="seg" data-part="${s.part}" x="${num(x)}" y="${num(o.y)}" width="${w.toFixed(2)}" height="${o.h}" fill="${s.color}"><title>${esc(s.title)}</title></rect>`,
     );
@@ -160,7 +166,7 @@ function check(chart: ChartData): void {
   if (!Array.isArray(chart.subtitle) || chart.subtitle.some((s) => typeof s !== "string")) fail("subtitle is not a list of strings");
   if (!Array.isArray(chart.latency) || !Array.isArray(chart.floors) || !Array.isArray(chart.copies)) fail("latency, floors and copies must be lists");
   const finite = (x: unknown, what: string): void => {
-    if (typeof x !== "number" || !Number.isFinite(x)) fail(`${what} is ${JSON.stringify(x)}, not a finite number`);
+    if (typeof x !== "number" || !Number.isFinite(x)) fail(`${what} is ${typeof x === "number" ? String(x) : JSON.stringify(x)}, not a finite number`);
   };
   const transport = (t: unknown, what: string): void => {
     if (!(TRANSPORTS as readonly unknown[]).includes(t)) fail(`${what}: transport ${JSON.stringify(t)} is not one of ${TRANSPORTS.join(", ")}`);
@@ -171,6 +177,7 @@ function check(chart: ChartData): void {
     if (typeof b.phases !== "object" || b.phases === null) fail(`latency[${i}].phases is missing`);
     for (const p of PHASES) finite(b.phases[p], `latency[${i}].phases.${p}`);
     if (b.timedNs !== undefined) finite(b.timedNs, `latency[${i}].timedNs`);
+    if (b.timedRatio !== undefined) finite(b.timedRatio, `latency[${i}].timedRatio`);
   });
   chart.floors.forEach((f: FloorBar, i) => {
     transport(f.transport, `floors[${i}]`);
@@ -201,13 +208,14 @@ export function latencySvg(chart: ChartData): string {
     { key: "floor", name: "floor (raw ping-pong)", color: FLOOR_COLOR, title: "the transport's raw round trip, same bytes, same arrangement" },
     { key: "timed", name: "timed, nobody listening", marker: true, title: "the RPC section's median for the same call, timed without hooks" },
   ]);
-  c.text(
-    20,
-    c.y,
-    "Bars: median µs per phase of observed calls (onCall / onServe hooks), stacked; Σ is their sum. The tick: the same call timed with nobody listening.",
-    { size: 11, fill: "#444", cls: "note" },
-  );
-  c.y += 12;
+  for (const line of [
+    "Bars: the median µs of each phase over observed calls (onCall / onServe hooks), stacked; Σ is their sum.",
+    "The tick: the same call timed with nobody listening; × floor is its ratio to the floor, paired per round.",
+  ]) {
+    c.text(20, c.y, line, { size: 11, fill: "#444", cls: "note" });
+    c.y += 15;
+  }
+  c.y -= 3;
 
   const ROW = 24;
   const H = 16;
@@ -248,7 +256,7 @@ export function latencySvg(chart: ChartData): string {
     }
     for (const b of bars) {
       const total = sum(b);
-      const ratio = floor === undefined || b.timedNs === undefined ? "" : `, ${(b.timedNs / floor.ns).toFixed(2)}× floor`;
+      const ratio = b.timedRatio === undefined ? "" : `, ${b.timedRatio.toFixed(2)}× floor`;
       bar(c, {
         kind: "rpc",
         attrs: { transport: t, mode: b.mode },
