@@ -230,10 +230,17 @@ export const phaseSection: Section = {
     let peer: PhasePeer | undefined;
     try {
       const js = (p: string): string => pathToFileURL(p.replace(/\.ts$/, ".js")).href;
-      peer = PhasePeer.spawn();
-      pinProcess(peer.child.pid!, ctx.pinning.server);
-      const start: PhasePeerStart = { type: "start", modules: [...modules].map(([mode, m]) => ({ mode, href: js(m.sourcePath) })), dir };
-      const ready = await peer.request<{ servers: Record<string, { tcp: number; udp: number; unix: string }> }>(start, "ready");
+      // Without the server process, inproc and shm are still measured; tcp, unix, udp say why not.
+      let ready: { servers: Record<string, { tcp: number; udp: number; unix: string }> } = { servers: {} };
+      let peerError = "the server process did not start";
+      try {
+        peer = PhasePeer.spawn();
+        pinProcess(peer.child.pid!, ctx.pinning.server);
+        const start: PhasePeerStart = { type: "start", modules: [...modules].map(([mode, m]) => ({ mode, href: js(m.sourcePath) })), dir };
+        ready = await peer.request(start, "ready");
+      } catch (e) {
+        peerError = `the server process did not start: ${e instanceof Error ? e.message.split("\n")[0]! : String(e)}`;
+      }
       for (const [mode, m] of modules) {
         const binding = benchBinding(m.exports, m.sourcePath);
         for (const t of phaseTransports) {
@@ -247,7 +254,7 @@ export const phaseSection: Section = {
           try {
             let o: ConnectOptions;
             const ends = ready.servers[mode];
-            if ((t === "tcp" || t === "udp" || t === "unix") && ends === undefined) throw new Error(`the server process serves no ${mode} module`);
+            if ((t === "tcp" || t === "udp" || t === "unix") && ends === undefined) throw new Error(Object.keys(ready.servers).length === 0 ? peerError : `the server process serves no ${mode} module`);
             switch (t) {
               case "inproc": {
                 const served: Served = new Map();
