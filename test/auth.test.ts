@@ -14,6 +14,7 @@ import {
   RpcError,
   XdrWriter,
   type AuthFlavorEntry,
+  type AuthSysParams,
   type CallContext,
   type Channel,
   type ConnectOptions,
@@ -99,7 +100,7 @@ async function channelTo(transport: "tcp" | "udp", port: number, options: Partia
 function add(channel: Channel, auth: ClientAuth, a = 1, b = 2): Promise<unknown> {
   return channel.call(example.service, example.service.procedures.exprocAdd!, [a, b], { auth, timeoutMs: 5000 }, undefined);
 }
-type ClientAuth = OpaqueAuth | typeof sys | FlavorParams | undefined;
+type ClientAuth = OpaqueAuth | AuthSysParams | FlavorParams | undefined;
 
 describe.each(["tcp", "udp"] as const)("fail closed, over %s", (transport) => {
   it("refuses flavors nobody verifies with AUTH_REJECTEDCRED, with or without a hook; nothing runs", async () => {

@@ -2,9 +2,10 @@ import { createServer as createNetServer, connect as netConnect, type Server as 
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { modes, type Mode } from "../compiler/emit/module.js";
-import { connect, createServer, type CallRecord, type Channel, type Server } from "../runtime/index.js";
+import { connect, createServer, RpcError, type CallRecord, type Channel, type Server } from "../runtime/index.js";
 import { exampleCalls, exampleHandlers, loadExample, payload, type Example } from "./example.js";
 import { RecordDecoder } from "../runtime/transports/record-marking.js";
+import { defaultMaxReplyBytes } from "../runtime/transports/stream.js";
 import { concat, words } from "./bytes.js";
 import { removeDir, tempDir } from "./support.js";
 
@@ -194,5 +195,81 @@ describe.each(modes)("fragmented records in %s mode", (mode) => {
         expect(step, layer).toBe(both[layer] * 720);
       }
     }
+  });
+});
+
+describe("a reply over the channel's maxMessageBytes", () => {
+  async function tooLarge(call: Promise<unknown>): Promise<RpcError> {
+    const e = await call.then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(e).toBeInstanceOf(RpcError);
+    return e as RpcError;
+  }
+
+  it.each(["tcp", "unix", "udp", "tcp, fragmented"] as const)("over %s fails its call TOO_LARGE at once, naming the limit; the channel serves on", async (kind) => {
+    const example = examples.synthesized;
+    const server = createServer().register(example.service, exampleHandlers());
+    const base = kind === "tcp, fragmented" ? "tcp" : kind;
+    const relay = kind === "tcp, fragmented" ? await fragmentingRelay((await server.listen({ transport: "tcp" })).port) : undefined;
+    const channel =
+      relay !== undefined
+        ? await connect({ transport: "tcp", port: relay.port, maxMessageBytes: 1000 })
+        : base === "unix"
+          ? await (async () => {
+              const path = join(sockets, `s${serial++}.sock`);
+              await server.listen({ transport: "unix", path });
+              return connect({ transport: "unix", path, maxMessageBytes: 1000 });
+            })()
+          : await connect({ transport: base, port: (await server.listen({ transport: base })).port, maxMessageBytes: 1000 });
+    try {
+      const client = example.client(channel);
+      const started = Date.now();
+      const e = await tooLarge(client.exprocReverse(payload(1440)));
+      expect(e.status).toBe("TOO_LARGE");
+      expect(e.message).toMatch(/the reply to EXPROC_REVERSE \(xid \d+\) is at least \d+ bytes, over this channel's maxMessageBytes of 1000/);
+      expect(Date.now() - started).toBeLessThan(5000); // not the 30 s timeout
+      // The same channel, the same connection: later calls are answered.
+      expect(await client.exprocReverse(payload(100))).toEqual(payload(100).reverse());
+      expect(await client.exprocAdd(2, 2)).toBe(4);
+    } finally {
+      await channel.close();
+      await relay?.close();
+      await server.close();
+    }
+  });
+
+  it("is read past by the record decoder, in any chunking and fragmenting, and the records around it arrive whole", () => {
+    const frame = (body: Uint8Array, parts: number): Uint8Array => {
+      const out: Uint8Array[] = [];
+      const step = Math.ceil(body.length / parts);
+      for (let at = 0; at < body.length; at += step) {
+        const piece = body.subarray(at, at + step);
+        out.push(words(((at + step >= body.length ? 0x80000000 : 0) | piece.length) >>> 0), piece);
+      }
+      return concat(...out);
+    };
+    const body = (xid: number, n: number) => concat(words(xid), new Uint8Array(n - 4).fill(xid));
+    const stream = concat(frame(body(1, 8), 1), frame(body(7, 40), 3), frame(body(2, 12), 2), frame(body(9, 64), 1), frame(body(3, 16), 1));
+    for (const chunk of [1, 3, 5, 17, stream.length]) {
+      const delivered: number[] = [];
+      const skipped: [number | undefined, number][] = [];
+      const d = new RecordDecoder(
+        (r) => delivered.push(new DataView(r.buffer, r.byteOffset).getUint32(0)),
+        { maxRecordBytes: 16, maxFragments: 8 },
+        undefined,
+        (xid, bytes) => skipped.push([xid, bytes]),
+      );
+      for (let at = 0; at < stream.length; at += chunk) d.push(stream.subarray(at, at + chunk));
+      expect(delivered, `chunks of ${chunk}`).toEqual([1, 2, 3]);
+      expect(skipped.map(([xid]) => xid), `chunks of ${chunk}`).toEqual([7, 9]);
+      expect(skipped.map(([, bytes]) => bytes)).toEqual([40, 64]);
+      expect(d.buffered).toBe(0);
+    }
+  });
+
+  it("is 64 MiB and a little by default on streams: room for an NFS READ at the largest size servers offer", () => {
+    expect(defaultMaxReplyBytes).toBeGreaterThanOrEqual(64 * 1024 * 1024 + 1024);
   });
 });

@@ -67,9 +67,9 @@ export interface ChannelOptions {
    */
   readonly maxTries?: number;
   /**
-   * Largest message accepted, in bytes: over a stream a longer record closes the connection
-   * (its calls fail CLOSED: the stream cannot be resynchronised); over UDP a longer datagram
-   * is dropped (the call times out). Default 4 MiB on streams, 65507 on UDP.
+   * Largest reply accepted, in bytes: a longer one is read past without being kept, and its
+   * call fails TOO_LARGE while the channel serves on. Default 64 MiB + 64 KiB on streams
+   * (NFS READ sizes go up to 64 MiB), 65507 on UDP.
    */
   readonly maxMessageBytes?: number;
 }
@@ -175,6 +175,7 @@ export class RpcChannel implements Channel {
     this.xid = (Math.random() * 0x100000000) >>> 0;
     link.onMessage = (message, received) => this.receive(message, received);
     link.onClose = (error) => this.fail(error);
+    link.onTooLarge = (xid, bytes, limit) => this.tooLarge(xid, bytes, limit);
   }
 
   call<A, R>(
@@ -342,6 +343,13 @@ export class RpcChannel implements Channel {
     }
     if (p.phases !== undefined) p.phases.resume = now() - arrived;
     this.settle(p, undefined, result);
+  }
+
+  /** A reply the transport discarded for its size: its call fails now, rather than at its timeout. */
+  private tooLarge(xid: number | undefined, bytes: number, limit: number): void {
+    const p = xid === undefined ? undefined : this.pending.get(xid);
+    if (p === undefined) return;
+    this.settle(p, new RpcError("TOO_LARGE", `the reply to ${p.procedure.name} (xid ${p.xid}) is at least ${bytes} bytes, over this channel's maxMessageBytes of ${limit}`));
   }
 
   /** The caller gave up on a call: the transport may take back what the call holds. */

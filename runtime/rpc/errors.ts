@@ -21,7 +21,9 @@ export type RpcStatus =
   /** The reply could not be decoded (an XdrError is the cause). */
   | "CANNOT_DECODE"
   /** The transport failed (a socket error is the cause). */
-  | "TRANSPORT";
+  | "TRANSPORT"
+  /** The reply was longer than the channel's `maxMessageBytes`: discarded unread; the channel serves on. */
+  | "TOO_LARGE";
 
 export interface RpcErrorDetails {
   /** PROG_MISMATCH and RPC_MISMATCH: the versions the server supports. */

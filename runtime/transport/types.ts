@@ -57,6 +57,11 @@ export interface ClientTransport extends MessageTarget {
   /** Set by the channel: the connection is gone; every waiter must be released. */
   onClose: (error: Error | undefined) => void;
   /**
+   * Set by the channel: a message of at least `bytes` bytes, over the transport's `limit`, was
+   * discarded unread; `xid` is its first word, if it had one. Its call fails, and only it.
+   */
+  onTooLarge?: (xid: number | undefined, bytes: number, limit: number) => void;
+  /**
    * Optional: the channel gave up on the call with this xid (timed out or aborted), so the
    * transport may reclaim what the call holds (a shared-memory slot). Returns why the call
    * never reached the server, if the transport knows, for the caller's error.

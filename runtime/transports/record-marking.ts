@@ -7,7 +7,10 @@
  * once, a runtime copy counted in the ledger delivered with the record.
  *
  * Limits: a record longer than `maxRecordBytes` or with more than `maxFragments` fragments
- * is an error before anything is allocated for it. A partial record is copied into one
+ * is an error before anything is allocated for it — or, for a decoder given `oversize` (a
+ * client, whose peer is a server it chose), skipped: its bytes are read past without being
+ * kept, and `oversize` is told its xid (its first word) and length, so that one call fails and
+ * the connection lives on. A partial record is copied into one
  * buffer that doubles as bytes arrive — never past the length its marks declare so far, and
  * never to more than twice the bytes received (plus a small minimum) — so a peer that
  * trickles a record one byte per segment costs about a byte or two per byte, not a chunk
@@ -47,6 +50,9 @@ export const defaultRecordLimits: RecordLimits = { maxRecordBytes: 4 * 1024 * 10
  */
 export type ReserveBytes = (bytes: number) => boolean;
 
+/** Told of a record skipped for its size: its first word (the xid), if it had one, and its length so far. */
+export type OversizeRecord = (xid: number | undefined, bytes: number) => void;
+
 export class RecordDecoder {
   /** Bytes of the current fragment's mark seen so far, and its value. */
   private markBytes = 0;
@@ -69,11 +75,17 @@ export class RecordDecoder {
   paused = false;
   /** The copies made to deliver the current record (reused: read it inside `deliver`). */
   private readonly received = new CopyLedger();
+  /** Skipping an oversized record: its bytes so far, and the first four (the xid) as they pass. */
+  private skipping = false;
+  private skipped = 0;
+  private skippedHead = 0;
+  private skippedHeadBytes = 0;
 
   constructor(
     private readonly deliver: (record: Uint8Array, received: CopyLedger) => void,
     private readonly limits: RecordLimits = defaultRecordLimits,
     private readonly reserve?: ReserveBytes,
+    private readonly oversize?: OversizeRecord,
   ) {}
 
   /** Received bytes held now: the partial record's buffer and any held input. */
@@ -111,8 +123,7 @@ export class RecordDecoder {
         if (this.markBytes === 0 && this.fragments === 0 && n - i >= recordMarkBytes) {
           const mark = ((chunk[i]! << 24) | (chunk[i + 1]! << 16) | (chunk[i + 2]! << 8) | chunk[i + 3]!) >>> 0;
           const len = mark & 0x7fffffff;
-          if (mark & lastFragment && n - i - recordMarkBytes >= len) {
-            this.check(len, 1);
+          if (mark & lastFragment && n - i - recordMarkBytes >= len && !this.tooLong(len, 1)) {
             const start = i + recordMarkBytes;
             i = start + len;
             this.received.reset();
@@ -128,9 +139,23 @@ export class RecordDecoder {
         this.markBytes = 0;
         this.mark = 0;
         this.fragments++;
-        this.check(this.length + this.remaining, this.fragments);
+        if (!this.skipping && this.tooLong(this.length + this.remaining, this.fragments)) this.startSkipping();
+        if (this.skipping && this.fragments > this.limits.maxFragments) {
+          throw new RecordError(`record of more than ${this.limits.maxFragments} fragments`);
+        }
       }
       const take = Math.min(this.remaining, n - i);
+      if (this.skipping) {
+        for (let k = 0; k < take && this.skippedHeadBytes < 4; k++, this.skippedHeadBytes++) this.skippedHead = ((this.skippedHead << 8) | chunk[i + k]!) >>> 0;
+        this.skipped += take;
+        this.remaining -= take;
+        i += take;
+        if (this.remaining === 0) {
+          this.remaining = -1;
+          if (this.last) this.skippedAll();
+        }
+        continue;
+      }
       if (take > 0) {
         if (this.last && take === this.remaining && this.length === 0) {
           // The record's only bytes, all in this chunk (behind empty fragments, or a mark split
@@ -157,13 +182,39 @@ export class RecordDecoder {
     }
   }
 
-  private check(length: number, fragments: number): void {
+  /** Whether a record of `length` bytes in `fragments` is over the limits: throws, unless it can be skipped. */
+  private tooLong(length: number, fragments: number): boolean {
     if (length > this.limits.maxRecordBytes) {
+      if (this.oversize !== undefined) return true;
       throw new RecordError(`record of at least ${length} bytes exceeds the limit of ${this.limits.maxRecordBytes}`);
     }
     if (fragments > this.limits.maxFragments) {
       throw new RecordError(`record of more than ${this.limits.maxFragments} fragments`);
     }
+    return false;
+  }
+
+  /** From here to the record's end, its bytes pass unkept; what was kept of it goes. */
+  private startSkipping(): void {
+    this.skipping = true;
+    const buf = this.buf;
+    this.skipped = this.length;
+    this.skippedHead = 0;
+    this.skippedHeadBytes = 0;
+    if (buf !== undefined) {
+      for (let k = 0; k < this.length && k < 4; k++, this.skippedHeadBytes++) this.skippedHead = ((this.skippedHead << 8) | buf[k]!) >>> 0;
+    }
+    this.buf = undefined;
+    this.length = 0;
+  }
+
+  private skippedAll(): void {
+    const xid = this.skippedHeadBytes === 4 ? this.skippedHead : undefined;
+    const bytes = this.skipped;
+    this.skipping = false;
+    this.skipped = 0;
+    this.fragments = 0;
+    this.oversize!(xid, bytes);
   }
 
   /** Copies `chunk[at, at + take)` behind the record so far, growing the buffer by doubling. */

@@ -18,7 +18,7 @@ export interface StreamConnectOptions {
   readonly host?: string;
   readonly port?: number;
   readonly path?: string;
-  /** Largest record accepted (default 4 MiB). */
+  /** Largest reply accepted (default `defaultMaxReplyBytes`); a longer one is discarded and its call fails TOO_LARGE. */
   readonly maxMessageBytes?: number | undefined;
 }
 
@@ -80,8 +80,15 @@ class RecordWriter {
   }
 }
 
+/**
+ * A client's default limit on a reply: NFS servers offer READ sizes up to 64 MiB (FSINFO's
+ * rtmax, RFC 1813 §3.3.19), and a reply is that plus its headers. It costs nothing until a
+ * reply is that long: a record's buffer grows as its bytes arrive.
+ */
+export const defaultMaxReplyBytes = 64 * 1024 * 1024 + 64 * 1024;
+
 function limits(maxMessageBytes: number | undefined) {
-  return maxMessageBytes === undefined ? defaultRecordLimits : { ...defaultRecordLimits, maxRecordBytes: maxMessageBytes };
+  return { ...defaultRecordLimits, maxRecordBytes: maxMessageBytes ?? defaultMaxReplyBytes };
 }
 
 export function connectStream(options: StreamConnectOptions): Promise<ClientTransport> {
@@ -118,10 +125,17 @@ function streamTransport(socket: Socket, kind: TransportKind, maxMessageBytes: n
         socket.end();
       }),
   };
-  const decoder = new RecordDecoder((record, received) => {
-    received.record("wire", record.length); // the kernel's copy off the socket
-    transport.onMessage(record, received);
-  }, limits(maxMessageBytes));
+  const recordLimits = limits(maxMessageBytes);
+  const decoder = new RecordDecoder(
+    (record, received) => {
+      received.record("wire", record.length); // the kernel's copy off the socket
+      transport.onMessage(record, received);
+    },
+    recordLimits,
+    undefined,
+    // A reply over the limit is read past, not kept: its call fails, the connection serves on.
+    (xid, bytes) => transport.onTooLarge?.(xid, bytes, recordLimits.maxRecordBytes),
+  );
   socket.on("data", (chunk: Buffer) => {
     try {
       decoder.push(chunk);

@@ -34,7 +34,7 @@ export const maxDatagramBytes = 65_507;
 export interface UdpConnectOptions {
   readonly host: string;
   readonly port: number;
-  /** Largest reply accepted (default and at most 65507); a longer datagram is dropped, and its call times out. */
+  /** Largest reply accepted (default and at most 65507); a longer datagram is dropped, and its call fails TOO_LARGE. */
   readonly maxMessageBytes?: number | undefined;
 }
 
@@ -101,7 +101,10 @@ function udpTransport(socket: Socket, maxMessageBytes: number): ClientTransport 
   };
   socket.on("message", (message: Buffer) => {
     // Each datagram is its own buffer, copied out of the kernel (the wire copy): nothing to reassemble.
-    if (message.length > maxMessageBytes) return;
+    if (message.length > maxMessageBytes) {
+      if (message.length >= 4) transport.onTooLarge?.(message.readUInt32BE(0), message.length, maxMessageBytes);
+      return;
+    }
     received.reset();
     received.record("wire", message.length);
     transport.onMessage(message, received);
