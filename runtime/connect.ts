@@ -25,6 +25,9 @@ export type ConnectOptions = ChannelOptions &
         readonly port?: number;
         /** Without a port: the service whose port rpcbind is asked for. */
         readonly service?: ServiceDescription;
+        /** udp: the socket's buffer sizes in bytes (the kernel caps them at net.core.rmem_max and wmem_max). */
+        readonly recvBufferSize?: number;
+        readonly sendBufferSize?: number;
       }
     | { readonly transport: "unix"; readonly path: string }
   );
@@ -63,7 +66,10 @@ async function transportFor(options: ConnectOptions): Promise<ClientTransport> {
         if (options.service === undefined) throw new TypeError(`connect: ${options.transport} needs a port, or a service to look up at rpcbind`);
         port = await rpcbind.lookupPort(host, options.service.program, options.service.version, options.transport);
       }
-      if (options.transport === "udp") return connectUdp({ host, port, maxMessageBytes: options.maxMessageBytes });
+      if (options.transport === "udp") {
+        const { maxMessageBytes, recvBufferSize, sendBufferSize } = options;
+        return connectUdp({ host, port, maxMessageBytes, recvBufferSize, sendBufferSize });
+      }
       return connectStream({ transport: "tcp", host, port, maxMessageBytes: options.maxMessageBytes });
     }
   }

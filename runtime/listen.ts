@@ -18,6 +18,9 @@ export interface ListenOptions {
   readonly limits?: StreamLimits;
   /** A `udp` listener's duplicate-request cache bounds, or false for none (no at-most-once). */
   readonly duplicateCache?: DuplicateCacheOptions | false;
+  /** A `udp` listener's socket buffer sizes in bytes (the kernel caps them at net.core.rmem_max and wmem_max). */
+  readonly recvBufferSize?: number;
+  readonly sendBufferSize?: number;
 }
 
 /** A runtime server that listens on the transports it is asked to. */

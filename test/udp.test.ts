@@ -879,3 +879,71 @@ describe("UDP at most once, under load and attack", () => {
     expect(calls.get("add")).toBe(cache.peer(host).entries);
   }, 20_000);
 });
+
+describe("UDP: outstanding calls bounded per channel", () => {
+  /** Handlers whose lookup answers after `ms`, counting how many run at once. */
+  function slowLookups(ms: number) {
+    const seen = { now: 0, most: 0, ran: 0 };
+    const handlers = {
+      ...exampleHandlers(),
+      exprocLookup: async (id: number) => {
+        seen.now++;
+        seen.ran++;
+        seen.most = Math.max(seen.most, seen.now);
+        await new Promise((resolve) => setTimeout(resolve, ms));
+        seen.now--;
+        return { status: 2, reason: `no ${id}` };
+      },
+    };
+    return { seen, handlers: handlers as HandlersOf<ServiceDescription> };
+  }
+
+  it("maxOutstanding bounds the calls in flight; the rest wait in order and are all answered once", async () => {
+    const ex = examples.synthesized;
+    const { seen, handlers } = slowLookups(3);
+    const { listener } = await serve(ex, {}, handlers);
+    const client = clientWith(ex, await channelTo(listener.address.port, { maxOutstanding: 8 }), { timeoutMs: 20_000 });
+    const results = await Promise.all(Array.from({ length: 200 }, (_, i) => client.exprocLookup(1000 + i)));
+    results.forEach((r, i) => expect(r).toEqual({ status: 2, reason: `no ${1000 + i}` }));
+    expect(seen.most).toBeLessThanOrEqual(8);
+    expect(seen.most).toBeGreaterThan(1);
+    expect(seen.ran).toBe(200);
+  });
+
+  it("by default a burst of 3000 calls is sent 128 at a time: every one answered, none lost to the socket buffers", async () => {
+    const ex = examples.synthesized;
+    const { seen, handlers } = slowLookups(0);
+    const { listener } = await serve(ex, {}, handlers);
+    const channel = await channelTo(listener.address.port, { retransmitMs: 5000 });
+    const client = clientWith(ex, channel, { timeoutMs: 30_000 });
+    const results = await Promise.all(Array.from({ length: 3000 }, (_, i) => client.exprocLookup(1000 + i)));
+    expect(results.filter((r, i) => (r as { reason?: string }).reason !== `no ${1000 + i}`)).toEqual([]);
+    expect(seen.most).toBeLessThanOrEqual(128);
+    // Each ran once: none had to be retransmitted (5 s) or came from the duplicate cache.
+    expect(seen.ran).toBe(3000);
+    expect(listener.cache!.stats.hits).toBe(0);
+  }, 60_000);
+
+  it("a call waiting for room still times out at its deadline, and refuses a bound below 1", async () => {
+    const ex = examples.synthesized;
+    const { handlers } = slowLookups(400);
+    const { listener } = await serve(ex, {}, handlers);
+    const client = clientWith(ex, await channelTo(listener.address.port, { maxOutstanding: 1 }), { timeoutMs: 150 });
+    const first = client.exprocLookup(1);
+    const second = await rejection(client.exprocLookup(2)); // waits behind the first, which takes 400 ms
+    expect(second.status).toBe("TIMEOUT");
+    expect((await rejection(first)).status).toBe("TIMEOUT");
+    await expect(channelTo(listener.address.port, { maxOutstanding: 0 })).rejects.toThrow(/maxOutstanding must be a number ≥ 1/);
+  });
+
+  it("takes socket buffer sizes, as far as the kernel allows", async () => {
+    const listener = await listenUdp(createServer(), { host, recvBufferSize: 1 << 16, sendBufferSize: 1 << 16 });
+    cleanup.push(() => listener.close());
+    const link = await connectUdp({ host, port: listener.address.port, recvBufferSize: 1 << 16, sendBufferSize: 1 << 16 });
+    cleanup.push(() => link.close());
+    // Linux doubles what it is asked for (its bookkeeping); it must be at least what was asked.
+    const sizes = (listener as unknown as { socket: { getRecvBufferSize(): number; getSendBufferSize(): number } }).socket;
+    expect(sizes.getRecvBufferSize()).toBeGreaterThanOrEqual(1 << 16);
+    expect(sizes.getSendBufferSize()).toBeGreaterThanOrEqual(1 << 16);
+  });
+});

@@ -67,6 +67,13 @@ export interface ChannelOptions {
    */
   readonly maxTries?: number;
   /**
+   * Calls sent and not yet answered, at most; more wait in the channel, in order, until one
+   * ends (their timeouts run while they wait). Default: 128 on datagram transports, where a
+   * burst beyond the socket buffers is lost at either end and must be retransmitted;
+   * unbounded on streams, which have flow control.
+   */
+  readonly maxOutstanding?: number;
+  /**
    * Largest reply accepted, in bytes: a longer one is read past without being kept, and its
    * call fails TOO_LARGE while the channel serves on. Default 64 MiB + 64 KiB on streams
    * (NFS READ sizes go up to 64 MiB), 65507 on UDP.
@@ -99,6 +106,8 @@ export interface Channel {
 }
 
 const defaultTimeoutMs = 30_000;
+/** Outstanding calls on a datagram channel, by default (see ChannelOptions.maxOutstanding). */
+const defaultDatagramOutstanding = 128;
 /** The longest delay a Node timer holds (2³¹ − 1 ms); a longer one fires after 1 ms. */
 const maxTimerMs = 0x7fffffff;
 
@@ -112,6 +121,8 @@ class Pending {
   retransmitAt = 0;
   interval = 0;
   tries = 0;
+  /** Sent (counted in the channel's outstanding calls), or still waiting for room. */
+  sent = false;
   ledger: CopyLedger | undefined;
   phases: Phases | undefined;
   sentAt = 0;
@@ -151,6 +162,10 @@ export class RpcChannel implements Channel {
   private timer: NodeJS.Timeout | undefined;
   private timerAt = Infinity;
   private closed: Error | undefined;
+  /** Calls sent and not answered, their bound, and the calls waiting for room (in order). */
+  private outstanding = 0;
+  private readonly maxOutstanding: number;
+  private readonly waiting: Pending[] = [];
 
   constructor(
     private readonly link: ClientTransport,
@@ -163,6 +178,12 @@ export class RpcChannel implements Channel {
       void link.close();
       throw e;
     }
+    const max = options.maxOutstanding ?? (link.datagram ? defaultDatagramOutstanding : Infinity);
+    if (!(typeof max === "number" && max >= 1)) {
+      void link.close();
+      throw new RangeError(`maxOutstanding must be a number ≥ 1, got ${String(max)}`);
+    }
+    this.maxOutstanding = max;
     for (const name of ["retransmitMs", "maxRetransmitMs"] as const) {
       const v = options[name];
       // 0 would retransmit on every turn of the event loop.
@@ -212,19 +233,15 @@ export class RpcChannel implements Channel {
       p.phases = {};
     }
     p.deadline = Date.now() + timeout;
-    if (this.link.datagram) {
-      p.interval = this.options.retransmitMs ?? 500;
-      p.retransmitAt = Date.now() + p.interval;
-    }
+    if (this.link.datagram) p.interval = this.options.retransmitMs ?? 500;
     this.pending.set(p.xid, p);
-    try {
-      p.tries = 1;
-      this.transmit(p, start);
-    } catch (e) {
-      this.settle(p, e instanceof XdrError ? new RpcError("CANNOT_ENCODE", e.message, { cause: e }) : e);
-      return p.promise as Promise<R>;
+    if (this.outstanding >= this.maxOutstanding) {
+      this.waiting.push(p); // sent when a call ends; its deadline runs meanwhile
+      this.schedule(p.deadline);
+    } else {
+      if (!this.launch(p, start)) return p.promise as Promise<R>;
+      this.schedule(this.link.datagram ? Math.min(p.deadline, p.retransmitAt) : p.deadline);
     }
-    this.schedule(this.link.datagram ? Math.min(p.deadline, p.retransmitAt) : p.deadline);
     if (signal !== undefined) {
       p.abort = () => this.abandon(p, new RpcError("ABORTED", `${procedure.name} was aborted`, { cause: signal.reason }));
       signal.addEventListener("abort", p.abort, { once: true });
@@ -273,12 +290,7 @@ export class RpcChannel implements Channel {
     }
     p.deadline = Date.now() + timeout;
     this.pending.set(p.xid, p);
-    try {
-      p.tries = 1;
-      this.transmit(p, start);
-    } catch (e) {
-      this.settle(p, e instanceof XdrError ? new RpcError("CANNOT_ENCODE", e.message, { cause: e }) : e);
-    }
+    this.launch(p, start);
     if (!p.settled && !link.waitSync(() => p.settled, p.deadline)) {
       const why = link.abandon?.(p.xid);
       const detail = `no reply to ${procedure.name} (xid ${p.xid}) within the timeout`;
@@ -291,6 +303,31 @@ export class RpcChannel implements Channel {
   close(): Promise<void> {
     if (this.closed === undefined) this.fail(new Error("closed by the client"));
     return this.link.close();
+  }
+
+  /** Sends a call for the first time; false (and the call failed) if it could not be marshaled. */
+  private launch(p: Pending, start: number): boolean {
+    p.sent = true;
+    this.outstanding++;
+    if (p.interval !== 0) p.retransmitAt = Date.now() + p.interval;
+    try {
+      p.tries = 1;
+      this.transmit(p, start);
+      return true;
+    } catch (e) {
+      this.settle(p, e instanceof XdrError ? new RpcError("CANNOT_ENCODE", e.message, { cause: e }) : e);
+      return false;
+    }
+  }
+
+  /** Sends waiting calls while there is room. */
+  private pump(): void {
+    const waiting = this.waiting;
+    while (waiting.length > 0 && this.outstanding < this.maxOutstanding && this.closed === undefined) {
+      const p = waiting.shift()!;
+      if (this.pending.get(p.xid) !== p) continue; // ended while it waited (timed out, aborted)
+      if (this.launch(p, p.phases === undefined ? 0 : now())) this.schedule(this.link.datagram ? Math.min(p.deadline, p.retransmitAt) : p.deadline);
+    }
   }
 
   /** Marshals the call into a pooled buffer and hands it to the transport (`start` 0: a retransmission). */
@@ -382,6 +419,10 @@ export class RpcChannel implements Channel {
     if (this.pending.get(p.xid) !== p) return;
     this.pending.delete(p.xid);
     if (p.abort !== undefined) p.signal!.removeEventListener("abort", p.abort);
+    if (p.sent) {
+      this.outstanding--;
+      if (this.waiting.length > 0) this.pump();
+    }
     this.finish(p, error === undefined);
     if (p.sync) {
       p.settled = true;
@@ -450,7 +491,7 @@ export class RpcChannel implements Channel {
         this.settle(p, new RpcError("TIMEOUT", why === undefined ? detail : `${detail}: ${why}`));
         continue;
       }
-      if (this.link.datagram && p.retransmitAt <= t) {
+      if (this.link.datagram && p.sent && p.retransmitAt <= t) {
         if (p.tries >= (this.options.maxTries ?? Infinity)) {
           p.retransmitAt = Infinity; // tried enough: wait for a reply until the deadline
         } else {
@@ -466,7 +507,7 @@ export class RpcChannel implements Channel {
           p.retransmitAt = t + p.interval;
         }
       }
-      next = Math.min(next, p.deadline, this.link.datagram ? p.retransmitAt : Infinity);
+      next = Math.min(next, p.deadline, this.link.datagram && p.sent ? p.retransmitAt : Infinity);
     }
     if (next !== Infinity) this.schedule(next);
   }

@@ -31,7 +31,18 @@ import { DROP, DuplicateRequestCache, type CacheEntry, type DuplicateCacheOption
 /** The largest UDP payload over IPv4 (65535 − 8 bytes UDP header − 20 bytes IP header). */
 export const maxDatagramBytes = 65_507;
 
-export interface UdpConnectOptions {
+/** Socket buffer sizes, in bytes (SO_RCVBUF, SO_SNDBUF); the kernel caps them (net.core.rmem_max, wmem_max). */
+export interface UdpBufferOptions {
+  readonly recvBufferSize?: number | undefined;
+  readonly sendBufferSize?: number | undefined;
+}
+
+/** A datagram socket for `host`'s address family, with the buffer sizes asked for. */
+function datagramSocket(host: string, buffers: UdpBufferOptions): Socket {
+  return createSocket({ type: isIPv6(host) ? "udp6" : "udp4", recvBufferSize: buffers.recvBufferSize, sendBufferSize: buffers.sendBufferSize });
+}
+
+export interface UdpConnectOptions extends UdpBufferOptions {
   readonly host: string;
   readonly port: number;
   /** Largest reply accepted (default and at most 65507); a longer datagram is dropped, and its call fails TOO_LARGE. */
@@ -44,7 +55,7 @@ function limit(maxMessageBytes: number | undefined): number {
 
 /** A connected datagram socket (udp6 for an IPv6 address): the kernel drops datagrams from anyone but the server. */
 export function connectUdp(options: UdpConnectOptions): Promise<ClientTransport> {
-  const socket = createSocket(isIPv6(options.host) ? "udp6" : "udp4");
+  const socket = datagramSocket(options.host, options);
   return new Promise((resolve, reject) => {
     const onError = (e: Error) => {
       socket.close();
@@ -124,7 +135,7 @@ function udpTransport(socket: Socket, maxMessageBytes: number): ClientTransport 
 
 // ---- the server side -----------------------------------------------------------------------
 
-export interface UdpListenOptions {
+export interface UdpListenOptions extends UdpBufferOptions {
   /** Default 127.0.0.1 (an IPv6 address binds a udp6 socket). */
   readonly host?: string;
   /** Default 0: any free port. */
@@ -336,7 +347,7 @@ function ignore(): void {}
 /** A datagram socket bound to `host:port`: each datagram is one call, answered to its source. */
 export function listenUdp(server: Dispatcher, options: UdpListenOptions): Promise<UdpListener> {
   const host = options.host ?? "127.0.0.1";
-  const socket = createSocket(isIPv6(host) ? "udp6" : "udp4");
+  const socket = datagramSocket(host, options);
   const endpoint = new UdpEndpoint(server, socket, options);
   return new Promise((resolve, reject) => {
     const onError = (e: Error) => {
