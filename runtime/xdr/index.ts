@@ -4,6 +4,7 @@ export { XdrReader, type XdrReaderOptions } from "./reader.js";
 export { Descriptor } from "./descriptor.js";
 export {
   atIndex,
+  enumName,
   borrowDescriptor,
   gatherDescriptor,
   returnDescriptor,
