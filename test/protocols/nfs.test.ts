@@ -278,6 +278,11 @@ describe("mountNfs over TCP, with this process's AUTH_SYS credentials", () => {
       for await (const e of mount.readdir("hello.txt")) void e;
     };
     expect(await failure(listing())).toMatchObject({ status: "NFS3ERR_NOTDIR", operation: "READDIRPLUS", path: "/hello.txt" });
+    // Streams fail the same way: the pipeline rejects with the NfsError.
+    expect(await failure(pipeline(Readable.from([Buffer.from("x")]), mount.createWriteStream("no/dir/file")))).toMatchObject({ status: "NFS3ERR_NOENT", operation: "LOOKUP", path: "/no" });
+    expect(await failure(pipeline(mount.createReadStream("gone.bin"), async (source: AsyncIterable<Buffer>) => {
+      for await (const p of source) void p;
+    }))).toMatchObject({ status: "NFS3ERR_NOENT", operation: "LOOKUP", path: "/gone.bin" });
   });
 
   it("a directory the server does not export fails MNT with the mountstat3's name", async () => {

@@ -2,8 +2,9 @@ import { execFile } from "node:child_process";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { removeDir, repoRoot, tempDir } from "../support.js";
+import { protocolsBuilt } from "./built.js";
 
 /**
  * @rpcgen-ts/protocols as a user gets it: `npm pack`, installed into a fresh app beside the
@@ -17,6 +18,11 @@ const run = (cmd: string, args: string[], cwd: string) =>
   exec(cmd, args, { cwd, env: { ...process.env, npm_config_audit: "false", npm_config_fund: "false" }, maxBuffer: 16 << 20 });
 
 const app = tempDir("protocols-app");
+// Packed from the builds as they are (--ignore-scripts: prepack would rebuild, emptying dist/
+// under the test files that run them meanwhile); the test setup brings them up to date.
+beforeAll(async () => {
+  await protocolsBuilt();
+}, 180_000);
 afterAll(() => removeDir(app));
 
 interface Manifest {
@@ -116,7 +122,7 @@ describe("the packed @rpcgen-ts/protocols", () => {
   });
 
   it("an app type-checks against it, then runs with it and the runtime alone", async () => {
-    await run("npm", ["pack", "--pack-destination", app, "--workspace", "runtime", "--workspace", "protocols"], repoRoot);
+    await run("npm", ["pack", "--ignore-scripts", "--pack-destination", app, "--workspace", "runtime", "--workspace", "protocols"], repoRoot);
     const tarballs = readdirSync(app).filter((f) => f.endsWith(".tgz"));
     const runtime = tarballs.find((f) => f.startsWith("rpcgen-ts-runtime-"));
     const protocols = tarballs.find((f) => f.startsWith("rpcgen-ts-protocols-"));

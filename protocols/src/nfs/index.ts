@@ -193,6 +193,15 @@ async function* blocks(source: WriteSource, size: number): AsyncGenerator<Uint8A
  */
 export async function mountNfs(server: string, exportPath: string, options: MountOptions = {}): Promise<NfsMount> {
   const transport = options.transport ?? "tcp";
+  if (transport !== "tcp" && transport !== "udp") throw new TypeError(`transport must be "tcp" or "udp", not ${String(transport)}`);
+  for (const [name, min] of [
+    ["window", 1],
+    ["readSize", 512],
+    ["writeSize", 512],
+  ] as const) {
+    const v = options[name];
+    if (v !== undefined && !(Number.isSafeInteger(v) && v >= min)) throw new RangeError(`${name} must be an integer of at least ${min}, not ${String(v)}`);
+  }
   const auth = options.auth === "none" ? undefined : (options.auth ?? authSysFromProcess());
   const client: ClientOptions = { auth, timeoutMs: options.timeoutMs };
   const mountChannel = await connect({ transport, host: server, port: options.mountPort, service: MountV3, onCall: options.onCall });
@@ -258,7 +267,7 @@ export class NfsMount {
     private readonly client: ClientOptions,
   ) {
     const cap = options.transport === "udp" ? 32 * 1024 : MiB;
-    const size = (pref: number, max: number, asked: number | undefined) => Math.max(512, Math.min(pref || max || cap, max || cap, asked ?? cap, cap));
+    const size = (pref: number, max: number, asked: number | undefined) => Math.max(1, Math.min(pref || max || cap, max || cap, asked ?? cap, cap));
     this.readSize = size(fsinfo.rtpref, fsinfo.rtmax, options.readSize);
     this.writeSize = size(fsinfo.wtpref, fsinfo.wtmax, options.writeSize);
     // Over UDP the replies outstanding must fit the socket's receive buffer, or the kernel
@@ -266,7 +275,7 @@ export class NfsMount {
     // counts a datagram at more than its size (against ganesha, 4 READs of 32 KiB
     // outstanding took 21 ms for 5 MiB, 6 took 5 s).
     const fits = Math.floor((128 * 1024) / this.readSize);
-    this.window = Math.max(1, Math.floor(options.window ?? (options.transport === "udp" ? Math.min(16, fits) : 16)));
+    this.window = options.window ?? (options.transport === "udp" ? Math.max(1, Math.min(16, fits)) : 16);
   }
 
   /** The file handle of `path`, looked up one component at a time from the root (LOOKUP). */
@@ -462,7 +471,9 @@ export class NfsMount {
         written.then(() => callback(), callback);
       },
       destroy(error, callback) {
-        source.destroy(error ?? undefined);
+        // Ends writeFile's read of the source if it is still reading (it then fails, unheard);
+        // without an error, which nobody would be left to hear.
+        source.destroy();
         callback(error);
       },
     });
