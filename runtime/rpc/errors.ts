@@ -23,7 +23,21 @@ export type RpcStatus =
   /** The transport failed (a socket error is the cause). */
   | "TRANSPORT"
   /** The reply was longer than the channel's `maxMessageBytes`: discarded unread; the channel serves on. */
-  | "TOO_LARGE";
+  | "TOO_LARGE"
+  /**
+   * Connecting: the server refused the connection, could not be reached, or did not answer
+   * in time; on UDP, an ICMP port unreachable (the kernel's ECONNREFUSED) for a call sent.
+   * The OS error is the cause.
+   */
+  | "UNREACHABLE"
+  /** Connecting without a port: rpcbind could not be reached, or does not know the program (the cause says which). */
+  | "RPCBIND_UNAVAILABLE"
+  /** `connect` or `listen` was given an unknown transport or a bad option value; nothing was opened. */
+  | "BAD_OPTIONS"
+  /** Listening: the address is taken (EADDRINUSE; for `unix`, the socket path exists). */
+  | "ADDRESS_IN_USE"
+  /** Listening failed for another reason (EACCES on a low port, EADDRNOTAVAIL, a missing directory…); the OS error is the cause. */
+  | "LISTEN_FAILED";
 
 export interface RpcErrorDetails {
   /** PROG_MISMATCH and RPC_MISMATCH: the versions the server supports. */
