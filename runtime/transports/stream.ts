@@ -3,6 +3,7 @@ import { rmSync } from "node:fs";
 import type { TransportKind } from "../call/timing.js";
 import type { ClientTransport, Dispatcher, Listener, ReplySink } from "../transport/types.js";
 import type { CopyLedger } from "../xdr/ledger.js";
+import { formatPeer } from "./peer.js";
 import { resolveStreamLimits, type ResolvedStreamLimits, type StreamLimits, type StreamStats } from "./limits.js";
 import { defaultRecordLimits, markRecord, RecordDecoder, recordMarkBytes, RecordError } from "./record-marking.js";
 
@@ -208,7 +209,7 @@ class StreamConnection implements ReplySink {
     readonly peerGroup: Peer | undefined,
     now: number,
   ) {
-    this.peer = kind === "unix" ? "unix" : `${socket.remoteAddress}:${socket.remotePort}`;
+    this.peer = kind === "unix" ? "unix" : formatPeer(socket.remoteAddress, socket.remotePort);
     this.writer = new RecordWriter(socket);
     this.lastActive = now;
     const limits = listener.limits;

@@ -7,6 +7,7 @@ import type { ClientTransport, Dispatcher, ListenAddress, Listener, ReplySink } 
 import { CopyLedger } from "../xdr/ledger.js";
 import { XdrReader } from "../xdr/reader.js";
 import { XdrWriter } from "../xdr/writer.js";
+import { formatPeer } from "./peer.js";
 import { DROP, DuplicateRequestCache, type CacheEntry, type DuplicateCacheOptions } from "./drc.js";
 
 /**
@@ -224,7 +225,7 @@ class UdpEndpoint implements UdpListener {
   private receive(message: Buffer, from: RemoteInfo): void {
     if (this.closed || message.length > this.maxMessageBytes) return;
     if (this.dropCall !== undefined && this.dropCall(this.calls++)) return;
-    const peer = from.family === "IPv6" ? `[${from.address}]:${from.port}` : `${from.address}:${from.port}`;
+    const peer = formatPeer(from.address, from.port);
     let entry: CacheEntry | undefined;
     if (this.cache !== undefined) {
       // Fair shares and bounds on calls in progress are per address: a peer has many ports.
