@@ -202,8 +202,8 @@ describe("mountNfs over TCP, with this process's AUTH_SYS credentials", () => {
     expect(count(NFSPROC3_WRITE) - before).toBe(Math.ceil(data.length / mount.writeSize));
     expect(max.get(NFSPROC3_WRITE)).toBe(16);
     expect(statSync(join(exportDir, "written.bin")).mode & 0o777).toBe(0o644);
-    // The default credentials are this process's (authSysFromProcess).
-    expect({ uid: statSync(join(exportDir, "written.bin")).uid, gid: statSync(join(exportDir, "written.bin")).gid }).toEqual({ uid: process.getuid!(), gid: process.getgid!() });
+    // The default credentials are this process's (the runtime's processAuthSys).
+    expect({ uid: statSync(join(exportDir, "written.bin")).uid, gid: statSync(join(exportDir, "written.bin")).gid }).toEqual({ uid: process.geteuid!(), gid: process.getegid!() });
     // Writing again truncates: the file is the new content, not the old one's tail.
     await mount.writeFile("/written.bin", "short");
     expect(readFileSync(join(exportDir, "written.bin"), "utf8")).toBe("short");

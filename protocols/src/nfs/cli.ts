@@ -6,9 +6,9 @@
  */
 import { createReadStream } from "node:fs";
 import { pipeline } from "node:stream/promises";
-import { connect, RpcError } from "@rpcgen-ts/runtime";
+import { connect, processAuthSys, RpcError } from "@rpcgen-ts/runtime";
 import { MountV3, MountV3Client } from "../gen/mount3.js";
-import { authSysFromProcess, mountNfs, NfsError, type NfsDirEntry, type NfsMount, type NfsStat } from "./index.js";
+import { mountNfs, NfsError, type NfsDirEntry, type NfsMount, type NfsStat } from "./index.js";
 
 const usage = `usage: rpcgen-ts-nfs [--udp] ls  SERVER:/export[/dir]
        rpcgen-ts-nfs [--udp] cat SERVER:/export/file
@@ -29,7 +29,7 @@ async function exportsOf(host: string, transport: "tcp" | "udp"): Promise<string
   const channel = await connect({ transport, host, service: MountV3 });
   try {
     const list: string[] = [];
-    for (let e = await new MountV3Client(channel, { auth: authSysFromProcess() }).mountproc3Export(); e !== null; e = e.ex_next) list.push(e.ex_dir);
+    for (let e = await new MountV3Client(channel, { auth: processAuthSys() }).mountproc3Export(); e !== null; e = e.ex_next) list.push(e.ex_dir);
     return list;
   } finally {
     await channel.close();

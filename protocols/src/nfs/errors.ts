@@ -1,3 +1,4 @@
+import { enumName } from "@rpcgen-ts/runtime";
 import { mountstat3 } from "../gen/mount3.js";
 import { nfsstat3 } from "../gen/nfs3.js";
 
@@ -5,9 +6,6 @@ import { nfsstat3 } from "../gen/nfs3.js";
 export type NfsStatus = keyof typeof nfsstat3;
 /** The name of a mountstat3 value (RFC 1813 §5.1.5), e.g. "MNT3ERR_ACCES". */
 export type MountStatus = keyof typeof mountstat3;
-
-const nfsNames = new Map<number, NfsStatus>(Object.entries(nfsstat3).map(([k, v]) => [v, k as NfsStatus]));
-const mountNames = new Map<number, MountStatus>(Object.entries(mountstat3).map(([k, v]) => [v, k as MountStatus]));
 
 /** What each status means, in the words of RFC 1813 §2.6 (shortened). */
 const meanings: Readonly<Record<string, string>> = {
@@ -70,11 +68,11 @@ export class NfsError extends Error {
 
   /** From an nfsstat3 value. */
   static nfs(code: number, operation: string, path: string): NfsError {
-    return new NfsError(nfsNames.get(code) ?? `NFS3ERR_${code}`, code, operation, path);
+    return new NfsError(enumName(nfsstat3, code) ?? `NFS3ERR_${code}`, code, operation, path);
   }
 
   /** From a mountstat3 value. */
   static mount(code: number, operation: string, path: string): NfsError {
-    return new NfsError(mountNames.get(code) ?? `MNT3ERR_${code}`, code, operation, path);
+    return new NfsError(enumName(mountstat3, code) ?? `MNT3ERR_${code}`, code, operation, path);
   }
 }

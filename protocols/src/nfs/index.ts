@@ -5,9 +5,8 @@
  * directories, remove and rename files. Anything else is a procedure of `mount.nfs`, the
  * generated client, away.
  */
-import { hostname } from "node:os";
 import { PassThrough, Readable, Writable } from "node:stream";
-import { connect, type AuthSysParams, type CallHook, type Channel, type ClientOptions } from "@rpcgen-ts/runtime";
+import { connect, processAuthSys, type AuthSysParams, type CallHook, type Channel, type ClientOptions } from "@rpcgen-ts/runtime";
 import { mountstat3, MountV3, MountV3Client } from "../gen/mount3.js";
 import {
   createmode3,
@@ -33,7 +32,8 @@ export interface MountOptions {
   readonly transport?: "tcp" | "udp";
   /**
    * Credentials for every MOUNT and NFS call: AUTH_SYS parameters, or "none" for AUTH_NONE.
-   * Default: AUTH_SYS with this process's uid, gid, groups and host name, as mount(8) sends.
+   * Default: AUTH_SYS with this process's uid, gid, groups and host name, as mount(8) sends
+   * (the runtime's `processAuthSys()`).
    */
   readonly auth?: AuthSysParams | "none";
   /** READs or WRITEs outstanding at once per file (default 16; over UDP, as many as fit 128 KiB). */
@@ -103,20 +103,6 @@ const types: Readonly<Record<number, FileType>> = {
   [ftype3.NF3FIFO]: "fifo",
 };
 const noop = () => {};
-
-/**
- * AUTH_SYS credentials of this process (uid, gid, up to 16 supplementary groups, host name),
- * as libtirpc's authunix_create_default builds them. RFC 5531 §A.1 bounds the groups at 16
- * and the machine name at 255 bytes; more are left out.
- */
-export function authSysFromProcess(): AuthSysParams {
-  const uid = process.getuid?.() ?? 65534;
-  const gid = process.getgid?.() ?? 65534;
-  const gids = (process.getgroups?.() ?? []).filter((g) => g !== gid).slice(0, 16);
-  let machinename = hostname();
-  while (Buffer.byteLength(machinename) > 255) machinename = machinename.slice(0, -1);
-  return { stamp: Math.floor(Date.now() / 1000) >>> 0, machinename, uid, gid, gids };
-}
 
 /** Attributes from the wire, as an NfsStat. */
 export function toStat(a: fattr3): NfsStat {
@@ -202,7 +188,7 @@ export async function mountNfs(server: string, exportPath: string, options: Moun
     const v = options[name];
     if (v !== undefined && !(Number.isSafeInteger(v) && v >= min)) throw new RangeError(`${name} must be an integer of at least ${min}, not ${String(v)}`);
   }
-  const auth = options.auth === "none" ? undefined : (options.auth ?? authSysFromProcess());
+  const auth = options.auth === "none" ? undefined : (options.auth ?? processAuthSys());
   const client: ClientOptions = { auth, timeoutMs: options.timeoutMs };
   const mountChannel = await connect({ transport, host: server, port: options.mountPort, service: MountV3, onCall: options.onCall });
   let root: nfs_fh3;
