@@ -49,6 +49,8 @@ export interface MessageTarget {
 export interface ClientTransport extends MessageTarget {
   /** Messages may be lost (UDP): the channel retransmits, the server keeps a duplicate-request cache. */
   readonly datagram: boolean;
+  /** The server's address as the server prints its peers ("127.0.0.1:111", "[::1]:111"), where there is one. */
+  readonly peer?: string;
   /**
    * Set by the channel: a whole RPC message arrived, with the copies the transport made to
    * deliver it (read before `onMessage` returns; the transport reuses it).
@@ -83,6 +85,11 @@ export interface ReplySink extends MessageTarget {
   readonly peer: string;
   /** Told when a message gets no reply because it is not a call, so the transport stops waiting for one. */
   dropped?(): void;
+  /**
+   * Connection transports: aborted when the connection the call came on is gone, so a handler
+   * can stop work nobody will read (one signal per connection, not per call).
+   */
+  readonly signal?: AbortSignal;
 }
 
 /** What a transport's server side hands calls to (a runtime Server). */
