@@ -1,4 +1,5 @@
-import { channel } from "node:diagnostics_channel";
+import { channel, tracingChannel, type TracingChannel } from "node:diagnostics_channel";
+import type { RpcStatus } from "../rpc/errors.js";
 import type { CopyCounts } from "../xdr/ledger.js";
 import type { Mode, TransportKind } from "./service.js";
 
@@ -8,8 +9,9 @@ export type { TransportKind } from "./service.js";
  * Timing hooks: the components of RPC latency (as Thekkath and Levy
  * break them down, ACM TOCS 11(2), 1993), per call, in nanoseconds.
  * Each finished call publishes a CallRecord on `rpcgen-ts:call` (client) or
- * `rpcgen-ts:serve` (server). Nothing is measured unless someone listens: the call path
- * checks `observed()` once and skips every clock read and the ledger otherwise.
+ * `rpcgen-ts:serve` (server), and its trace (start to end) on the tracing channels of the
+ * same names. Nothing is measured unless someone listens: the call path checks once per call
+ * and skips every clock read and the ledger otherwise.
  */
 
 export interface Phases {
@@ -48,6 +50,65 @@ export type CallHook = (record: CallRecord) => void;
 
 export const callChannel = channel("rpcgen-ts:call");
 export const serveChannel = channel("rpcgen-ts:serve");
+
+/** How a call ended: SUCCESS, or the status its RpcError has (client) or its reply said (server). */
+export type CallStatus = "SUCCESS" | RpcStatus;
+
+/**
+ * One call as the tracing channels tell it: the same object is given to every event of the
+ * call, and what is learnt on the way (status, error, result, copies) is added to it, as
+ * Node's own tracing channels (`undici`, `http`) do. `phases` fills in as the call proceeds.
+ */
+export interface CallTrace {
+  readonly xid: number;
+  readonly program: number;
+  readonly version: number;
+  /** The service description's name (the `.x` version's name); undefined for a program or version the server does not serve. */
+  readonly service: string | undefined;
+  readonly procedure: number;
+  /** The procedure's name in the `.x` file; undefined for a procedure the server does not serve. */
+  readonly procedureName: string | undefined;
+  readonly mode: Mode;
+  readonly transport: TransportKind;
+  /** The other end ("127.0.0.1:111", "[::1]:111", "unix", "inproc"), where the transport knows it. */
+  readonly peer: string | undefined;
+  /** When the call started, in milliseconds since the epoch (fractional: performance.timeOrigin + performance.now()). */
+  readonly startTime: number;
+  /** Set when the call ends. */
+  status: CallStatus | undefined;
+  /** The call's failure (client: the RpcError it rejects with; server: what the handler threw, or an RpcError naming the status answered). */
+  error?: unknown;
+  /** The call's result, when it succeeded. */
+  result?: unknown;
+  /** Set when the call ends, as in its CallRecord. */
+  copies?: CopyCounts;
+  bytesCopied?: CopyCounts;
+  readonly phases: Phases;
+}
+
+/** A tracing channel of calls; `hasSubscribers` (Node ≥ 20.13) is true when any of its five channels has one. */
+export type CallTracing = TracingChannel<unknown, CallTrace> & { readonly hasSubscribers: boolean };
+
+/**
+ * The client's calls, one trace per transmission of a call (a retry an interceptor makes is a
+ * call of its own, with its own xid), published on `tracing:rpcgen-ts:call:{start,end,asyncStart,asyncEnd,error}`.
+ * As with Node's `traceSync`/`tracePromise`: `start`, then `end` when the call has been handed
+ * on; a call that ends at once (a synchronous shm call, one that cannot be encoded) has its
+ * `error` before `end` and no async events; otherwise `error` (on failure), `asyncStart` and
+ * `asyncEnd` follow when the reply (or the failure) comes, before the caller resumes.
+ */
+export const callTracing = tracingChannel("rpcgen-ts:call") as CallTracing;
+/**
+ * The server's calls, published on `tracing:rpcgen-ts:serve:…` in the same order; the call's
+ * authentication, decoding and handler run inside `start.runStores`, so a store bound there
+ * (`callTracing.start.bindStore`) is current in the handler.
+ */
+export const serveTracing = tracingChannel("rpcgen-ts:serve") as CallTracing;
+
+/** The wall-clock time of a call's start, for traces (ms since the epoch, sub-millisecond). */
+export function startTime(): number {
+  return performance.timeOrigin + performance.now();
+}
 
 /** A monotonic clock in nanoseconds, as a number (exact to 2^53 ns, about 104 days of uptime). */
 export function now(): number {
