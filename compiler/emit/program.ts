@@ -5,7 +5,8 @@ import type { CodecWriter } from "./codec.js";
 import type { Mode } from "../modes.js";
 import { memberName, safeName, type ModuleNames } from "./names.js";
 import type { Statement } from "./printer.js";
-import { constStatement, origin, tsType, type TypeScope } from "./types.js";
+import { docBlock, withComment } from "./comments.js";
+import { constStatement, documented, origin, tsType, type TypeScope } from "./types.js";
 
 /**
  * A program's constants (its, its versions' and its procedures' numbers, as rpcgen's header
@@ -35,11 +36,11 @@ export function programStatements(
     if (typeof statement !== "string" && statement.kind === StructureKind.VariableStatement) statement.docs = [what];
     statements.push(statement);
   };
-  constant(p.name, p.number, origin(`program ${p.name}`, p.span));
+  constant(p.name, p.number, documented(`program ${p.name}`, p.span));
   for (const v of p.versions) {
-    constant(v.name, v.number, origin(`version ${v.name} of program ${p.name}`, v.span));
+    constant(v.name, v.number, documented(`version ${v.name} of program ${p.name}`, v.span));
     for (const proc of v.procedures) {
-      constant(proc.name, proc.number, origin(`procedure ${proc.name} of ${v.name}`, proc.span));
+      constant(proc.name, proc.number, documented(`procedure ${proc.name} of ${v.name}`, proc.span));
     }
   }
   const procedureCodecs = new ProcedureCodecs(ctx);
@@ -55,10 +56,10 @@ export function programStatements(
   return { constants: statements, stubs };
 }
 
-/** `ADD(int, int) returns int`: a procedure's signature as the IDL has it. */
+/** `ADD(int, int) returns int`, after the `.x` file's comment on the procedure if it has one. */
 function signature(proc: Procedure): string {
   const args = proc.args.length === 0 ? "void" : proc.args.map(typeKey).join(", ");
-  return `${proc.name}(${args}) returns ${typeKey(proc.result)}`;
+  return withComment(`${proc.name}(${args}) returns ${typeKey(proc.result)}`, proc.span);
 }
 
 /** The parameters of a procedure's method: one per argument. */
@@ -126,7 +127,7 @@ function clientClass(p: Program, v: Version, ctx: ProgramContext): Statement {
   };
   const syncMethods = v.procedures.map((proc) => {
     const params = [...parameters(proc, service, scope).map((a) => `${a.name}: ${a.type}`), `options?: ${callOptions}`].join(", ");
-    return `/** ${signature(proc)} */\n${memberName(proc)}: (${params}): ${resultType(proc, scope)} =>\n${callOf(proc, "rpcCallSync")},`;
+    return `${docBlock(signature(proc))}\n${memberName(proc)}: (${params}): ${resultType(proc, scope)} =>\n${callOf(proc, "rpcCallSync")},`;
   });
   return {
     kind: StructureKind.Class,

@@ -2,6 +2,7 @@ import { basename } from "node:path";
 import { StructureKind, VariableDeclarationKind } from "ts-morph";
 import type { CaseLabel, Constant, EnumType, NamedType, StructType, Type, UnionType } from "../model.js";
 import type { Span } from "../source.js";
+import { docBlock, leadingComment, withComment } from "./comments.js";
 import { propertyKey, safeName } from "./names.js";
 import type { ModulePrinter, Statement } from "./printer.js";
 
@@ -61,6 +62,11 @@ export function origin(what: string, span: Span | undefined, builtin?: string): 
   return span === undefined ? what : `${what}, ${basename(span.file.path)} line ${span.line}`;
 }
 
+/** The doc comment of a declaration: the `.x` file's own comment before it, then where it comes from. */
+export function documented(what: string, span: Span | undefined, builtin?: string): string {
+  return withComment(origin(what, span, builtin), span);
+}
+
 export function constStatement(c: Constant): Statement {
   const value =
     typeof c.value === "string"
@@ -70,7 +76,7 @@ export function constStatement(c: Constant): Statement {
         : `${c.value}n`;
   return {
     kind: StructureKind.VariableStatement,
-    docs: [origin(`const ${c.name}`, c.span)],
+    docs: [documented(`const ${c.name}`, c.span)],
     isExported: true,
     declarationKind: VariableDeclarationKind.Const,
     declarations: [{ name: safeName(c.name), initializer: value }],
@@ -88,7 +94,7 @@ export function namedTypeStatements(t: NamedType, scope: TypeScope): Statement[]
       return [
         {
           kind: StructureKind.TypeAlias,
-          docs: [origin(`union ${t.name} switch (${describeField(t.discriminant.type, t.discriminant.name)})`, t.span)],
+          docs: [documented(`union ${t.name} switch (${describeField(t.discriminant.type, t.discriminant.name)})`, t.span)],
           isExported: true,
           name,
           type: unionType(t, scope),
@@ -98,7 +104,7 @@ export function namedTypeStatements(t: NamedType, scope: TypeScope): Statement[]
       return [
         {
           kind: StructureKind.TypeAlias,
-          docs: [origin(`typedef ${t.name}`, t.span, t.builtin)],
+          docs: [documented(`typedef ${t.name}`, t.span, t.builtin)],
           isExported: true,
           name,
           type: tsType(t.type, scope),
@@ -113,7 +119,7 @@ function enumStatements(t: EnumType, name: string): Statement[] {
   return [
     {
       kind: StructureKind.VariableStatement,
-      docs: [origin(`enum ${t.name}`, t.span)],
+      docs: [documented(`enum ${t.name}`, t.span)],
       isExported: true,
       declarationKind: VariableDeclarationKind.Const,
       declarations: [{ name, initializer: `{\n${members}\n} as const` }],
@@ -131,10 +137,13 @@ function enumStatements(t: EnumType, name: string): Statement[] {
 function structStatement(t: StructType, name: string, scope: TypeScope): Statement {
   return {
     kind: StructureKind.Interface,
-    docs: [origin(`struct ${t.name}`, t.span, t.builtin)],
+    docs: [documented(`struct ${t.name}`, t.span, t.builtin)],
     isExported: true,
     name,
-    properties: t.fields.map((f) => ({ name: f.name, type: tsType(f.type, scope) })),
+    properties: t.fields.map((f) => {
+      const comment = leadingComment(f.span);
+      return { name: f.name, type: tsType(f.type, scope), docs: comment === undefined ? [] : [comment] };
+    }),
   };
 }
 
@@ -145,8 +154,12 @@ function structStatement(t: StructType, name: string, scope: TypeScope): Stateme
  */
 function unionType(t: UnionType, scope: TypeScope): string {
   const d = t.discriminant.name;
-  const member = (labels: string, field: UnionType["arms"][number]["field"]) =>
-    field === undefined ? `{ ${d}: ${labels} }` : `{ ${d}: ${labels}; ${field.name}: ${tsType(field.type, scope)} }`;
+  const member = (labels: string, field: UnionType["arms"][number]["field"]) => {
+    if (field === undefined) return `{ ${d}: ${labels} }`;
+    const comment = leadingComment(field.span, true);
+    const doc = comment === undefined ? "" : `${docBlock(comment)} `;
+    return `{ ${d}: ${labels}; ${doc}${field.name}: ${tsType(field.type, scope)} }`;
+  };
   const arms = t.arms.map((a) => member(a.labels.map((l) => labelType(l, t, scope)).join(" | "), a.field));
   if (t.defaultArm !== undefined) {
     const named = t.arms.flatMap((a) => a.labels.map((l) => labelType(l, t, scope)));

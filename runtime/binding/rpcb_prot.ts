@@ -1119,7 +1119,11 @@ export const rpcb_stat_byversCodec: XdrCodec<rpcb_stat_byvers> = {
   },
 };
 
-/** program RPCBPROG, rpcb_prot.x line 337 */
+/**
+ * rpcbind procedures
+ *
+ * program RPCBPROG, rpcb_prot.x line 337
+ */
 export const RPCBPROG = 100000;
 
 /** version RPCBVERS of program RPCBPROG, rpcb_prot.x line 338 */

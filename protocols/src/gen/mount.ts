@@ -25,7 +25,14 @@ export const MNTNAMLEN = 255;
 /** const FHSIZE, mount.x line 40 */
 export const FHSIZE = 32;
 
-/** typedef fhandle, mount.x line 48 */
+/**
+ * The fhandle is the file handle that the server passes to the client.
+ * All file operations are done using the file handles to refer to a file
+ * or a directory. The file handle can contain whatever information the
+ * server needs to distinguish an individual file.
+ *
+ * typedef fhandle, mount.x line 48
+ */
 export type fhandle = Uint8Array;
 
 /** XDR codec for typedef fhandle, mount.x line 48 */
@@ -42,7 +49,13 @@ export const fhandleCodec: XdrCodec<fhandle> = {
   },
 };
 
-/** union fhstatus switch (unsigned int fhs_status), mount.x line 55 */
+/**
+ * If a status of zero is returned, the call completed successfully, and
+ * a file handle for the directory follows. A non-zero status indicates
+ * some sort of error. The status corresponds with UNIX error numbers.
+ *
+ * union fhstatus switch (unsigned int fhs_status), mount.x line 55
+ */
 export type fhstatus = { fhs_status: 0; fhs_fhandle: fhandle } | { fhs_status: Exclude<number, 0> };
 
 /** XDR codec for union fhstatus, mount.x line 55 */
@@ -94,7 +107,11 @@ export const fhstatusCodec: XdrCodec<fhstatus> = {
   },
 };
 
-/** typedef dirpath, mount.x line 65 */
+/**
+ * The type dirpath is the pathname of a directory
+ *
+ * typedef dirpath, mount.x line 65
+ */
 export type dirpath = string;
 
 /** XDR codec for typedef dirpath, mount.x line 65 */
@@ -111,7 +128,11 @@ export const dirpathCodec: XdrCodec<dirpath> = {
   },
 };
 
-/** typedef name, mount.x line 70 */
+/**
+ * The type name is used for arbitrary names (hostnames, groupnames)
+ *
+ * typedef name, mount.x line 70
+ */
 export type name = string;
 
 /** XDR codec for typedef name, mount.x line 70 */
@@ -128,7 +149,11 @@ export const nameCodec: XdrCodec<name> = {
   },
 };
 
-/** typedef mountlist, mount.x line 75 */
+/**
+ * A list of who has what mounted
+ *
+ * typedef mountlist, mount.x line 75
+ */
 export type mountlist = mountbody | null;
 
 /** XDR codec for typedef mountlist, mount.x line 75 */
@@ -206,7 +231,11 @@ export const mountbodyCodec: XdrCodec<mountbody> = {
   },
 };
 
-/** typedef groups, mount.x line 85 */
+/**
+ * A list of netgroups
+ *
+ * typedef groups, mount.x line 85
+ */
 export type groups = groupnode | null;
 
 /** XDR codec for typedef groups, mount.x line 85 */
@@ -279,7 +308,11 @@ export const groupnodeCodec: XdrCodec<groupnode> = {
   },
 };
 
-/** typedef exports, mount.x line 94 */
+/**
+ * A list of what is exported and to whom
+ *
+ * typedef exports, mount.x line 94
+ */
 export type exports = exportnode | null;
 
 /** XDR codec for typedef exports, mount.x line 94 */
@@ -364,7 +397,13 @@ export const exportnodeCodec: XdrCodec<exportnode> = {
 /** program MOUNTPROG, mount.x line 101 */
 export const MOUNTPROG = 100005;
 
-/** version MOUNTVERS of program MOUNTPROG, mount.x line 107 */
+/**
+ * Version one of the mount protocol communicates with version two
+ * of the NFS protocol. The only connecting point is the fhandle
+ * structure, which is the same for both protocols.
+ *
+ * version MOUNTVERS of program MOUNTPROG, mount.x line 107
+ */
 export const MOUNTVERS = 1;
 
 /** procedure MOUNTPROC_NULL of MOUNTVERS, mount.x line 113 */

@@ -118,7 +118,11 @@ export const mountstat3Codec: XdrCodec<mountstat3> = {
   },
 };
 
-/** struct mountres3_ok, mount3.x line 30 */
+/**
+ * The root's handle and the auth flavors the server accepts for it, most preferred first.
+ *
+ * struct mountres3_ok, mount3.x line 30
+ */
 export interface mountres3_ok {
   fhandle: fhandle3;
   auth_flavors: number[];
@@ -242,7 +246,11 @@ export const mountres3Codec: XdrCodec<mountres3> = {
   },
 };
 
-/** typedef mountlist, mount3.x line 43 */
+/**
+ * MOUNTPROC3_DUMP: the mounts the server believes clients hold.
+ *
+ * typedef mountlist, mount3.x line 43
+ */
 export type mountlist = mountbody | null;
 
 /** XDR codec for typedef mountlist, mount3.x line 43 */
@@ -320,7 +328,11 @@ export const mountbodyCodec: XdrCodec<mountbody> = {
   },
 };
 
-/** typedef groups, mount3.x line 52 */
+/**
+ * MOUNTPROC3_EXPORT: each exported path with the hosts or groups allowed to mount it.
+ *
+ * typedef groups, mount3.x line 52
+ */
 export type groups = groupnode | null;
 
 /** XDR codec for typedef groups, mount3.x line 52 */

@@ -17,7 +17,11 @@ import {
   within,
 } from "@rpcgen-ts/runtime";
 
-/** const NFS3_FHSIZE, nfs3.x line 13 */
+/**
+ * §2.4: sizes in bytes.
+ *
+ * const NFS3_FHSIZE, nfs3.x line 13
+ */
 export const NFS3_FHSIZE = 64;
 
 /** const NFS3_COOKIEVERFSIZE, nfs3.x line 14 */
@@ -29,7 +33,11 @@ export const NFS3_CREATEVERFSIZE = 8;
 /** const NFS3_WRITEVERFSIZE, nfs3.x line 16 */
 export const NFS3_WRITEVERFSIZE = 8;
 
-/** typedef uint64, nfs3.x line 19 */
+/**
+ * §2.5: basic data types.
+ *
+ * typedef uint64, nfs3.x line 19
+ */
 export type uint64 = bigint;
 
 /** XDR codec for typedef uint64, nfs3.x line 19 */
@@ -384,7 +392,11 @@ export const count3Codec: XdrCodec<count3> = {
   },
 };
 
-/** enum nfsstat3, nfs3.x line 38 */
+/**
+ * §2.6: the status every procedure but NULL returns.
+ *
+ * enum nfsstat3, nfs3.x line 38
+ */
 export const nfsstat3 = {
   NFS3_OK: 0,
   NFS3ERR_PERM: 1,
@@ -480,7 +492,11 @@ export const ftype3Codec: XdrCodec<ftype3> = {
   },
 };
 
-/** struct specdata3, nfs3.x line 81 */
+/**
+ * Major and minor device numbers of NF3BLK and NF3CHR files.
+ *
+ * struct specdata3, nfs3.x line 81
+ */
 export interface specdata3 {
   specdata1: uint32;
   specdata2: uint32;
@@ -512,7 +528,11 @@ export const specdata3Codec: XdrCodec<specdata3> = {
   },
 };
 
-/** struct nfs_fh3, nfs3.x line 87 */
+/**
+ * Opaque to the client: only the server that issued a handle interprets it.
+ *
+ * struct nfs_fh3, nfs3.x line 87
+ */
 export interface nfs_fh3 {
   data: Uint8Array;
 }
@@ -544,7 +564,11 @@ export const nfs_fh3Codec: XdrCodec<nfs_fh3> = {
   },
 };
 
-/** struct nfstime3, nfs3.x line 92 */
+/**
+ * Seconds and nanoseconds since 1970-01-01 UTC.
+ *
+ * struct nfstime3, nfs3.x line 92
+ */
 export interface nfstime3 {
   seconds: uint32;
   nseconds: uint32;
@@ -960,7 +984,11 @@ export const post_op_attrCodec: XdrCodec<post_op_attr> = {
   },
 };
 
-/** struct wcc_attr, nfs3.x line 121 */
+/**
+ * The subset of fattr3 a client checks its cache against (weak cache consistency).
+ *
+ * struct wcc_attr, nfs3.x line 121
+ */
 export interface wcc_attr {
   size: size3;
   mtime: nfstime3;
@@ -1152,7 +1180,11 @@ export const pre_op_attrCodec: XdrCodec<pre_op_attr> = {
   },
 };
 
-/** struct wcc_data, nfs3.x line 135 */
+/**
+ * Attributes before and after an operation that changed the object.
+ *
+ * struct wcc_data, nfs3.x line 135
+ */
 export interface wcc_data {
   before: pre_op_attr;
   after: post_op_attr;
@@ -1294,7 +1326,11 @@ export const time_howCodec: XdrCodec<time_how> = {
   },
 };
 
-/** union set_mode3 switch (bool set_it), nfs3.x line 154 */
+/**
+ * Each settable attribute is present only when its set_it is TRUE.
+ *
+ * union set_mode3 switch (bool set_it), nfs3.x line 154
+ */
 export type set_mode3 = { set_it: true; mode: mode3 } | { set_it: Exclude<boolean, true> };
 
 /** XDR codec for union set_mode3, nfs3.x line 154 */
@@ -1735,7 +1771,11 @@ export const sattr3Codec: XdrCodec<sattr3> = {
   },
 };
 
-/** struct diropargs3, nfs3.x line 206 */
+/**
+ * A name in a directory.
+ *
+ * struct diropargs3, nfs3.x line 206
+ */
 export interface diropargs3 {
   dir: nfs_fh3;
   name: filename3;
@@ -1772,7 +1812,11 @@ export const diropargs3Codec: XdrCodec<diropargs3> = {
   },
 };
 
-/** struct GETATTR3args, nfs3.x line 212 */
+/**
+ * §3.3.1 GETATTR
+ *
+ * struct GETATTR3args, nfs3.x line 212
+ */
 export interface GETATTR3args {
   object: nfs_fh3;
 }
@@ -2343,7 +2387,11 @@ export const GETATTR3resCodec: XdrCodec<GETATTR3res> = {
   },
 };
 
-/** union sattrguard3 switch (bool check), nfs3.x line 228 */
+/**
+ * §3.3.2 SETATTR: the guard makes the change conditional on the object's ctime.
+ *
+ * union sattrguard3 switch (bool check), nfs3.x line 228
+ */
 export type sattrguard3 = { check: true; obj_ctime: nfstime3 } | { check: false };
 
 /** XDR codec for union sattrguard3, nfs3.x line 228 */
@@ -2593,7 +2641,11 @@ export const SETATTR3resCodec: XdrCodec<SETATTR3res> = {
   },
 };
 
-/** struct LOOKUP3args, nfs3.x line 257 */
+/**
+ * §3.3.3 LOOKUP
+ *
+ * struct LOOKUP3args, nfs3.x line 257
+ */
 export interface LOOKUP3args {
   what: diropargs3;
 }
@@ -2764,7 +2816,11 @@ export const LOOKUP3resCodec: XdrCodec<LOOKUP3res> = {
   },
 };
 
-/** const ACCESS3_READ, nfs3.x line 279 */
+/**
+ * §3.3.4 ACCESS: bits of ACCESS3args.access and ACCESS3resok.access.
+ *
+ * const ACCESS3_READ, nfs3.x line 279
+ */
 export const ACCESS3_READ = 1;
 
 /** const ACCESS3_LOOKUP, nfs3.x line 280 */
@@ -2963,7 +3019,11 @@ export const ACCESS3resCodec: XdrCodec<ACCESS3res> = {
   },
 };
 
-/** struct READLINK3args, nfs3.x line 308 */
+/**
+ * §3.3.5 READLINK
+ *
+ * struct READLINK3args, nfs3.x line 308
+ */
 export interface READLINK3args {
   symlink: nfs_fh3;
 }
@@ -3129,7 +3189,11 @@ export const READLINK3resCodec: XdrCodec<READLINK3res> = {
   },
 };
 
-/** struct READ3args, nfs3.x line 329 */
+/**
+ * §3.3.6 READ
+ *
+ * struct READ3args, nfs3.x line 329
+ */
 export interface READ3args {
   file: nfs_fh3;
   offset: offset3;
@@ -3339,7 +3403,11 @@ export const READ3resCodec: XdrCodec<READ3res> = {
   },
 };
 
-/** enum stable_how, nfs3.x line 354 */
+/**
+ * §3.3.7 WRITE: how far the data must reach stable storage before the reply.
+ *
+ * enum stable_how, nfs3.x line 354
+ */
 export const stable_how = {
   UNSTABLE: 0,
   DATA_SYNC: 1,
@@ -3615,7 +3683,11 @@ export const WRITE3resCodec: XdrCodec<WRITE3res> = {
   },
 };
 
-/** enum createmode3, nfs3.x line 387 */
+/**
+ * §3.3.8 CREATE
+ *
+ * enum createmode3, nfs3.x line 387
+ */
 export const createmode3 = {
   UNCHECKED: 0,
   GUARDED: 1,
@@ -3902,7 +3974,11 @@ export const CREATE3resCodec: XdrCodec<CREATE3res> = {
   },
 };
 
-/** struct MKDIR3args, nfs3.x line 424 */
+/**
+ * §3.3.9 MKDIR
+ *
+ * struct MKDIR3args, nfs3.x line 424
+ */
 export interface MKDIR3args {
   where: diropargs3;
   attributes: sattr3;
@@ -4078,7 +4154,11 @@ export const MKDIR3resCodec: XdrCodec<MKDIR3res> = {
   },
 };
 
-/** struct symlinkdata3, nfs3.x line 447 */
+/**
+ * §3.3.10 SYMLINK
+ *
+ * struct symlinkdata3, nfs3.x line 447
+ */
 export interface symlinkdata3 {
   symlink_attributes: sattr3;
   symlink_data: nfspath3;
@@ -4291,7 +4371,11 @@ export const SYMLINK3resCodec: XdrCodec<SYMLINK3res> = {
   },
 };
 
-/** struct devicedata3, nfs3.x line 475 */
+/**
+ * §3.3.11 MKNOD: devices, sockets and FIFOs (regular files, directories and links have their own procedures).
+ *
+ * struct devicedata3, nfs3.x line 475
+ */
 export interface devicedata3 {
   dev_attributes: sattr3;
   spec: specdata3;
@@ -4600,7 +4684,11 @@ export const MKNOD3resCodec: XdrCodec<MKNOD3res> = {
   },
 };
 
-/** struct REMOVE3args, nfs3.x line 514 */
+/**
+ * §3.3.12 REMOVE
+ *
+ * struct REMOVE3args, nfs3.x line 514
+ */
 export interface REMOVE3args {
   object: diropargs3;
 }
@@ -4761,7 +4849,11 @@ export const REMOVE3resCodec: XdrCodec<REMOVE3res> = {
   },
 };
 
-/** struct RMDIR3args, nfs3.x line 534 */
+/**
+ * §3.3.13 RMDIR
+ *
+ * struct RMDIR3args, nfs3.x line 534
+ */
 export interface RMDIR3args {
   object: diropargs3;
 }
@@ -4922,7 +5014,11 @@ export const RMDIR3resCodec: XdrCodec<RMDIR3res> = {
   },
 };
 
-/** struct RENAME3args, nfs3.x line 554 */
+/**
+ * §3.3.14 RENAME
+ *
+ * struct RENAME3args, nfs3.x line 554
+ */
 export interface RENAME3args {
   from: diropargs3;
   to: diropargs3;
@@ -5098,7 +5194,11 @@ export const RENAME3resCodec: XdrCodec<RENAME3res> = {
   },
 };
 
-/** struct LINK3args, nfs3.x line 577 */
+/**
+ * §3.3.15 LINK
+ *
+ * struct LINK3args, nfs3.x line 577
+ */
 export interface LINK3args {
   file: nfs_fh3;
   link: diropargs3;
@@ -5274,7 +5374,11 @@ export const LINK3resCodec: XdrCodec<LINK3res> = {
   },
 };
 
-/** struct READDIR3args, nfs3.x line 600 */
+/**
+ * §3.3.16 READDIR: a cookie of 0 starts at the beginning; later calls pass the last entry's cookie and the verifier.
+ *
+ * struct READDIR3args, nfs3.x line 600
+ */
 export interface READDIR3args {
   dir: nfs_fh3;
   cookie: cookie3;
@@ -5651,7 +5755,11 @@ export const READDIR3resCodec: XdrCodec<READDIR3res> = {
   },
 };
 
-/** struct READDIRPLUS3args, nfs3.x line 637 */
+/**
+ * §3.3.17 READDIRPLUS: READDIR with each entry's attributes and handle.
+ *
+ * struct READDIRPLUS3args, nfs3.x line 637
+ */
 export interface READDIRPLUS3args {
   dir: nfs_fh3;
   cookie: cookie3;
@@ -6047,7 +6155,11 @@ export const READDIRPLUS3resCodec: XdrCodec<READDIRPLUS3res> = {
   },
 };
 
-/** struct FSSTAT3args, nfs3.x line 677 */
+/**
+ * §3.3.18 FSSTAT: total, free and available (to this user) bytes and file slots.
+ *
+ * struct FSSTAT3args, nfs3.x line 677
+ */
 export interface FSSTAT3args {
   fsroot: nfs_fh3;
 }
@@ -6287,7 +6399,11 @@ export const FSSTAT3resCodec: XdrCodec<FSSTAT3res> = {
   },
 };
 
-/** const FSF3_LINK, nfs3.x line 704 */
+/**
+ * §3.3.19 FSINFO: bits of FSINFO3resok.properties.
+ *
+ * const FSF3_LINK, nfs3.x line 704
+ */
 export const FSF3_LINK = 1;
 
 /** const FSF3_SYMLINK, nfs3.x line 705 */
@@ -6331,7 +6447,11 @@ export const FSINFO3argsCodec: XdrCodec<FSINFO3args> = {
   },
 };
 
-/** struct FSINFO3resok, nfs3.x line 714 */
+/**
+ * The largest and preferred READ, WRITE and READDIR sizes a client should use.
+ *
+ * struct FSINFO3resok, nfs3.x line 714
+ */
 export interface FSINFO3resok {
   obj_attributes: post_op_attr;
   rtmax: uint32;
@@ -6548,7 +6668,11 @@ export const FSINFO3resCodec: XdrCodec<FSINFO3res> = {
   },
 };
 
-/** struct PATHCONF3args, nfs3.x line 740 */
+/**
+ * §3.3.20 PATHCONF
+ *
+ * struct PATHCONF3args, nfs3.x line 740
+ */
 export interface PATHCONF3args {
   object: nfs_fh3;
 }
@@ -6790,7 +6914,11 @@ export const PATHCONF3resCodec: XdrCodec<PATHCONF3res> = {
   },
 };
 
-/** struct COMMIT3args, nfs3.x line 766 */
+/**
+ * §3.3.21 COMMIT: makes earlier UNSTABLE writes in the range stable (count 0: to the end of the file).
+ *
+ * struct COMMIT3args, nfs3.x line 766
+ */
 export interface COMMIT3args {
   file: nfs_fh3;
   offset: offset3;
@@ -6976,7 +7104,11 @@ export const COMMIT3resCodec: XdrCodec<COMMIT3res> = {
   },
 };
 
-/** program NFS_PROGRAM, nfs3.x line 789 */
+/**
+ * §3.3
+ *
+ * program NFS_PROGRAM, nfs3.x line 789
+ */
 export const NFS_PROGRAM = 100003;
 
 /** version NFS_V3 of program NFS_PROGRAM, nfs3.x line 790 */

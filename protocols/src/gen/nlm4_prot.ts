@@ -80,7 +80,11 @@ export const nlm4_statsCodec: XdrCodec<nlm4_stats> = {
   },
 };
 
-/** struct nlm4_holder, nlm4_prot.x line 25 */
+/**
+ * Who holds a conflicting lock (NLM4_TEST's answer).
+ *
+ * struct nlm4_holder, nlm4_prot.x line 25
+ */
 export interface nlm4_holder {
   exclusive: boolean;
   svid: number;
@@ -161,7 +165,11 @@ export const nlm4_holderCodec: XdrCodec<nlm4_holder> = {
   },
 };
 
-/** struct nlm4_lock, nlm4_prot.x line 34 */
+/**
+ * A byte range of a file (fh: its NFS version 3 handle) held by one owner (oh, svid).
+ *
+ * struct nlm4_lock, nlm4_prot.x line 34
+ */
 export interface nlm4_lock {
   caller_name: string;
   fh: netobj;
@@ -307,7 +315,11 @@ export const fsh4_accessCodec: XdrCodec<fsh4_access> = {
   },
 };
 
-/** struct nlm4_share, nlm4_prot.x line 58 */
+/**
+ * A DOS-style share reservation (NLM4_SHARE).
+ *
+ * struct nlm4_share, nlm4_prot.x line 58
+ */
 export interface nlm4_share {
   caller_name: string;
   fh: netobj;
@@ -891,7 +903,11 @@ export const nlm4_shareresCodec: XdrCodec<nlm4_shareres> = {
   },
 };
 
-/** struct nlm4_notify, nlm4_prot.x line 127 */
+/**
+ * NLM4_FREE_ALL: a client host rebooted; drop everything it held.
+ *
+ * struct nlm4_notify, nlm4_prot.x line 127
+ */
 export interface nlm4_notify {
   name: string;
   state: number;
@@ -956,7 +972,11 @@ export const NLMPROC4_UNLOCK = 4;
 /** procedure NLMPROC4_GRANTED of NLM4_VERS, nlm4_prot.x line 139 */
 export const NLMPROC4_GRANTED = 5;
 
-/** procedure NLMPROC4_TEST_MSG of NLM4_VERS, nlm4_prot.x line 141 */
+/**
+ * 6 to 15: the asynchronous _MSG calls and _RES replies, one-way calls back and forth.
+ *
+ * procedure NLMPROC4_TEST_MSG of NLM4_VERS, nlm4_prot.x line 141
+ */
 export const NLMPROC4_TEST_MSG = 6;
 
 /** procedure NLMPROC4_LOCK_MSG of NLM4_VERS, nlm4_prot.x line 142 */
@@ -1159,7 +1179,11 @@ export interface Nlm4VersHandlers {
   nlmproc4Unlock(arg: nlm4_unlockargs, call: CallContext): nlm4_res | Promise<nlm4_res>;
   /** NLMPROC4_GRANTED(nlm4_testargs) returns nlm4_res */
   nlmproc4Granted(arg: nlm4_testargs, call: CallContext): nlm4_res | Promise<nlm4_res>;
-  /** NLMPROC4_TEST_MSG(nlm4_testargs) returns void */
+  /**
+   * 6 to 15: the asynchronous _MSG calls and _RES replies, one-way calls back and forth.
+   *
+   * NLMPROC4_TEST_MSG(nlm4_testargs) returns void
+   */
   nlmproc4TestMsg(arg: nlm4_testargs, call: CallContext): void | Promise<void>;
   /** NLMPROC4_LOCK_MSG(nlm4_lockargs) returns void */
   nlmproc4LockMsg(arg: nlm4_lockargs, call: CallContext): void | Promise<void>;
@@ -1211,7 +1235,11 @@ export class Nlm4VersClient extends RpcClient {
     /** NLMPROC4_GRANTED(nlm4_testargs) returns nlm4_res */
     nlmproc4Granted: (arg: nlm4_testargs, options?: CallOptions): nlm4_res =>
       this.rpcCallSync(Nlm4Vers.procedures.nlmproc4Granted, arg, options),
-    /** NLMPROC4_TEST_MSG(nlm4_testargs) returns void */
+    /**
+     * 6 to 15: the asynchronous _MSG calls and _RES replies, one-way calls back and forth.
+     *
+     * NLMPROC4_TEST_MSG(nlm4_testargs) returns void
+     */
     nlmproc4TestMsg: (arg: nlm4_testargs, options?: CallOptions): void =>
       this.rpcCallSync(Nlm4Vers.procedures.nlmproc4TestMsg, arg, options),
     /** NLMPROC4_LOCK_MSG(nlm4_lockargs) returns void */
@@ -1289,7 +1317,11 @@ export class Nlm4VersClient extends RpcClient {
     return this.rpcCall(Nlm4Vers.procedures.nlmproc4Granted, arg, options);
   }
 
-  /** NLMPROC4_TEST_MSG(nlm4_testargs) returns void */
+  /**
+   * 6 to 15: the asynchronous _MSG calls and _RES replies, one-way calls back and forth.
+   *
+   * NLMPROC4_TEST_MSG(nlm4_testargs) returns void
+   */
   nlmproc4TestMsg(arg: nlm4_testargs, options?: CallOptions): Promise<void> {
     return this.rpcCall(Nlm4Vers.procedures.nlmproc4TestMsg, arg, options);
   }

@@ -34,7 +34,11 @@ export const netobjCodec: XdrCodec<netobj> = {
   },
 };
 
-/** enum nlm_stats, nlm_prot.x line 44 */
+/**
+ * status of a call to the lock manager
+ *
+ * enum nlm_stats, nlm_prot.x line 44
+ */
 export const nlm_stats = {
   nlm_granted: 0,
   nlm_denied: 1,
@@ -920,10 +924,18 @@ export const NLM_CANCEL = 3;
 /** procedure NLM_UNLOCK of NLM_VERS, nlm_prot.x line 175 */
 export const NLM_UNLOCK = 4;
 
-/** procedure NLM_GRANTED of NLM_VERS, nlm_prot.x line 180 */
+/**
+ * remote lock manager call-back to grant lock
+ *
+ * procedure NLM_GRANTED of NLM_VERS, nlm_prot.x line 180
+ */
 export const NLM_GRANTED = 5;
 
-/** procedure NLM_TEST_MSG of NLM_VERS, nlm_prot.x line 184 */
+/**
+ * message passing style of requesting lock
+ *
+ * procedure NLM_TEST_MSG of NLM_VERS, nlm_prot.x line 184
+ */
 export const NLM_TEST_MSG = 6;
 
 /** procedure NLM_LOCK_MSG of NLM_VERS, nlm_prot.x line 185 */
@@ -1092,9 +1104,17 @@ export interface NlmVersHandlers {
   nlmCancel(arg: nlm_cancargs, call: CallContext): nlm_res | Promise<nlm_res>;
   /** NLM_UNLOCK(nlm_unlockargs) returns nlm_res */
   nlmUnlock(arg: nlm_unlockargs, call: CallContext): nlm_res | Promise<nlm_res>;
-  /** NLM_GRANTED(nlm_testargs) returns nlm_res */
+  /**
+   * remote lock manager call-back to grant lock
+   *
+   * NLM_GRANTED(nlm_testargs) returns nlm_res
+   */
   nlmGranted(arg: nlm_testargs, call: CallContext): nlm_res | Promise<nlm_res>;
-  /** NLM_TEST_MSG(nlm_testargs) returns void */
+  /**
+   * message passing style of requesting lock
+   *
+   * NLM_TEST_MSG(nlm_testargs) returns void
+   */
   nlmTestMsg(arg: nlm_testargs, call: CallContext): void | Promise<void>;
   /** NLM_LOCK_MSG(nlm_lockargs) returns void */
   nlmLockMsg(arg: nlm_lockargs, call: CallContext): void | Promise<void>;
@@ -1132,10 +1152,18 @@ export class NlmVersClient extends RpcClient {
     /** NLM_UNLOCK(nlm_unlockargs) returns nlm_res */
     nlmUnlock: (arg: nlm_unlockargs, options?: CallOptions): nlm_res =>
       this.rpcCallSync(NlmVers.procedures.nlmUnlock, arg, options),
-    /** NLM_GRANTED(nlm_testargs) returns nlm_res */
+    /**
+     * remote lock manager call-back to grant lock
+     *
+     * NLM_GRANTED(nlm_testargs) returns nlm_res
+     */
     nlmGranted: (arg: nlm_testargs, options?: CallOptions): nlm_res =>
       this.rpcCallSync(NlmVers.procedures.nlmGranted, arg, options),
-    /** NLM_TEST_MSG(nlm_testargs) returns void */
+    /**
+     * message passing style of requesting lock
+     *
+     * NLM_TEST_MSG(nlm_testargs) returns void
+     */
     nlmTestMsg: (arg: nlm_testargs, options?: CallOptions): void =>
       this.rpcCallSync(NlmVers.procedures.nlmTestMsg, arg, options),
     /** NLM_LOCK_MSG(nlm_lockargs) returns void */
@@ -1191,12 +1219,20 @@ export class NlmVersClient extends RpcClient {
     return this.rpcCall(NlmVers.procedures.nlmUnlock, arg, options);
   }
 
-  /** NLM_GRANTED(nlm_testargs) returns nlm_res */
+  /**
+   * remote lock manager call-back to grant lock
+   *
+   * NLM_GRANTED(nlm_testargs) returns nlm_res
+   */
   nlmGranted(arg: nlm_testargs, options?: CallOptions): Promise<nlm_res> {
     return this.rpcCall(NlmVers.procedures.nlmGranted, arg, options);
   }
 
-  /** NLM_TEST_MSG(nlm_testargs) returns void */
+  /**
+   * message passing style of requesting lock
+   *
+   * NLM_TEST_MSG(nlm_testargs) returns void
+   */
   nlmTestMsg(arg: nlm_testargs, options?: CallOptions): Promise<void> {
     return this.rpcCall(NlmVers.procedures.nlmTestMsg, arg, options);
   }

@@ -26,7 +26,11 @@ export const IPPROTO_TCP = 6;
 /** const IPPROTO_UDP, pmap_prot.x line 12 */
 export const IPPROTO_UDP = 17;
 
-/** struct mapping, pmap_prot.x line 15 */
+/**
+ * A (program, version, protocol) → port mapping.
+ *
+ * struct mapping, pmap_prot.x line 15
+ */
 export interface mapping {
   prog: number;
   vers: number;
@@ -72,7 +76,11 @@ export const mappingCodec: XdrCodec<mapping> = {
   },
 };
 
-/** struct pmaplist, pmap_prot.x line 23 */
+/**
+ * The portmapper's whole table, as PMAPPROC_DUMP returns it.
+ *
+ * struct pmaplist, pmap_prot.x line 23
+ */
 export interface pmaplist {
   map: mapping;
   next: pmaplist | null;
@@ -184,7 +192,11 @@ export const pmaplist_ptrCodec: XdrCodec<pmaplist_ptr> = {
   },
 };
 
-/** struct call_args, pmap_prot.x line 30 */
+/**
+ * PMAPPROC_CALLIT: a call forwarded to a registered UDP service.
+ *
+ * struct call_args, pmap_prot.x line 30
+ */
 export interface call_args {
   prog: number;
   vers: number;

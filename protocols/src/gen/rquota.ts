@@ -61,7 +61,11 @@ export const getquota_argsCodec: XdrCodec<getquota_args> = {
   },
 };
 
-/** struct rquota, rquota.x line 19 */
+/**
+ * remote quota structure
+ *
+ * struct rquota, rquota.x line 19
+ */
 export interface rquota {
   rq_bsize: number;
   rq_active: boolean;

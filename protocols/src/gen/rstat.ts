@@ -23,7 +23,11 @@ export const CPUSTATES = 4;
 /** const DK_NDRIVE, rstat.x line 51 */
 export const DK_NDRIVE = 4;
 
-/** struct rstat_timeval, rstat.x line 56 */
+/**
+ * GMT since 0:00, January 1, 1970
+ *
+ * struct rstat_timeval, rstat.x line 56
+ */
 export interface rstat_timeval {
   tv_sec: number;
   tv_usec: number;
@@ -684,7 +688,11 @@ export const statsCodec: XdrCodec<stats> = {
 /** program RSTATPROG, rstat.x line 114 */
 export const RSTATPROG = 100001;
 
-/** version RSTATVERS_TIME of program RSTATPROG, rstat.x line 118 */
+/**
+ * Newest version includes current time and context switching info
+ *
+ * version RSTATVERS_TIME of program RSTATPROG, rstat.x line 118
+ */
 export const RSTATVERS_TIME = 3;
 
 /** procedure RSTATPROC_STATS of RSTATVERS_TIME, rstat.x line 120 */
@@ -693,10 +701,18 @@ export const RSTATPROC_STATS = 1;
 /** procedure RSTATPROC_HAVEDISK of RSTATVERS_TIME, rstat.x line 123 */
 export const RSTATPROC_HAVEDISK = 2;
 
-/** version RSTATVERS_SWTCH of program RSTATPROG, rstat.x line 128 */
+/**
+ * Does not have current time
+ *
+ * version RSTATVERS_SWTCH of program RSTATPROG, rstat.x line 128
+ */
 export const RSTATVERS_SWTCH = 2;
 
-/** version RSTATVERS_ORIG of program RSTATPROG, rstat.x line 138 */
+/**
+ * Old version has no info about current time or context switching
+ *
+ * version RSTATVERS_ORIG of program RSTATPROG, rstat.x line 138
+ */
 export const RSTATVERS_ORIG = 1;
 
 /** XDR codec for the result of RSTATPROC_HAVEDISK: (unsigned int). */

@@ -23,16 +23,32 @@ export const SM_PROG = 100024;
 /** version SM_VERS of program SM_PROG, sm_inter.x line 35 */
 export const SM_VERS = 1;
 
-/** procedure SM_STAT of SM_VERS, sm_inter.x line 39 */
+/**
+ * if res_stat == stat_succ, state = state number of site sm_name
+ *
+ * procedure SM_STAT of SM_VERS, sm_inter.x line 39
+ */
 export const SM_STAT = 1;
 
-/** procedure SM_MON of SM_VERS, sm_inter.x line 44 */
+/**
+ * stat consists of state number of local site
+ *
+ * procedure SM_MON of SM_VERS, sm_inter.x line 44
+ */
 export const SM_MON = 2;
 
-/** procedure SM_UNMON of SM_VERS, sm_inter.x line 47 */
+/**
+ * stat consists of state number of local site
+ *
+ * procedure SM_UNMON of SM_VERS, sm_inter.x line 47
+ */
 export const SM_UNMON = 3;
 
-/** procedure SM_UNMON_ALL of SM_VERS, sm_inter.x line 50 */
+/**
+ * stat consists of state number of local site
+ *
+ * procedure SM_UNMON_ALL of SM_VERS, sm_inter.x line 50
+ */
 export const SM_UNMON_ALL = 4;
 
 /** procedure SM_SIMU_CRASH of SM_VERS, sm_inter.x line 52 */
@@ -204,7 +220,14 @@ export const monCodec: XdrCodec<mon> = {
   },
 };
 
-/** struct sm_stat, sm_inter.x line 88 */
+/**
+ * state # of status monitor monotonically increases each time
+ * status of the site changes:
+ * an even number (>= 0) indicates the site is down and
+ * an odd number (> 0) indicates the site is up;
+ *
+ * struct sm_stat, sm_inter.x line 88
+ */
 export interface sm_stat {
   state: number;
 }
@@ -296,7 +319,12 @@ export const sm_stat_resCodec: XdrCodec<sm_stat_res> = {
   },
 };
 
-/** struct status, sm_inter.x line 106 */
+/**
+ * structure of the status message sent back by the status monitor
+ * when monitor site status changes
+ *
+ * struct status, sm_inter.x line 106
+ */
 export interface status {
   mon_name: string;
   state: number;
@@ -365,13 +393,29 @@ export const SmVers = synthesized.service({
 
 /** What a server implements for version SM_VERS: one handler per procedure (procedure 0 is answered by the runtime). */
 export interface SmVersHandlers {
-  /** SM_STAT(sm_name) returns sm_stat_res */
+  /**
+   * if res_stat == stat_succ, state = state number of site sm_name
+   *
+   * SM_STAT(sm_name) returns sm_stat_res
+   */
   smStat(arg: sm_name, call: CallContext): sm_stat_res | Promise<sm_stat_res>;
-  /** SM_MON(mon) returns sm_stat_res */
+  /**
+   * stat consists of state number of local site
+   *
+   * SM_MON(mon) returns sm_stat_res
+   */
   smMon(arg: mon, call: CallContext): sm_stat_res | Promise<sm_stat_res>;
-  /** SM_UNMON(mon_id) returns sm_stat */
+  /**
+   * stat consists of state number of local site
+   *
+   * SM_UNMON(mon_id) returns sm_stat
+   */
   smUnmon(arg: mon_id, call: CallContext): sm_stat | Promise<sm_stat>;
-  /** SM_UNMON_ALL(my_id) returns sm_stat */
+  /**
+   * stat consists of state number of local site
+   *
+   * SM_UNMON_ALL(my_id) returns sm_stat
+   */
   smUnmonAll(arg: my_id, call: CallContext): sm_stat | Promise<sm_stat>;
   /** SM_SIMU_CRASH(void) returns void */
   smSimuCrash(call: CallContext): void | Promise<void>;
@@ -381,16 +425,32 @@ export interface SmVersHandlers {
 export class SmVersClient extends RpcClient {
   /** The same procedures completed on the calling thread, over a channel that can (shm): it spins, then blocks until the reply — no promise, no event loop. Elsewhere they throw a TypeError. */
   readonly sync = {
-    /** SM_STAT(sm_name) returns sm_stat_res */
+    /**
+     * if res_stat == stat_succ, state = state number of site sm_name
+     *
+     * SM_STAT(sm_name) returns sm_stat_res
+     */
     smStat: (arg: sm_name, options?: CallOptions): sm_stat_res =>
       this.rpcCallSync(SmVers.procedures.smStat, arg, options),
-    /** SM_MON(mon) returns sm_stat_res */
+    /**
+     * stat consists of state number of local site
+     *
+     * SM_MON(mon) returns sm_stat_res
+     */
     smMon: (arg: mon, options?: CallOptions): sm_stat_res =>
       this.rpcCallSync(SmVers.procedures.smMon, arg, options),
-    /** SM_UNMON(mon_id) returns sm_stat */
+    /**
+     * stat consists of state number of local site
+     *
+     * SM_UNMON(mon_id) returns sm_stat
+     */
     smUnmon: (arg: mon_id, options?: CallOptions): sm_stat =>
       this.rpcCallSync(SmVers.procedures.smUnmon, arg, options),
-    /** SM_UNMON_ALL(my_id) returns sm_stat */
+    /**
+     * stat consists of state number of local site
+     *
+     * SM_UNMON_ALL(my_id) returns sm_stat
+     */
     smUnmonAll: (arg: my_id, options?: CallOptions): sm_stat =>
       this.rpcCallSync(SmVers.procedures.smUnmonAll, arg, options),
     /** SM_SIMU_CRASH(void) returns void */
@@ -402,22 +462,38 @@ export class SmVersClient extends RpcClient {
     super(channel, SmVers, options);
   }
 
-  /** SM_STAT(sm_name) returns sm_stat_res */
+  /**
+   * if res_stat == stat_succ, state = state number of site sm_name
+   *
+   * SM_STAT(sm_name) returns sm_stat_res
+   */
   smStat(arg: sm_name, options?: CallOptions): Promise<sm_stat_res> {
     return this.rpcCall(SmVers.procedures.smStat, arg, options);
   }
 
-  /** SM_MON(mon) returns sm_stat_res */
+  /**
+   * stat consists of state number of local site
+   *
+   * SM_MON(mon) returns sm_stat_res
+   */
   smMon(arg: mon, options?: CallOptions): Promise<sm_stat_res> {
     return this.rpcCall(SmVers.procedures.smMon, arg, options);
   }
 
-  /** SM_UNMON(mon_id) returns sm_stat */
+  /**
+   * stat consists of state number of local site
+   *
+   * SM_UNMON(mon_id) returns sm_stat
+   */
   smUnmon(arg: mon_id, options?: CallOptions): Promise<sm_stat> {
     return this.rpcCall(SmVers.procedures.smUnmon, arg, options);
   }
 
-  /** SM_UNMON_ALL(my_id) returns sm_stat */
+  /**
+   * stat consists of state number of local site
+   *
+   * SM_UNMON_ALL(my_id) returns sm_stat
+   */
   smUnmonAll(arg: my_id, options?: CallOptions): Promise<sm_stat> {
     return this.rpcCall(SmVers.procedures.smUnmonAll, arg, options);
   }

@@ -1090,7 +1090,11 @@ export const YPBIND_ERR_NOSERV = 2;
 /** const YPBIND_ERR_RESC, yp.x line 216 */
 export const YPBIND_ERR_RESC = 3;
 
-/** struct ypbind_setdom, yp.x line 222 */
+/**
+ * Request data structure for ypbind "Set domain" procedure.
+ *
+ * struct ypbind_setdom, yp.x line 222
+ */
 export interface ypbind_setdom {
   ypsetdom_domain: domainname;
   ypsetdom_binding: ypbind_binding;
@@ -1167,7 +1171,11 @@ export const ypbind_setdomCodec: XdrCodec<ypbind_setdom> = {
   },
 };
 
-/** program YPPROG, yp.x line 232 */
+/**
+ * YP access protocol
+ *
+ * program YPPROG, yp.x line 232
+ */
 export const YPPROG = 100004;
 
 /** version YPVERS of program YPPROG, yp.x line 233 */
@@ -1209,7 +1217,11 @@ export const YPPROC_ORDER = 10;
 /** procedure YPPROC_MAPLIST of YPVERS, yp.x line 268 */
 export const YPPROC_MAPLIST = 11;
 
-/** program YPPUSH_XFRRESPPROG, yp.x line 276 */
+/**
+ * YPPUSHPROC_XFRRESP is the callback routine for result of YPPROC_XFR
+ *
+ * program YPPUSH_XFRRESPPROG, yp.x line 276
+ */
 export const YPPUSH_XFRRESPPROG = 1073741824;
 
 /** version YPPUSH_XFRRESPVERS of program YPPUSH_XFRRESPPROG, yp.x line 277 */
@@ -1221,7 +1233,11 @@ export const YPPUSHPROC_NULL = 0;
 /** procedure YPPUSHPROC_XFRRESP of YPPUSH_XFRRESPVERS, yp.x line 288 */
 export const YPPUSHPROC_XFRRESP = 1;
 
-/** program YPBINDPROG, yp.x line 296 */
+/**
+ * YP binding protocol
+ *
+ * program YPBINDPROG, yp.x line 296
+ */
 export const YPBINDPROG = 100007;
 
 /** version YPBINDVERS of program YPBINDPROG, yp.x line 297 */

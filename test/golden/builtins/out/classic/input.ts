@@ -143,7 +143,11 @@ export const des_blockCodec: XdrCodec<des_block> = {
   },
 };
 
-/** struct binding, input.x line 2 */
+/**
+ * Types that libtirpc defines in C and real .x files use without defining.
+ *
+ * struct binding, input.x line 2
+ */
 export interface binding {
   prog: rpcprog_t;
   vers: rpcvers_t;

@@ -18,7 +18,11 @@ import {
   within,
 } from "@rpcgen-ts/runtime";
 
-/** union u switch (int v2), input.x line 7 */
+/**
+ * A discriminant named like the generator's second local: 00000001 00000005 is { v2: 1, q: 5 }.
+ *
+ * union u switch (int v2), input.x line 7
+ */
 export type u = { v2: 1; q: number } | { v2: Exclude<number, 1> };
 
 /** XDR codec for union u, input.x line 7 */
@@ -67,7 +71,11 @@ export const uCodec: XdrCodec<u> = {
   },
 };
 
-/** struct proto_field, input.x line 15 */
+/**
+ * A field named __proto__ is an own property of the decoded object, not its prototype.
+ *
+ * struct proto_field, input.x line 15
+ */
 export interface proto_field {
   __proto__: number;
   constructor: number;
@@ -97,7 +105,11 @@ export const proto_fieldCodec: XdrCodec<proto_field> = {
   },
 };
 
-/** struct proto_list, input.x line 21 */
+/**
+ * A list linked through __proto__: each node's link is an own property.
+ *
+ * struct proto_list, input.x line 21
+ */
 export interface proto_list {
   value: number;
   __proto__: proto_list | null;
@@ -162,7 +174,11 @@ export const proto_listCodec: XdrCodec<proto_list> = {
   },
 };
 
-/** enum proto_enum, input.x line 27 */
+/**
+ * Enum members and union arms with the same hazards.
+ *
+ * enum proto_enum, input.x line 27
+ */
 export const proto_enum = {
   ["__proto__"]: 1,
   toString: 2,
@@ -287,7 +303,11 @@ export const proto_unionCodec: XdrCodec<proto_union> = {
   },
 };
 
-/** const BigInt, input.x line 40 */
+/**
+ * Globals and runtime names the generated code uses: the IDL names get a trailing _, or the imports an alias.
+ *
+ * const BigInt, input.x line 40
+ */
 export const BigInt_ = 7;
 
 /** typedef Promise, input.x line 41 */
@@ -424,7 +444,11 @@ export const TO_STRING = 4;
 /** procedure NEW of XDR_WRITER, input.x line 54 */
 export const NEW = 5;
 
-/** program CALC, input.x line 59 */
+/**
+ * A version named as rpcgen names a constant: V1 stays the number, the service description is V1_.
+ *
+ * program CALC, input.x line 59
+ */
 export const CALC = 536872824;
 
 /** version V1 of program CALC, input.x line 60 */

@@ -14,7 +14,11 @@ import {
   within,
 } from "@rpcgen-ts/runtime";
 
-/** const OTHER_MAX, other.x line 2 */
+/**
+ * other.x: a sibling file included by input.x.
+ *
+ * const OTHER_MAX, other.x line 2
+ */
 export const OTHER_MAX = 8;
 
 /** struct other_item, other.x line 4 */

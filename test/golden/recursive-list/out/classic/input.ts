@@ -9,7 +9,11 @@ import {
   within,
 } from "@rpcgen-ts/runtime";
 
-/** struct node, input.x line 2 */
+/**
+ * A singly linked list, as rpcgen users write it.
+ *
+ * struct node, input.x line 2
+ */
 export interface node {
   value: number;
   next: node | null;
@@ -106,7 +110,11 @@ export const listCodec: XdrCodec<list> = {
   },
 };
 
-/** struct bag, input.x line 10 */
+/**
+ * The list again, walked through the typedef'd pointer.
+ *
+ * struct bag, input.x line 10
+ */
 export interface bag {
   name: string;
   items: list;

@@ -13,7 +13,11 @@ import {
   within,
 } from "@rpcgen-ts/runtime";
 
-/** struct node, input.x line 2 */
+/**
+ * A singly linked list, as rpcgen users write it.
+ *
+ * struct node, input.x line 2
+ */
 export interface node {
   value: number;
   next: node | null;
@@ -130,7 +134,11 @@ export const listCodec: DescribingCodec<list> = {
   },
 };
 
-/** struct bag, input.x line 10 */
+/**
+ * The list again, walked through the typedef'd pointer.
+ *
+ * struct bag, input.x line 10
+ */
 export interface bag {
   name: string;
   items: list;

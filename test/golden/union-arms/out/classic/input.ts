@@ -40,7 +40,11 @@ export const kindCodec: XdrCodec<kind> = {
   },
 };
 
-/** union by_int switch (int code), input.x line 9 */
+/**
+ * An int discriminant: several labels per arm, a void arm and a default arm.
+ *
+ * union by_int switch (int code), input.x line 9
+ */
 export type by_int =
   | { code: 0 | 1 | 2; small: number }
   | { code: 100; large: bigint }
@@ -136,7 +140,11 @@ export const by_intCodec: XdrCodec<by_int> = {
   },
 };
 
-/** union by_enum switch (kind k), input.x line 23 */
+/**
+ * An enum discriminant; the default arm is void.
+ *
+ * union by_enum switch (kind k), input.x line 23
+ */
 export type by_enum =
   | { k: typeof kind.NUMBER; number: number }
   | { k: typeof kind.TEXT | typeof kind.BLOB; data: Uint8Array }
@@ -211,7 +219,11 @@ export const by_enumCodec: XdrCodec<by_enum> = {
   },
 };
 
-/** union by_bool switch (bool found), input.x line 34 */
+/**
+ * A bool discriminant, as rpcgen files write optional results.
+ *
+ * union by_bool switch (bool found), input.x line 34
+ */
 export type by_bool = { found: true; value: by_enum } | { found: false };
 
 /** XDR codec for union by_bool, input.x line 34 */
@@ -270,7 +282,11 @@ export const by_boolCodec: XdrCodec<by_bool> = {
   },
 };
 
-/** union by_bool_default switch (bool set_it), input.x line 42 */
+/**
+ * A bool discriminant with one case and a default (RFC 1813's set_mode3): the default arm is FALSE.
+ *
+ * union by_bool_default switch (bool set_it), input.x line 42
+ */
 export type by_bool_default = { set_it: true; mode: number } | { set_it: Exclude<boolean, true> };
 
 /** XDR codec for union by_bool_default, input.x line 42 */
@@ -322,7 +338,11 @@ export const by_bool_defaultCodec: XdrCodec<by_bool_default> = {
   },
 };
 
-/** union by_unsigned switch (unsigned int which), input.x line 50 */
+/**
+ * An unsigned discriminant whose arms are all void but one.
+ *
+ * union by_unsigned switch (unsigned int which), input.x line 50
+ */
 export type by_unsigned = { which: 0 } | { which: 4294967295; last: string };
 
 /** XDR codec for union by_unsigned, input.x line 50 */
