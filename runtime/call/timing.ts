@@ -51,8 +51,12 @@ export type CallHook = (record: CallRecord) => void;
 export const callChannel = channel("rpcgen-ts:call");
 export const serveChannel = channel("rpcgen-ts:serve");
 
-/** How a call ended: SUCCESS, or the status its RpcError has (client) or its reply said (server). */
-export type CallStatus = "SUCCESS" | RpcStatus;
+/**
+ * How a call ended: SUCCESS, or the status its RpcError has (client) or its reply said
+ * (server); ERROR for a client call that failed with something else (a TypeError thrown by
+ * an interceptor or an encoder).
+ */
+export type CallStatus = "SUCCESS" | RpcStatus | "ERROR";
 
 /**
  * One call as the tracing channels tell it: the same object is given to every event of the
