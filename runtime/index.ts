@@ -6,7 +6,7 @@
  */
 export * from "./stub/index.js";
 export { describeService, type TransportKind } from "./call/service.js";
-export { RpcChannel, type ChannelOptions, type FlavorParams } from "./endpoint/client.js";
+export { RpcChannel, type ChannelCloseOptions, type ChannelEvents, type ChannelOptions, type ChannelState, type FlavorParams, type ReconnectOptions } from "./endpoint/client.js";
 export { authNoneFlavor, authRegistry, authSysFlavor, defaultAuthFlavors, processAuthSys, type AuthContext, type AuthFlavorEntry, type AuthRegistry, type AuthVerifier } from "./auth/index.js";
 export { defaultVerifiers, ServerCore, type AuthCheck, type FlavorVerifier, type ServerOptions } from "./endpoint/server.js";
 export { RpcError, type RpcStatus } from "./rpc/errors.js";

@@ -20,6 +20,7 @@ import { CopyLedger } from "../xdr/ledger.js";
 import { XdrReader } from "../xdr/reader.js";
 import { XdrWriter } from "../xdr/writer.js";
 import { MessageBuffers } from "./buffers.js";
+import { EventEmitter } from "node:events";
 
 /**
  * The client side of the runtime: a channel sends calls over one transport and matches
@@ -79,6 +80,43 @@ export interface ChannelOptions {
    * (NFS READ sizes go up to 64 MiB), 65507 on UDP.
    */
   readonly maxMessageBytes?: number;
+  /**
+   * Stream channels made by `connect` (tcp, unix): when the connection drops, dial again with
+   * exponential backoff and jitter (default on; false: the channel closes with its
+   * connection). Calls in flight on the lost connection fail CLOSED (a stream cannot say
+   * whether they ran); calls made meanwhile wait, their deadlines running, and go out once
+   * the channel is `ready` again.
+   */
+  readonly reconnect?: boolean | ReconnectOptions;
+}
+
+export interface ReconnectOptions {
+  /** The first wait before dialing again (default 100 ms); it doubles after each failed dial… */
+  readonly initialDelayMs?: number;
+  /** …up to this (default 10 s). Each wait is drawn within ±20% of its value, so clients dropped together do not return together. */
+  readonly maxDelayMs?: number;
+}
+
+/**
+ * `connecting`: dialing; `ready`: connected, calls go out; `reconnecting`: the connection
+ * dropped, waiting to dial again; `closed`: for good (closed by the client, or dropped
+ * without reconnecting).
+ */
+export type ChannelState = "connecting" | "ready" | "reconnecting" | "closed";
+
+/** The events of an RpcChannel (a Node EventEmitter). */
+export interface ChannelEvents {
+  /** The state changed; `cause`: why the connection dropped, or why a dial failed. */
+  statechange: [state: ChannelState, previous: ChannelState, cause: Error | undefined];
+}
+
+export interface ChannelCloseOptions {
+  /**
+   * How long calls already sent may take to be answered before the connection is closed
+   * (default 5000 ms); calls still unanswered then fail CLOSED. Calls not yet sent and calls
+   * made after `close` fail CLOSED at once.
+   */
+  readonly graceMs?: number;
 }
 
 export interface Channel {
@@ -102,10 +140,13 @@ export interface Channel {
     client: ClientOptions | undefined,
     options: CallOptions | undefined,
   ): R;
-  close(): Promise<void>;
+  close(options?: ChannelCloseOptions): Promise<void>;
 }
 
 const defaultTimeoutMs = 30_000;
+const defaultCloseGraceMs = 5_000;
+const defaultReconnectDelayMs = 100;
+const defaultMaxReconnectDelayMs = 10_000;
 /** Outstanding calls on a datagram channel, by default (see ChannelOptions.maxOutstanding). */
 const defaultDatagramOutstanding = 128;
 /** The longest delay a Node timer holds (2³¹ − 1 ms); a longer one fires after 1 ms. */
@@ -150,8 +191,10 @@ function capture(resolve: (value: unknown) => void, reject: (error: unknown) => 
   capturing!.reject = reject;
 }
 
-export class RpcChannel implements Channel {
+export class RpcChannel extends EventEmitter<ChannelEvents> implements Channel, AsyncDisposable {
   readonly transport: TransportKind;
+  /** See ChannelState; changes are told by the `statechange` event. */
+  state: ChannelState = "ready";
   private readonly pending = new Map<number, Pending>();
   private readonly writer = new XdrWriter(0);
   private readonly reader = new XdrReader(new Uint8Array(0));
@@ -166,11 +209,19 @@ export class RpcChannel implements Channel {
   private outstanding = 0;
   private readonly maxOutstanding: number;
   private readonly waiting: Pending[] = [];
+  /** Reconnecting: failed dials since the connection was last ready, and the timer of the next. */
+  private dials = 0;
+  private redialTimer: NodeJS.Timeout | undefined;
+  private readonly reconnect: { readonly initialDelayMs: number; readonly maxDelayMs: number } | undefined;
+  private closing: Promise<void> | undefined;
 
+  /** `redial`: how to open a new connection when this one drops (given by `connect` for streams). */
   constructor(
-    private readonly link: ClientTransport,
+    private link: ClientTransport,
     private readonly options: ChannelOptions = {},
+    private readonly redial?: () => Promise<ClientTransport>,
   ) {
+    super();
     this.transport = link.kind;
     try {
       this.flavors = authRegistry(defaultAuthFlavors, options.authFlavors);
@@ -192,10 +243,19 @@ export class RpcChannel implements Channel {
         throw new RangeError(`${name} must be a number > 0, got ${String(v)}`);
       }
     }
+    this.reconnect = redial === undefined ? undefined : reconnectOptions(options.reconnect, link);
     // Random start: a restarted client must not reuse the xids a server's cache remembers.
     this.xid = (Math.random() * 0x100000000) >>> 0;
+    this.attach(link);
+  }
+
+  /** Takes `link`'s messages; a link this channel has left behind is ignored. */
+  private attach(link: ClientTransport): void {
+    this.link = link;
     link.onMessage = (message, received) => this.receive(message, received);
-    link.onClose = (error) => this.fail(error);
+    link.onClose = (error) => {
+      if (this.link === link) this.dropped(error);
+    };
     link.onTooLarge = (xid, bytes, limit) => this.tooLarge(xid, bytes, limit);
   }
 
@@ -235,8 +295,8 @@ export class RpcChannel implements Channel {
     p.deadline = Date.now() + timeout;
     if (this.link.datagram) p.interval = this.options.retransmitMs ?? 500;
     this.pending.set(p.xid, p);
-    if (this.outstanding >= this.maxOutstanding) {
-      this.waiting.push(p); // sent when a call ends; its deadline runs meanwhile
+    if (this.outstanding >= this.maxOutstanding || this.state !== "ready") {
+      this.waiting.push(p); // sent when a call ends, or once reconnected; its deadline runs meanwhile
       this.schedule(p.deadline);
     } else {
       if (!this.launch(p, start)) return p.promise as Promise<R>;
@@ -300,10 +360,42 @@ export class RpcChannel implements Channel {
     return p.value as R;
   }
 
-  close(): Promise<void> {
-    if (this.closed === undefined) this.fail(new Error("closed by the client"));
-    return this.link.close();
+  /**
+   * Stops taking calls, lets the calls already sent be answered for up to `graceMs`, then
+   * closes the connection; calls still unanswered fail CLOSED. Idempotent.
+   */
+  close(options?: ChannelCloseOptions): Promise<void> {
+    const graceMs = options?.graceMs ?? defaultCloseGraceMs;
+    if (!(typeof graceMs === "number" && graceMs >= 0)) return Promise.reject(new RangeError(`close: graceMs must be a number ≥ 0, got ${String(graceMs)}`));
+    return (this.closing ??= this.shutDown(graceMs));
   }
+
+  /** `await using channel = await connect(…)`: closed with the default grace when the scope ends. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  private async shutDown(graceMs: number): Promise<void> {
+    const closing = new Error("closed by the client");
+    this.closed ??= closing;
+    if (this.redialTimer !== undefined) clearTimeout(this.redialTimer);
+    for (const p of this.waiting.splice(0)) this.settle(p, new RpcError("CLOSED", `the channel was closed before ${p.procedure.name} was sent`));
+    if (this.pending.size > 0 && graceMs > 0 && this.state === "ready") {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.min(graceMs, maxTimerMs));
+        this.drained = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.drained = undefined;
+    }
+    this.fail(closing);
+    await this.link.close();
+  }
+
+  /** Told when the last outstanding call ends, while closing. */
+  private drained: (() => void) | undefined;
 
   /** Sends a call for the first time; false (and the call failed) if it could not be marshaled. */
   private launch(p: Pending, start: number): boolean {
@@ -323,7 +415,7 @@ export class RpcChannel implements Channel {
   /** Sends waiting calls while there is room. */
   private pump(): void {
     const waiting = this.waiting;
-    while (waiting.length > 0 && this.outstanding < this.maxOutstanding && this.closed === undefined) {
+    while (waiting.length > 0 && this.outstanding < this.maxOutstanding && this.closed === undefined && this.state === "ready") {
       const p = waiting.shift()!;
       if (this.pending.get(p.xid) !== p) continue; // ended while it waited (timed out, aborted)
       if (this.launch(p, p.phases === undefined ? 0 : now())) this.schedule(this.link.datagram ? Math.min(p.deadline, p.retransmitAt) : p.deadline);
@@ -423,6 +515,7 @@ export class RpcChannel implements Channel {
       this.outstanding--;
       if (this.waiting.length > 0) this.pump();
     }
+    if (this.drained !== undefined && this.pending.size === 0) this.drained();
     this.finish(p, error === undefined);
     if (p.sync) {
       p.settled = true;
@@ -512,14 +605,86 @@ export class RpcChannel implements Channel {
     if (next !== Infinity) this.schedule(next);
   }
 
-  /** The connection is gone: every waiter is released. */
+  /** The channel is done: every waiter is released. */
   private fail(error: Error | undefined): void {
     this.closed ??= error ?? new Error("connection closed");
     if (this.timer !== undefined) clearTimeout(this.timer);
+    if (this.redialTimer !== undefined) clearTimeout(this.redialTimer);
     for (const p of [...this.pending.values()]) {
       this.settle(p, new RpcError("CLOSED", `connection closed before ${p.procedure.name} was answered: ${this.closed.message}`, { cause: error }));
     }
+    this.setState("closed", error);
   }
+
+  private setState(state: ChannelState, cause?: Error): void {
+    const previous = this.state;
+    if (previous === state) return;
+    this.state = state;
+    this.emit("statechange", state, previous, cause);
+  }
+
+  /**
+   * The connection dropped. Without a way to reconnect, the channel closes. Otherwise the
+   * calls sent on it fail CLOSED (the server may or may not have run them: only the caller
+   * knows whether one may be sent again), the rest wait, and the channel dials again.
+   */
+  private dropped(error: Error | undefined): void {
+    if (this.closed !== undefined || this.reconnect === undefined) return this.fail(error);
+    const cause = error ?? new Error("connection closed");
+    this.state = "reconnecting"; // before the calls fail, so that the waiting ones are not sent on the dead link
+    for (const p of [...this.pending.values()]) {
+      if (p.sent) this.settle(p, new RpcError("CLOSED", `the connection was lost before ${p.procedure.name} was answered (it may or may not have run): ${cause.message}`, { cause }));
+    }
+    this.state = "ready";
+    this.setState("reconnecting", cause);
+    this.redialLater();
+  }
+
+  private redialLater(): void {
+    const { initialDelayMs, maxDelayMs } = this.reconnect!;
+    const delay = Math.min(maxDelayMs, initialDelayMs * 2 ** this.dials) * (0.8 + 0.4 * Math.random());
+    this.dials++;
+    this.redialTimer = setTimeout(() => void this.redialNow(), Math.min(delay, maxTimerMs));
+    // Calls waiting keep the process alive, as a connection would; an idle channel does not.
+    if (this.pending.size === 0) this.redialTimer.unref();
+  }
+
+  private async redialNow(): Promise<void> {
+    this.redialTimer = undefined;
+    if (this.closed !== undefined) return;
+    this.setState("connecting");
+    let link: ClientTransport;
+    try {
+      link = await this.redial!();
+    } catch (e) {
+      if (this.closed !== undefined) return;
+      this.setState("reconnecting", e instanceof Error ? e : new Error(String(e)));
+      this.redialLater();
+      return;
+    }
+    if (this.closed !== undefined) {
+      void link.close();
+      return;
+    }
+    this.attach(link);
+    this.dials = 0;
+    this.setState("ready");
+    this.pump();
+  }
+}
+
+function reconnectOptions(option: ChannelOptions["reconnect"], link: ClientTransport): { initialDelayMs: number; maxDelayMs: number } | undefined {
+  if (option === false) return undefined;
+  const given = option === undefined || option === true ? {} : option;
+  const initialDelayMs = given.initialDelayMs ?? defaultReconnectDelayMs;
+  const maxDelayMs = given.maxDelayMs ?? Math.max(defaultMaxReconnectDelayMs, initialDelayMs);
+  for (const [name, v] of [["reconnect.initialDelayMs", initialDelayMs], ["reconnect.maxDelayMs", maxDelayMs]] as const) {
+    if (!(typeof v === "number" && v > 0 && v <= maxTimerMs)) {
+      void link.close();
+      throw new RangeError(`${name} must be a number > 0 (at most ${maxTimerMs}), got ${String(v)}`);
+    }
+  }
+  return { initialDelayMs, maxDelayMs: Math.max(initialDelayMs, maxDelayMs) };
 }
 
 /** Credentials that cannot be encoded (17 gids, a uid of −1) fail the call as bad arguments do. */

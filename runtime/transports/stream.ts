@@ -21,7 +21,12 @@ export interface StreamConnectOptions {
   readonly path?: string;
   /** Largest reply accepted (default `defaultMaxReplyBytes`); a longer one is discarded and its call fails TOO_LARGE. */
   readonly maxMessageBytes?: number | undefined;
+  /** Give up connecting after this long, with an ETIMEDOUT error (default 20 s; the kernel's own SYN retries take over 2 minutes). */
+  readonly connectTimeoutMs?: number | undefined;
 }
+
+/** How long a connection attempt may take by default. */
+export const defaultConnectTimeoutMs = 20_000;
 
 export interface StreamListenOptions {
   readonly transport: "tcp" | "unix";
@@ -98,9 +103,18 @@ export function connectStream(options: StreamConnectOptions): Promise<ClientTran
       options.transport === "unix"
         ? netConnect({ path: options.path! })
         : netConnect({ host: options.host ?? "127.0.0.1", port: options.port!, noDelay: true });
-    const onError = (e: Error) => reject(e);
+    const ms = options.connectTimeoutMs ?? defaultConnectTimeoutMs;
+    const timer = setTimeout(() => {
+      const where = options.transport === "unix" ? options.path : `${options.host ?? "127.0.0.1"}:${options.port}`;
+      socket.destroy(Object.assign(new Error(`connect ETIMEDOUT ${where} (no answer within ${ms} ms)`), { code: "ETIMEDOUT" }));
+    }, ms);
+    const onError = (e: Error) => {
+      clearTimeout(timer);
+      reject(e);
+    };
     socket.once("error", onError);
     socket.once("connect", () => {
+      clearTimeout(timer);
       socket.off("error", onError);
       resolve(streamTransport(socket, options.transport, options.maxMessageBytes));
     });
