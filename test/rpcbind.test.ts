@@ -388,14 +388,19 @@ describe("with rpcbind on 127.0.0.1", () => {
     expect((error as RpcError).status).toBe("PROG_UNAVAIL");
     expect((error as RpcError).message).toBe("RPC PROG_UNAVAIL: program 0x20001101 version 1 is not registered with rpcbind at 127.0.0.1 for tcp");
     const unconnected = await connect({ transport: "udp", service: { ...example.service, program: 0x20001101 } }).catch((e: unknown) => e);
-    expect((unconnected as Error).message).toBe("RPC PROG_UNAVAIL: program 0x20001101 version 1 is not registered with rpcbind at 127.0.0.1 for udp");
+    expect((unconnected as RpcError).status).toBe("RPCBIND_UNAVAILABLE");
+    expect((unconnected as Error).message).toBe(
+      "RPC RPCBIND_UNAVAILABLE: cannot look up the port of program 536875265 version 1 over udp: RPC PROG_UNAVAIL: program 0x20001101 version 1 is not registered with rpcbind at 127.0.0.1 for udp",
+    );
+    expect(((unconnected as Error).cause as RpcError).status).toBe("PROG_UNAVAIL");
   });
 
-  it("reports an unreachable rpcbind as a transport error", async () => {
+  it("reports an unreachable rpcbind as RPCBIND_UNAVAILABLE, the OS error as its cause", async () => {
     const error = await rpcbind.open([{ host: "127.0.0.1", port: 1 }]).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(RpcError);
-    expect((error as RpcError).status).toBe("TRANSPORT");
-    expect((error as RpcError).message).toMatch(/^RPC TRANSPORT: cannot reach rpcbind \(127\.0\.0\.1:1: .*ECONNREFUSED/);
+    expect((error as RpcError).status).toBe("RPCBIND_UNAVAILABLE");
+    expect((error as RpcError).message).toMatch(/^RPC RPCBIND_UNAVAILABLE: cannot reach rpcbind \(127\.0\.0\.1:1: .*ECONNREFUSED/);
+    expect((error as RpcError).cause).toMatchObject({ code: "ECONNREFUSED" });
   });
 });
 

@@ -194,6 +194,7 @@ export class RpcbindSession {
   /** Connects to the first endpoint that answers. */
   static async open(dial: Dial, endpoints: readonly RpcbindEndpoint[], versions: readonly (2 | 3 | 4)[] = [4, 3, 2]): Promise<RpcbindSession> {
     const failures: string[] = [];
+    const causes: unknown[] = [];
     for (const e of endpoints) {
       try {
         const host = e.host ?? "127.0.0.1";
@@ -204,9 +205,12 @@ export class RpcbindSession {
         return new RpcbindSession(new RpcChannel(link, { retransmitMs: 500 }), describe(e), netid, versions);
       } catch (err) {
         failures.push(`${describe(e)}: ${err instanceof Error ? err.message : String(err)}`);
+        causes.push(err);
       }
     }
-    throw new RpcError("TRANSPORT", `cannot reach rpcbind (${failures.join("; ")})`);
+    // The OS error itself when one endpoint was tried, all of them when several were.
+    const cause = causes.length === 1 ? causes[0] : new AggregateError(causes, "every rpcbind endpoint failed");
+    throw new RpcError("RPCBIND_UNAVAILABLE", `cannot reach rpcbind (${failures.join("; ")})`, { cause });
   }
 
   close(): Promise<void> {
