@@ -91,7 +91,8 @@ describe("the packed packages", () => {
   });
 
   it("an app generates stubs with its npx rpcgen-ts, type-checks, then runs with the runtime alone", async () => {
-    await run("npm", ["pack", "--pack-destination", app, "--workspace", "runtime", "--workspace", "compiler"], repoRoot);
+    // --ignore-scripts: prepack would rebuild dist/ under the tests running beside this one (npm test built it).
+    await run("npm", ["pack", "--ignore-scripts", "--pack-destination", app, "--workspace", "runtime", "--workspace", "compiler"], repoRoot);
     const tarballs = readdirSync(app).filter((f) => f.endsWith(".tgz"));
     const runtime = tarballs.find((f) => f.startsWith("rpcgen-ts-runtime-"));
     const compiler = tarballs.find((f) => /^rpcgen-ts-\d/.test(f));
