@@ -68,6 +68,13 @@ export interface ServerOptions {
   readonly onError?: (error: unknown, call: CallContext) => void;
 }
 
+export interface ServerCloseOptions {
+  /** How long calls in progress may take to be answered before their connections are closed (default 5000 ms). */
+  readonly graceMs?: number;
+}
+
+const defaultCloseGraceMs = 5_000;
+
 type Handler = (...args: unknown[]) => unknown;
 
 interface Registered {
@@ -76,7 +83,7 @@ interface Registered {
   readonly procedures: Map<number, { readonly description: ProcedureDescription; readonly handler: Handler }>;
 }
 
-export class ServerCore implements Dispatcher {
+export class ServerCore implements Dispatcher, AsyncDisposable {
   /** program → version → registration. */
   private readonly programs = new Map<number, Map<number, Registered>>();
   private readonly reader = new XdrReader(new Uint8Array(0));
@@ -143,11 +150,50 @@ export class ServerCore implements Dispatcher {
     return this.listeners.flatMap((l) => (l.stats === undefined ? [] : [{ address: l.address, stats: l.stats() }]));
   }
 
-  async close(): Promise<void> {
+  /**
+   * Closes gracefully: the listeners stop accepting connections (and rpcbind forgets the
+   * server), calls in progress get up to `graceMs` to finish and be answered, then the
+   * connections are closed. Calls that arrive meanwhile on connections still open are
+   * answered SYSTEM_ERR at once, unrun: the caller learns promptly that the call did not
+   * run, rather than waiting out its timeout. Afterwards the server may listen again.
+   */
+  async close(options?: ServerCloseOptions): Promise<void> {
+    const graceMs = options?.graceMs ?? defaultCloseGraceMs;
+    if (!(typeof graceMs === "number" && graceMs >= 0)) throw new RangeError(`close: graceMs must be a number ≥ 0, got ${String(graceMs)}`);
     const closers = this.closers.splice(0);
     const listeners = this.listeners.splice(0);
-    await Promise.allSettled(closers.map((c) => c()));
-    await Promise.all(listeners.map((l) => l.close()));
+    this.stopping++;
+    try {
+      for (const l of listeners) l.stop?.();
+      await Promise.allSettled(closers.map((c) => c()));
+      if (this.inFlight > 0 && graceMs > 0) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, Math.min(graceMs, 0x7fffffff));
+          this.idle.push(() => {
+            clearTimeout(timer);
+            resolve();
+          });
+        });
+      }
+      await Promise.all(listeners.map((l) => l.close()));
+    } finally {
+      this.stopping--;
+    }
+  }
+
+  /** `await using server = createServer()…`: closed with the default grace when the scope ends. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  /** Closing (a count: closes may overlap): calls are refused. */
+  private stopping = 0;
+  /** Calls whose handler is still running (returned a promise), and who waits for there to be none. */
+  private inFlight = 0;
+  private idle: (() => void)[] = [];
+
+  private ended(): void {
+    if (--this.inFlight === 0 && this.idle.length > 0) for (const f of this.idle.splice(0)) f();
   }
 
   /**
@@ -190,6 +236,7 @@ export class ServerCore implements Dispatcher {
       peer: sink.peer,
     };
     call.context = context;
+    if (this.stopping !== 0) return call.accept(AcceptStat.SYSTEM_ERR); // closing: refused, unrun
     // The usual call (AUTH_NONE with an AUTH_NONE verifier, nothing installed to judge it) costs one comparison.
     if (((header.cred.flavor | header.verf.flavor) !== 0 || this.guarded) && !this.admit(call, context)) return;
 
@@ -235,11 +282,16 @@ export class ServerCore implements Dispatcher {
       return call.accept(AcceptStat.SYSTEM_ERR);
     }
     if (result instanceof Promise) {
+      this.inFlight++;
       result.then(
-        (value: unknown) => call.succeed(description, value, service, started),
+        (value: unknown) => {
+          call.succeed(description, value, service, started);
+          this.ended();
+        },
         (e: unknown) => {
           this.failed(e, context);
           call.accept(AcceptStat.SYSTEM_ERR);
+          this.ended();
         },
       );
     } else {

@@ -114,5 +114,7 @@ export interface Listener<S extends object = object> {
   readonly address: ListenAddress;
   /** What the listener holds now (stream transports). */
   readonly stats?: () => S;
+  /** Optional: stop accepting connections (those open stay, until `close`), for a graceful close. */
+  stop?(): void;
   close(): Promise<void>;
 }
