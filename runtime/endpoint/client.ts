@@ -1,6 +1,6 @@
 import { authRegistry, defaultAuthFlavors, type AuthFlavorEntry, type AuthRegistry } from "../auth/index.js";
 import { checkService, type ProcedureDescription, type ServiceDescription } from "../call/service.js";
-import { callChannel, now, type CallHook, type Phases, type TransportKind } from "../call/timing.js";
+import { callChannel, callTracing, now, startTime, type CallHook, type CallTrace, type Phases, type TransportKind } from "../call/timing.js";
 import { RpcError } from "../rpc/errors.js";
 import {
   AcceptStat,
@@ -59,6 +59,11 @@ export interface ChannelOptions {
   readonly authFlavors?: Iterable<AuthFlavorEntry>;
   /** Called with every finished call's record (as published on `rpcgen-ts:call`). */
   readonly onCall?: CallHook;
+  /**
+   * Wrap every asynchronous call, the first outermost (see `Interceptor`). Synchronous calls
+   * (`callSync`) are refused on a channel that has any, rather than run past them.
+   */
+  readonly interceptors?: readonly Interceptor[];
   /** Datagram transports: the first retransmission timeout; it doubles up to `maxRetransmitMs`. */
   readonly retransmitMs?: number;
   readonly maxRetransmitMs?: number;
@@ -119,6 +124,39 @@ export interface ChannelCloseOptions {
   readonly graceMs?: number;
 }
 
+/**
+ * One call as interceptors see it. `args`, `auth`, `timeoutMs` and `signal` may be replaced
+ * before `next` is called (credentials added, a deadline shortened); the rest says what is
+ * called.
+ */
+export interface ClientCall<A = unknown> {
+  readonly service: ServiceDescription;
+  readonly procedure: ProcedureDescription<A, unknown>;
+  args: A;
+  auth: ClientOptions["auth"];
+  /** The call's timeout as resolved from its options, the client's and the default (30 s). */
+  timeoutMs: number;
+  signal: AbortSignal | undefined;
+  readonly transport: TransportKind;
+}
+
+/** Sends a call on (through the interceptors further in, then the channel); resolves to its result. */
+export type CallNext = (call: ClientCall) => Promise<unknown>;
+
+/**
+ * Client middleware, shaped as Connect-ES's: given the next step it returns the step that
+ * wraps it, so a chain is composed once, when the channel is made, and a call pays only for
+ * its `ClientCall` object (a channel without interceptors allocates nothing more). Calling
+ * `next` more than once sends the call again, under a new xid (a retry).
+ *
+ * ```ts
+ * const log: Interceptor = (next) => async (call) => {
+ *   try { return await next(call); } finally { console.log(call.procedure.name); }
+ * };
+ * ```
+ */
+export type Interceptor = (next: CallNext) => CallNext;
+
 export interface Channel {
   readonly transport: TransportKind;
   call<A, R>(
@@ -166,6 +204,9 @@ class Pending {
   sent = false;
   ledger: CopyLedger | undefined;
   phases: Phases | undefined;
+  /** Its trace, when the tracing channel has subscribers; and whether its `end` was published. */
+  trace: CallTrace | undefined;
+  traceEnded = false;
   sentAt = 0;
   abort: (() => void) | undefined;
   /** A synchronous call: settled into these fields, with no promise. */
@@ -209,6 +250,10 @@ export class RpcChannel extends EventEmitter<ChannelEvents> implements Channel, 
   private outstanding = 0;
   private readonly maxOutstanding: number;
   private readonly waiting: Pending[] = [];
+  /** Calls outstanding that are measured: a reply's arrival is timed only while there are any. */
+  private observedCalls = 0;
+  /** The interceptors composed around `invoke`, or undefined for none. */
+  private readonly chain: CallNext | undefined;
   /** Reconnecting: failed dials since the connection was last ready, and the timer of the next. */
   private dials = 0;
   private redialTimer: NodeJS.Timeout | undefined;
@@ -235,6 +280,12 @@ export class RpcChannel extends EventEmitter<ChannelEvents> implements Channel, 
       throw new RangeError(`maxOutstanding must be a number ≥ 1, got ${String(max)}`);
     }
     this.maxOutstanding = max;
+    try {
+      this.chain = compose(options.interceptors, (c) => this.invoke(c.service, c.procedure, c.args, c.auth, c.timeoutMs, c.signal));
+    } catch (e) {
+      void link.close();
+      throw e;
+    }
     for (const name of ["retransmitMs", "maxRetransmitMs"] as const) {
       const v = options[name];
       // 0 would retransmit on every turn of the event loop.
@@ -266,19 +317,38 @@ export class RpcChannel extends EventEmitter<ChannelEvents> implements Channel, 
     client: ClientOptions | undefined,
     options: CallOptions | undefined,
   ): Promise<R> {
-    const observed = callChannel.hasSubscribers || this.options.onCall !== undefined;
+    const timeout = options?.timeoutMs ?? client?.timeoutMs ?? defaultTimeoutMs;
+    const signal = options?.signal ?? client?.signal;
+    const chain = this.chain;
+    if (chain === undefined) return this.invoke(service, procedure, args, client?.auth, timeout, signal);
+    const call: ClientCall<A> = { service, procedure, args, auth: client?.auth, timeoutMs: timeout, signal, transport: this.transport };
+    try {
+      return chain(call as ClientCall) as Promise<R>;
+    } catch (e) {
+      return Promise.reject(e); // an interceptor that threw rather than returning a rejected promise
+    }
+  }
+
+  /** One transmission of a call, under its own xid: what the innermost `next` runs. */
+  private invoke<A, R>(
+    service: ServiceDescription,
+    procedure: ProcedureDescription<A, R>,
+    args: A,
+    auth: ClientOptions["auth"],
+    timeout: number,
+    signal: AbortSignal | undefined,
+  ): Promise<R> {
+    const observed = callChannel.hasSubscribers || this.options.onCall !== undefined || callTracing.hasSubscribers;
     const start = observed ? now() : 0;
     if (this.closed !== undefined) return Promise.reject(new RpcError("CLOSED", `channel is closed: ${this.closed.message}`));
-    const signal = options?.signal ?? client?.signal;
     if (signal?.aborted) return Promise.reject(new RpcError("ABORTED", `${procedure.name} was aborted before it was sent`, { cause: signal.reason }));
-    const timeout = options?.timeoutMs ?? client?.timeoutMs ?? defaultTimeoutMs;
     if (!(timeout >= 0) || typeof timeout !== "number") {
       return Promise.reject(new RangeError(`${procedure.name}: timeoutMs must be a number ≥ 0 (Infinity: no timeout), got ${String(timeout)}`));
     }
 
     let cred: OpaqueAuth;
     try {
-      cred = this.credentialsOf(client);
+      cred = this.credentialsOf(auth);
     } catch (error) {
       return Promise.reject(credentialsError(procedure.name, error));
     }
@@ -288,10 +358,7 @@ export class RpcChannel extends EventEmitter<ChannelEvents> implements Channel, 
     capturing = p;
     p.promise = new Promise(capture);
     capturing = undefined;
-    if (observed) {
-      p.ledger = new CopyLedger();
-      p.phases = {};
-    }
+    if (observed) this.observe(p);
     p.deadline = Date.now() + timeout;
     if (this.link.datagram) p.interval = this.options.retransmitMs ?? 500;
     this.pending.set(p.xid, p);
@@ -299,14 +366,48 @@ export class RpcChannel extends EventEmitter<ChannelEvents> implements Channel, 
       this.waiting.push(p); // sent when a call ends, or once reconnected; its deadline runs meanwhile
       this.schedule(p.deadline);
     } else {
-      if (!this.launch(p, start)) return p.promise as Promise<R>;
+      if (!this.launch(p, start)) {
+        if (p.trace !== undefined) this.traceEnd(p);
+        return p.promise as Promise<R>;
+      }
       this.schedule(this.link.datagram ? Math.min(p.deadline, p.retransmitAt) : p.deadline);
     }
     if (signal !== undefined) {
       p.abort = () => this.abandon(p, new RpcError("ABORTED", `${procedure.name} was aborted`, { cause: signal.reason }));
       signal.addEventListener("abort", p.abort, { once: true });
     }
+    if (p.trace !== undefined) this.traceEnd(p);
     return p.promise as Promise<R>;
+  }
+
+  /** Sets up the measurement of a call someone listens to, and opens its trace. */
+  private observe(p: Pending): void {
+    p.ledger = new CopyLedger();
+    p.phases = {};
+    this.observedCalls++;
+    if (!callTracing.hasSubscribers) return;
+    const { service, procedure } = p;
+    p.trace = {
+      xid: p.xid,
+      program: service.program,
+      version: service.version,
+      service: service.name,
+      procedure: procedure.number,
+      procedureName: procedure.name,
+      mode: service.path.mode,
+      transport: this.transport,
+      peer: this.link.peer,
+      startTime: startTime(),
+      status: undefined,
+      phases: p.phases,
+    };
+    callTracing.start.publish(p.trace);
+  }
+
+  /** The call has been handed on, or has ended at once (then its `error` came first and no async events follow). */
+  private traceEnd(p: Pending): void {
+    callTracing.end.publish(p.trace!);
+    p.traceEnded = true;
   }
 
   /**
@@ -325,7 +426,8 @@ export class RpcChannel extends EventEmitter<ChannelEvents> implements Channel, 
   ): R {
     const link = this.link;
     if (link.waitSync === undefined) throw new TypeError(`${procedure.name}: synchronous calls need a transport that completes calls without the event loop (shm), not ${link.kind}`);
-    const observed = callChannel.hasSubscribers || this.options.onCall !== undefined;
+    if (this.chain !== undefined) throw new TypeError(`${procedure.name}: this channel has interceptors, which return promises: call it asynchronously`);
+    const observed = callChannel.hasSubscribers || this.options.onCall !== undefined || callTracing.hasSubscribers;
     const start = observed ? now() : 0;
     if (this.closed !== undefined) throw new RpcError("CLOSED", `channel is closed: ${this.closed.message}`);
     const signal = options?.signal ?? client?.signal;
@@ -337,17 +439,14 @@ export class RpcChannel extends EventEmitter<ChannelEvents> implements Channel, 
     }
     let cred: OpaqueAuth;
     try {
-      cred = this.credentialsOf(client);
+      cred = this.credentialsOf(client?.auth);
     } catch (error) {
       throw credentialsError(procedure.name, error);
     }
     this.xid = (this.xid + 1) >>> 0;
     const p = new Pending(this.xid, service, procedure as ProcedureDescription, args, cred, undefined);
     p.sync = true;
-    if (observed) {
-      p.ledger = new CopyLedger();
-      p.phases = {};
-    }
+    if (observed) this.observe(p);
     p.deadline = Date.now() + timeout;
     this.pending.set(p.xid, p);
     this.launch(p, start);
@@ -356,6 +455,7 @@ export class RpcChannel extends EventEmitter<ChannelEvents> implements Channel, 
       const detail = `no reply to ${procedure.name} (xid ${p.xid}) within the timeout`;
       this.settle(p, new RpcError("TIMEOUT", why === undefined ? detail : `${detail}: ${why}`));
     }
+    if (p.trace !== undefined) this.traceEnd(p); // as traceSync: start, error, end
     if (p.error !== undefined) throw p.error;
     return p.value as R;
   }
@@ -443,7 +543,7 @@ export class RpcChannel extends EventEmitter<ChannelEvents> implements Channel, 
   }
 
   private receive(message: Uint8Array, received: CopyLedger): void {
-    const arrived = this.options.onCall !== undefined || callChannel.hasSubscribers ? now() : 0;
+    const arrived = this.observedCalls > 0 ? now() : 0;
     const r = this.reader;
     r.reset(message);
     let header: ReplyHeader;
@@ -516,7 +616,10 @@ export class RpcChannel extends EventEmitter<ChannelEvents> implements Channel, 
       if (this.waiting.length > 0) this.pump();
     }
     if (this.drained !== undefined && this.pending.size === 0) this.drained();
-    this.finish(p, error === undefined);
+    if (p.phases !== undefined) {
+      this.observedCalls--;
+      this.finish(p, error, result);
+    }
     if (p.sync) {
       p.settled = true;
       p.value = result;
@@ -525,8 +628,8 @@ export class RpcChannel extends EventEmitter<ChannelEvents> implements Channel, 
     else p.reject(error);
   }
 
-  private finish(p: Pending, ok: boolean): void {
-    if (p.phases === undefined) return;
+  private finish(p: Pending, error: unknown, result: unknown): void {
+    const ok = error === undefined;
     const record = {
       xid: p.xid,
       program: p.service.program,
@@ -536,14 +639,30 @@ export class RpcChannel extends EventEmitter<ChannelEvents> implements Channel, 
       transport: this.transport,
       ok,
       ...p.ledger!.snapshot(),
-      phases: p.phases,
+      phases: p.phases!,
     };
     if (callChannel.hasSubscribers) callChannel.publish(record);
     this.options.onCall?.(record);
+    const trace = p.trace;
+    if (trace === undefined) return;
+    trace.copies = record.copies;
+    trace.bytesCopied = record.bytesCopied;
+    if (ok) {
+      trace.status = "SUCCESS";
+      trace.result = result;
+    } else {
+      trace.status = error instanceof RpcError ? error.status : "ERROR";
+      trace.error = error;
+      callTracing.error.publish(trace);
+    }
+    // Ended after `end` (the usual asynchronous call): the async events, before the caller resumes.
+    if (p.traceEnded) {
+      callTracing.asyncStart.publish(trace);
+      callTracing.asyncEnd.publish(trace);
+    }
   }
 
-  private credentialsOf(client: ClientOptions | undefined): OpaqueAuth {
-    const auth = client?.auth;
+  private credentialsOf(auth: ClientOptions["auth"]): OpaqueAuth {
     if (auth === undefined) return AUTH_NONE;
     if ("body" in auth) return auth;
     let cred = this.credentials.get(auth);
@@ -685,6 +804,21 @@ function reconnectOptions(option: ChannelOptions["reconnect"], link: ClientTrans
     }
   }
   return { initialDelayMs, maxDelayMs: Math.max(initialDelayMs, maxDelayMs) };
+}
+
+/** The interceptors around `last`, the first outermost; undefined for none. */
+function compose(interceptors: readonly Interceptor[] | undefined, last: CallNext): CallNext | undefined {
+  if (interceptors === undefined) return undefined;
+  if (!Array.isArray(interceptors)) throw new TypeError("interceptors must be an array of functions");
+  if (interceptors.length === 0) return undefined;
+  let next = last;
+  for (let i = interceptors.length - 1; i >= 0; i--) {
+    const interceptor: unknown = interceptors[i];
+    if (typeof interceptor !== "function") throw new TypeError(`interceptors[${i}] is not a function`);
+    next = (interceptor as Interceptor)(next);
+    if (typeof next !== "function") throw new TypeError(`interceptors[${i}] returned ${String(next)}, not the function a call goes through`);
+  }
+  return next;
 }
 
 /** Credentials that cannot be encoded (17 gids, a uid of −1) fail the call as bad arguments do. */
