@@ -62,7 +62,7 @@ class RecordWriter {
   constructor(private readonly socket: Socket) {}
 
   send(buffer: Uint8Array, end: number, ledger: CopyLedger | undefined, release: (b: Uint8Array) => void): void {
-    if (this.socket.destroyed) {
+    if (this.socket.destroyed || this.socket.writableEnded) {
       release(buffer);
       return;
     }
@@ -483,10 +483,26 @@ class StreamListener {
     };
   }
 
+  private netClosed: Promise<void> | undefined;
+
+  /** No more connections; the open ones stay. */
+  stop(): Promise<void> {
+    return (this.netClosed ??= new Promise((resolve) => this.net.close(() => resolve())));
+  }
+
+  /**
+   * Closes every connection after what it has queued (replies written, then FIN); one whose
+   * peer does not read it out within a second is dropped.
+   */
   close(done: () => void): void {
     clearInterval(this.timer);
-    for (const s of this.sockets) s.destroy();
-    this.net.close(() => done());
+    void this.stop().then(done);
+    for (const s of this.sockets) {
+      s.end();
+      const late = setTimeout(() => s.destroy(), 1000);
+      late.unref();
+      s.once("close", () => clearTimeout(late));
+    }
   }
 }
 
@@ -510,6 +526,7 @@ export function listenStream(server: Dispatcher, options: StreamListenOptions): 
       resolve({
         address,
         stats: () => listener.stats,
+        stop: () => void listener.stop(),
         close: () =>
           new Promise<void>((done) => {
             listener.close(() => {
