@@ -134,9 +134,9 @@ class PhasePeer {
     });
   }
 
-  async take(key: string): Promise<Served> {
-    const m = await this.request<{ records: ServedRow[] }>({ type: "take" }, "records");
-    return new Map(m.records.filter((r) => r.key === key).map((r) => [r.xid, r]));
+  /** Every served call's record since the last take. */
+  async take(): Promise<ServedRow[]> {
+    return (await this.request<{ records: ServedRow[] }>({ type: "take" }, "records")).records;
   }
 
   async close(): Promise<void> {
@@ -212,6 +212,30 @@ export function phaseRow(mode: Mode, transport: PhaseTransport, proc: PhaseProc,
   };
 }
 
+/** A channel of the section, with the cases (procedures) called on it. */
+interface Opened {
+  readonly key: string;
+  readonly mode: Mode;
+  readonly transport: PhaseTransport;
+  channel?: Channel;
+  ring?: Ring;
+  /** Where the channel's onCall hook puts records now (undefined: nowhere, e.g. warm-up). */
+  target: CallRecord[] | undefined;
+  /** The server's records of this channel's calls, by xid. */
+  readonly served: Served;
+  /** Calls made on the channel (the shm ring waits for its worker to publish this many). */
+  made: number;
+  readonly cases: OpenedCase[];
+}
+
+interface OpenedCase {
+  readonly proc: PhaseProc;
+  readonly one: () => Promise<unknown>;
+  readonly records: CallRecord[];
+}
+
+const errText = (e: unknown): string => (e instanceof Error ? e.message.split("\n")[0]! : String(e));
+
 const us = (ns: number): string => (ns / 1000).toFixed(ns >= 10_000 ? 1 : 2);
 
 export const phaseSection: Section = {
@@ -219,7 +243,8 @@ export const phaseSection: Section = {
   title: "Where a call's time goes: latency phases and copies per call, from the runtime's CallRecords",
   async run(ctx: BenchContext) {
     const warmup = ctx.quick ? 100 : 400;
-    const calls = ctx.quick ? 150 : 1000;
+    const rounds = ctx.quick ? 3 : 10;
+    const calls = ctx.quick ? 150 : 2000;
     const modules = await ctx.benchModules();
     const data = payload();
     const dir = mkdtempSync(join(tmpdir(), "rpcgen-ts-phases-"));
@@ -241,77 +266,97 @@ export const phaseSection: Section = {
       } catch (e) {
         peerError = `the server process did not start: ${e instanceof Error ? e.message.split("\n")[0]! : String(e)}`;
       }
+      // Every channel is opened first; then rounds, each making a few calls of every case in
+      // turn, so a change of load during the section falls on every case alike (as the timed
+      // sections' interleaved rounds do).
+      const opened: Opened[] = [];
       for (const [mode, m] of modules) {
         const binding = benchBinding(m.exports, m.sourcePath);
         for (const t of phaseTransports) {
-          const clientRecords: CallRecord[] = [];
-          let keep = false;
-          const onCall = (r: CallRecord): void => void (keep && clientRecords.push(r));
-          let channel: Channel | undefined;
-          let inprocServed: Served | undefined;
-          let ring: Ring | undefined;
-          let made = 0;
+          const key = `${mode}/${t}`;
+          const o: Opened = { key, mode, transport: t, target: undefined, served: new Map(), made: 0, cases: [] };
+          const onCall = (r: CallRecord): void => void o.target?.push(r);
           try {
-            let o: ConnectOptions;
+            let options: ConnectOptions;
             const ends = ready.servers[mode];
             if ((t === "tcp" || t === "udp" || t === "unix") && ends === undefined) throw new Error(Object.keys(ready.servers).length === 0 ? peerError : `the server process serves no ${mode} module`);
             switch (t) {
               case "inproc": {
-                const served: Served = new Map();
-                inprocServed = served;
-                const key = `${mode}/inproc`;
+                const served = o.served;
                 const server = createServer({ onServe: (r) => void served.set(r.xid, { ...servedFrom(r), key }) }).register(
                   binding.service,
                   benchHandlers() as unknown as HandlersOf<BenchService>,
                 );
-                o = { transport: "inproc", server, onCall };
+                options = { transport: "inproc", server, onCall };
                 break;
               }
               case "shm":
-                ring = new Ring();
-                o = { transport: "shm", module: new URL("./phase-shm-server.js", import.meta.url), data: { module: js(m.sourcePath), ring: ring.sab }, services: [binding.service], onCall };
+                o.ring = new Ring();
+                options = { transport: "shm", module: new URL("./phase-shm-server.js", import.meta.url), data: { module: js(m.sourcePath), ring: o.ring.sab }, services: [binding.service], onCall };
                 break;
               case "tcp":
-                o = { transport: "tcp", host: "127.0.0.1", port: ends!.tcp, onCall };
+                options = { transport: "tcp", host: "127.0.0.1", port: ends!.tcp, onCall };
                 break;
               case "udp":
-                o = { transport: "udp", host: "127.0.0.1", port: ends!.udp, onCall };
+                options = { transport: "udp", host: "127.0.0.1", port: ends!.udp, onCall };
                 break;
               case "unix":
-                o = { transport: "unix", path: ends!.unix, onCall };
+                options = { transport: "unix", path: ends!.unix, onCall };
                 break;
             }
             const before = threadIds();
-            channel = await connect(o);
+            o.channel = await connect(options);
             if (t === "shm") pinThreads([...threadIds()].filter((x) => !before.has(x)), ctx.pinning.server);
-            const client = new binding.Client(channel, { timeoutMs: CALL_TIMEOUT_MS });
-            const key = `${mode}/${t}`;
-            const take = async (): Promise<Served> => {
-              if (inprocServed !== undefined) {
-                const s = new Map(inprocServed);
-                inprocServed.clear();
-                return s;
-              }
-              if (ring !== undefined) return ring.take(key, made);
-              return peer!.take(key);
-            };
-            for (const p of phaseProcs) {
-              const one = callOf(p, client, data);
-              for (let i = 0; i < warmup; i++, made++) await one();
-              await take();
-              clientRecords.length = 0;
-              keep = true;
-              for (let i = 0; i < calls; i++, made++) await one();
-              keep = false;
-              const row = phaseRow(mode, t, p, clientRecords, await take());
-              if (row === undefined) errors[`${key}/${p}`] = "no client record paired with a server record";
-              else rows.push(row);
-            }
+            const client = new binding.Client(o.channel, { timeoutMs: CALL_TIMEOUT_MS });
+            for (const p of phaseProcs) o.cases.push({ proc: p, one: callOf(p, client, data), records: [] });
+            opened.push(o);
           } catch (e) {
-            errors[`${mode}/${t}`] = e instanceof Error ? e.message.split("\n")[0]! : String(e);
-          } finally {
-            await channel?.close().catch(() => undefined);
+            errors[key] = errText(e);
+            await o.channel?.close().catch(() => undefined);
           }
+        }
+      }
+      /** Collects the server records of every channel's calls so far (the peer's in one request). */
+      const collect = async (): Promise<void> => {
+        const fromPeer = opened.some((o) => o.ring === undefined && o.transport !== "inproc") && peer !== undefined ? await peer.take() : [];
+        for (const r of fromPeer) opened.find((o) => o.key === r.key)?.served.set(r.xid, r);
+        for (const o of opened) if (o.ring !== undefined) for (const [xid, r] of o.ring.take(o.key, o.made)) o.served.set(xid, r);
+      };
+      const runCalls = async (o: Opened, c: OpenedCase, n: number, keep: boolean): Promise<void> => {
+        o.target = keep ? c.records : undefined;
+        try {
+          for (let i = 0; i < n; i++, o.made++) await c.one();
+        } finally {
+          o.target = undefined;
+        }
+      };
+      const failed = new Set<Opened>();
+      const each = async (f: (o: Opened, c: OpenedCase) => Promise<void>): Promise<void> => {
+        for (const o of opened) {
+          if (failed.has(o)) continue;
+          try {
+            for (const c of o.cases) await f(o, c);
+          } catch (e) {
+            errors[o.key] = errText(e);
+            failed.add(o);
+          }
+        }
+      };
+      await each((o, c) => runCalls(o, c, warmup, false));
+      await collect();
+      for (const o of opened) o.served.clear();
+      for (let round = 0; round < rounds; round++) {
+        await each((o, c) => runCalls(o, c, Math.ceil(calls / rounds), true));
+        // The shm rings hold RING_SLOTS calls each: empty them every round.
+        await collect();
+      }
+      for (const o of opened) {
+        await o.channel?.close().catch(() => undefined);
+        if (failed.has(o)) continue;
+        for (const c of o.cases) {
+          const row = phaseRow(o.mode, o.transport, c.proc, c.records, o.served);
+          if (row === undefined) errors[`${o.key}/${c.proc}`] = "no client record paired with a server record";
+          else rows.push(row);
         }
       }
     } finally {
@@ -322,6 +367,7 @@ export const phaseSection: Section = {
     ctx.results.note("phases", "method", {
       warmupCalls: warmup,
       calls,
+      rounds,
       arrangement: "tcp, unix, udp: server in its own process; shm: worker thread; inproc: this thread",
       transit: "the client's transit less the server's four phases, per call (wire and event-loop hand-offs)",
       overlap: "where the server's phases outlast the client's transit, the server ran inside the client's send: the overlap is drawn as server time, taken from send",
@@ -329,7 +375,7 @@ export const phaseSection: Section = {
     ctx.results.note("phases", "rows", rows);
     if (Object.keys(errors).length > 0) ctx.results.note("phases", "errors", errors);
 
-    ctx.log(`${calls} observed calls per case after ${warmup} warm-up calls; median µs per phase (client: call, send, resume; server: receive, dispatch, execute, reply; transit: the rest of the round trip)`);
+    ctx.log(`${calls} observed calls per case in ${rounds} interleaved rounds, after ${warmup} warm-up calls; median µs per phase (client: call, send, resume; server: receive, dispatch, execute, reply; transit: the rest of the round trip)`);
     ctx.log();
     ctx.log(
       table(
