@@ -8,7 +8,7 @@ export * from "./stub/index.js";
 export { describeService, type TransportKind } from "./call/service.js";
 export { RpcChannel, type ChannelCloseOptions, type ChannelEvents, type ChannelOptions, type ChannelState, type FlavorParams, type ReconnectOptions } from "./endpoint/client.js";
 export { authNoneFlavor, authRegistry, authSysFlavor, defaultAuthFlavors, processAuthSys, type AuthContext, type AuthFlavorEntry, type AuthRegistry, type AuthVerifier } from "./auth/index.js";
-export { defaultVerifiers, ServerCore, type AuthCheck, type FlavorVerifier, type ServerOptions } from "./endpoint/server.js";
+export { defaultVerifiers, ServerCore, type AuthCheck, type FlavorVerifier, type ServerCloseOptions, type ServerOptions } from "./endpoint/server.js";
 export { RpcError, type RpcStatus } from "./rpc/errors.js";
 export { AcceptStat, AuthFlavor, AuthStat, AUTH_NONE, type AuthSysParams, type OpaqueAuth } from "./rpc/message.js";
 export { callChannel, serveChannel, type CallHook, type CallRecord, type Phases } from "./call/timing.js";

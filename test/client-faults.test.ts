@@ -237,7 +237,7 @@ describe("timeouts", () => {
   it("a retransmission interval that is not > 0 is refused when the channel is made", async () => {
     const server = createServer().register(example.service, exampleHandlers());
     for (const options of [{ retransmitMs: 0 }, { maxRetransmitMs: -5 }, { retransmitMs: Number.NaN }]) {
-      await expect(connect({ transport: "inproc", server, ...options })).rejects.toThrow(/^(max)?[rR]etransmitMs must be a number > 0, got /);
+      await expect(connect({ transport: "inproc", server, ...options })).rejects.toThrow(/^RPC BAD_OPTIONS: connect: (max)?[rR]etransmitMs must be a number > 0, got /);
     }
   });
 });

@@ -59,7 +59,10 @@ async function startServer(ports?: { tcp: number; udp: number }, delays?: number
 }
 
 async function open(transport: "tcp" | "udp", port: number): Promise<Channel> {
-  const channel = await connect({ transport, host, port, retransmitMs: 100, maxRetransmitMs: 400 });
+  // What is tested here is how each transport learns of the death: the TCP channel is not to
+  // reconnect, the UDP one is to retransmit through ICMP port unreachable (test/lifetimes and
+  // test/connect-errors test the defaults).
+  const channel = await connect({ transport, host, port, retransmitMs: 100, maxRetransmitMs: 400, reconnect: false, unreachable: "retransmit" });
   channels.push(channel);
   return channel;
 }
@@ -142,7 +145,7 @@ describe("a server killed mid-call and restarted", () => {
     expect(statusOf(late)).toBe("CLOSED");
     expect(late.at - killed).toBeLessThan(3000);
     // Nothing listens now: a new connection is refused with a clear error.
-    await expect(connect({ transport: "tcp", host, port: first.tcp })).rejects.toMatchObject({ code: "ECONNREFUSED" });
+    await expect(connect({ transport: "tcp", host, port: first.tcp })).rejects.toMatchObject({ status: "UNREACHABLE", cause: { code: "ECONNREFUSED" } });
 
     const udpOutcomes = await Promise.all(udpHeld);
     for (const o of udpOutcomes) {

@@ -210,7 +210,7 @@ async function legitimate(target: { port: number; path?: string }): Promise<numb
 // ---- the tests -------------------------------------------------------------------------
 
 describe("limits are validated", () => {
-  it("bad values throw a RangeError naming the limit; the defaults are documented values", async () => {
+  it("bad values are refused BAD_OPTIONS (a RangeError naming the limit as the cause); the defaults are documented values", async () => {
     const server = createServer().register(service, handlers().table as never);
     for (const [limits, pattern] of [
       [{ maxConnections: 0 }, /limits\.maxConnections must be a whole number from 1/],
@@ -220,7 +220,7 @@ describe("limits are validated", () => {
       [{ maxCallsPerPeer: "8" }, /limits\.maxCallsPerPeer/],
       [{ maxConections: 8 }, /unknown limit "maxConections"/],
     ] as [StreamLimits, RegExp][]) {
-      await expect(server.listen({ transport: "tcp", limits })).rejects.toThrow(RangeError);
+      await expect(server.listen({ transport: "tcp", limits })).rejects.toMatchObject({ status: "BAD_OPTIONS", cause: expect.any(RangeError) });
       await expect(server.listen({ transport: "tcp", limits })).rejects.toThrow(pattern);
     }
     expect(server.listenerStats()).toEqual([]);

@@ -93,6 +93,13 @@ export interface ChannelOptions {
    * the channel is `ready` again.
    */
   readonly reconnect?: boolean | ReconnectOptions;
+  /**
+   * Datagram transports, when the server's host answers with ICMP port unreachable (nobody
+   * listens on the port): "fail" (default) fails the calls sent UNREACHABLE at once;
+   * "retransmit" treats it as a loss and goes on until their timeouts (a server expected back
+   * on the same port).
+   */
+  readonly unreachable?: "fail" | "retransmit";
 }
 
 export interface ReconnectOptions {
@@ -294,6 +301,10 @@ export class RpcChannel extends EventEmitter<ChannelEvents> implements Channel, 
         throw new RangeError(`${name} must be a number > 0, got ${String(v)}`);
       }
     }
+    if (options.unreachable !== undefined && options.unreachable !== "fail" && options.unreachable !== "retransmit") {
+      void link.close();
+      throw new RangeError(`unreachable must be "fail" or "retransmit", got ${JSON.stringify(options.unreachable)}`);
+    }
     this.reconnect = redial === undefined ? undefined : reconnectOptions(options.reconnect, link);
     // Random start: a restarted client must not reuse the xids a server's cache remembers.
     this.xid = (Math.random() * 0x100000000) >>> 0;
@@ -308,6 +319,14 @@ export class RpcChannel extends EventEmitter<ChannelEvents> implements Channel, 
       if (this.link === link) this.dropped(error);
     };
     link.onTooLarge = (xid, bytes, limit) => this.tooLarge(xid, bytes, limit);
+    if (this.options.unreachable !== "retransmit") link.onUnreachable = (error) => this.unreachable(error);
+  }
+
+  /** Nobody listens where the calls went: those sent fail now, not at their timeouts. */
+  private unreachable(error: Error): void {
+    for (const p of [...this.pending.values()]) {
+      if (p.sent) this.settle(p, new RpcError("UNREACHABLE", `${p.procedure.name} (xid ${p.xid}) could not be delivered: ${error.message}`, { cause: error }));
+    }
   }
 
   call<A, R>(

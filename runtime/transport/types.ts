@@ -64,6 +64,11 @@ export interface ClientTransport extends MessageTarget {
    */
   onTooLarge?: (xid: number | undefined, bytes: number, limit: number) => void;
   /**
+   * Set by the channel: the peer is unreachable (a datagram transport's ICMP port unreachable,
+   * which the kernel reports on a connected socket as ECONNREFUSED). Calls sent may fail at once.
+   */
+  onUnreachable?: (error: Error) => void;
+  /**
    * Optional: the channel gave up on the call with this xid (timed out or aborted), so the
    * transport may reclaim what the call holds (a shared-memory slot). Returns why the call
    * never reached the server, if the transport knows, for the caller's error.

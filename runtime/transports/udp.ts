@@ -122,10 +122,12 @@ function udpTransport(socket: Socket, maxMessageBytes: number): ClientTransport 
     transport.onMessage(message, received);
   });
   // A connected UDP socket reports an ICMP port unreachable as ECONNREFUSED on its next
-  // receive. No error of a datagram socket ends the channel: a lost call is retransmitted
-  // and, if it never gets through, times out. Only closing the socket releases the waiters.
+  // receive: the channel is told (it fails the calls sent, as libtirpc's clnt_dg does,
+  // unless asked to retransmit on). No error of a datagram socket ends the channel; only
+  // closing the socket releases every waiter.
   socket.on("error", (e) => {
     lastError = e;
+    if ((e as NodeJS.ErrnoException).code === "ECONNREFUSED") transport.onUnreachable?.(e);
   });
   socket.on("close", () => {
     closed = true;
