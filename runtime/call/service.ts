@@ -41,6 +41,12 @@ export interface MarshalPath<C extends XdrCodec<unknown> = XdrCodec<unknown>> {
 export interface CallContext extends AuthContext {
   readonly transport: TransportKind;
   readonly peer: string;
+  /**
+   * Fires when nobody will read the answer: the call's connection is gone (tcp, unix,
+   * inproc), the server closed (at the end of its grace), or the server's `callTimeoutMs`
+   * passed. ONC RPC carries no deadline from the client, so a client's timeout cannot fire it.
+   */
+  readonly signal: AbortSignal;
 }
 
 export interface ProcedureDescription<A = unknown, R = unknown> {

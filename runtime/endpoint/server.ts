@@ -1,7 +1,8 @@
 import { authRegistry, decodeAuthSys, defaultAuthFlavors, type AuthFlavorEntry } from "../auth/index.js";
 import { synthesized } from "../call/paths.js";
 import { checkService, type CallContext, type HandlersOf, type MarshalPath, type ProcedureDescription, type ServiceDescription } from "../call/service.js";
-import { now, serveChannel, type CallHook, type Phases } from "../call/timing.js";
+import { now, serveChannel, serveTracing, startTime, type CallHook, type CallStatus, type CallTrace, type Phases } from "../call/timing.js";
+import { RpcError } from "../rpc/errors.js";
 import {
   AcceptStat,
   AUTH_NONE,
@@ -11,6 +12,7 @@ import {
   RPC_VERSION,
   writeAcceptedReply,
   writeRejectedReply,
+  type AuthSysParams,
   type CallHeader,
   type OpaqueAuth,
 } from "../rpc/message.js";
@@ -66,7 +68,40 @@ export interface ServerOptions {
    * `onServe` throw is ignored.
    */
   readonly onError?: (error: unknown, call: CallContext) => void;
+  /**
+   * Wrap every call to a handler, the first outermost (see `ServerInterceptor`). Calls the
+   * runtime answers itself (procedure 0, unknown programs, refused credentials) do not pass
+   * through them.
+   */
+  readonly interceptors?: readonly ServerInterceptor[];
+  /**
+   * A handler's `context.signal` fires this long after its call arrived. ONC RPC sends no
+   * deadline with a call (RFC 5531's call header has none; a client's timeout is its own), so
+   * the server can only have its own. Default: none.
+   */
+  readonly callTimeoutMs?: number;
 }
+
+/** A call to a handler as server interceptors see it; `args` may be replaced before `next`. */
+export interface ServerCall<A = unknown> {
+  readonly service: ServiceDescription;
+  readonly procedure: ProcedureDescription<A, unknown>;
+  args: A;
+  readonly context: CallContext;
+}
+
+/** Runs the interceptors further in, then the handler: its result, or a promise of it. */
+export type ServeNext = (call: ServerCall) => unknown;
+
+/**
+ * Server middleware, shaped as the client's `Interceptor` (and Connect-ES's): given the next
+ * step it returns the step that wraps it, composed once per server. What it throws, or its
+ * promise rejects with, is answered SYSTEM_ERR and told to `onError`, as a handler's failure.
+ */
+export type ServerInterceptor = (next: ServeNext) => ServeNext;
+
+/** The handler a ServerCall is for: a symbol, so a spread copy of the call keeps it and nobody trips on it. */
+const handlerOf = Symbol("handler");
 
 export interface ServerCloseOptions {
   /** How long calls in progress may take to be answered before their connections are closed (default 5000 ms). */
@@ -96,6 +131,14 @@ export class ServerCore implements Dispatcher, AsyncDisposable {
   private readonly verifiers = new Map<number, FlavorVerifier>();
   /** Whether an AUTH_NONE call with an AUTH_NONE verifier needs any check (else none is called). */
   private readonly guarded: boolean;
+  /** The interceptors composed around the handler, or undefined for none. */
+  private readonly chain: ServeNext | undefined;
+  /** Aborted when a close's grace ends: the signal of every call in progress then. */
+  private shutdown = new AbortController();
+  /** @internal What a call's signal follows for the server's end. */
+  get closing(): AbortSignal {
+    return this.shutdown.signal;
+  }
 
   constructor(readonly options: ServerOptions = {}) {
     const table: Record<number, unknown> = {};
@@ -108,6 +151,9 @@ export class ServerCore implements Dispatcher, AsyncDisposable {
       this.verifiers.set(flavor, verify as FlavorVerifier);
     }
     this.guarded = options.authenticate !== undefined || this.verifiers.get(AuthFlavor.AUTH_NONE) !== defaultVerifiers[AuthFlavor.AUTH_NONE];
+    const ms = options.callTimeoutMs;
+    if (ms !== undefined && !(typeof ms === "number" && ms >= 0)) throw new RangeError(`createServer: callTimeoutMs must be a number ≥ 0, got ${String(ms)}`);
+    this.chain = composeServer(options.interceptors);
   }
 
   /**
@@ -175,6 +221,10 @@ export class ServerCore implements Dispatcher, AsyncDisposable {
           });
         });
       }
+      // The grace is over: handlers still running are told to stop, then their connections close.
+      const shutdown = this.shutdown;
+      this.shutdown = new AbortController();
+      shutdown.abort(new RpcError("CLOSED", "the server closed"));
       await Promise.all(listeners.map((l) => l.close()));
     } finally {
       this.stopping--;
@@ -221,20 +271,51 @@ export class ServerCore implements Dispatcher, AsyncDisposable {
       phases.receive = parsed - arrived;
     }
     const call = new Call(header, sink, ledger, phases, parsed, this);
-    if (header.rpcvers !== RPC_VERSION) return call.reject({ kind: "rpc-mismatch", low: RPC_VERSION, high: RPC_VERSION });
+    if (this.options.callTimeoutMs !== undefined) call.deadline = Date.now() + this.options.callTimeoutMs;
+    if (phases === undefined || !serveTracing.hasSubscribers) return this.serve(call, message);
+    // Traced: the rest runs inside `start.runStores`, so stores bound there are the handler's.
+    const trace = this.traceOf(call, phases);
+    call.trace = trace;
+    serveTracing.start.runStores(trace, this.serve, this, call, message);
+    call.traceEnded = true;
+    serveTracing.end.publish(trace);
+  }
 
-    const authSys = header.cred.flavor === AuthFlavor.AUTH_SYS ? decodeAuthSys(header.cred.body, this.authReader) : undefined;
-    const context: CallContext = {
+  /** A traced call's context, from what its header names. */
+  private traceOf(call: Call, phases: Phases): CallTrace {
+    const { header } = call;
+    const registered = this.programs.get(header.prog)?.get(header.vers);
+    const service = registered?.service;
+    const procedureName =
+      service === undefined
+        ? undefined
+        : header.proc === 0
+          ? Object.values(service.procedures).find((p) => p.number === 0)?.name
+          : registered!.procedures.get(header.proc)?.description.name;
+    return {
       xid: header.xid,
       program: header.prog,
       version: header.vers,
+      service: service?.name,
       procedure: header.proc,
-      cred: header.cred,
-      verf: header.verf,
-      authSys,
-      transport: sink.kind,
-      peer: sink.peer,
+      procedureName,
+      mode: (service?.path ?? synthesized).mode,
+      transport: call.sink.kind,
+      peer: call.sink.peer,
+      startTime: startTime(),
+      status: undefined,
+      phases,
     };
+  }
+
+  /** Serves a call whose header has been read: authentication, the procedure, its answer. */
+  private serve(call: Call, message: Uint8Array): void {
+    const { header, sink, ledger, phases } = call;
+    const r = this.reader;
+    if (header.rpcvers !== RPC_VERSION) return call.reject({ kind: "rpc-mismatch", low: RPC_VERSION, high: RPC_VERSION });
+
+    const authSys = header.cred.flavor === AuthFlavor.AUTH_SYS ? decodeAuthSys(header.cred.body, this.authReader) : undefined;
+    const context = new ServedContext(header, authSys, sink, call);
     call.context = context;
     if (this.stopping !== 0) return call.accept(AcceptStat.SYSTEM_ERR); // closing: refused, unrun
     // The usual call (AUTH_NONE with an AUTH_NONE verifier, nothing installed to judge it) costs one comparison.
@@ -263,20 +344,13 @@ export class ServerCore implements Dispatcher, AsyncDisposable {
     let started = 0;
     if (phases !== undefined) {
       started = now();
-      phases.dispatch = started - parsed;
+      phases.dispatch = started - call.parsed;
     }
     let result: unknown;
     try {
-      switch (description.arity) {
-        case 0:
-          result = handler(context);
-          break;
-        case 1:
-          result = handler(args, context);
-          break;
-        default:
-          result = handler(...(args as unknown[]), context);
-      }
+      const chain = this.chain;
+      if (chain === undefined) result = invoke(handler, description.arity, args, context);
+      else result = chain({ service, procedure: description, args, context, [handlerOf]: handler } as ServerCall);
     } catch (e) {
       this.failed(e, context);
       return call.accept(AcceptStat.SYSTEM_ERR);
@@ -331,6 +405,7 @@ export class ServerCore implements Dispatcher, AsyncDisposable {
 
   /** @internal Tells `onError`; a hook that throws must not take the connection (or the process) with it. */
   failed(error: unknown, context: CallContext): void {
+    ServedContext.failed(context, error);
     const onError = this.options.onError;
     if (onError === undefined) return;
     try {
@@ -357,9 +432,11 @@ export class ServerCore implements Dispatcher, AsyncDisposable {
     call.sink.send(w.buf, w.pos, call.ledger, this.buffers.finish(w));
   }
 
-  /** @internal */
-  published(call: Call, ok: boolean): void {
+  /** @internal The call has been answered with `status`. */
+  published(call: Call, status: CallStatus): void {
+    if (call.timer !== undefined) clearTimeout(call.timer);
     if (call.phases === undefined) return;
+    const ok = status === "SUCCESS";
     const record = {
       xid: call.header.xid,
       program: call.header.prog,
@@ -374,12 +451,101 @@ export class ServerCore implements Dispatcher, AsyncDisposable {
     };
     if (serveChannel.hasSubscribers) serveChannel.publish(record);
     const onServe = this.options.onServe;
-    if (onServe === undefined) return;
-    try {
-      onServe(record);
-    } catch {
-      // The call is answered; an observer's failure is not the peer's concern.
+    if (onServe !== undefined) {
+      try {
+        onServe(record);
+      } catch {
+        // The call is answered; an observer's failure is not the peer's concern.
+      }
     }
+    const trace = call.trace;
+    if (trace === undefined) return;
+    trace.status = status;
+    trace.copies = record.copies;
+    trace.bytesCopied = record.bytesCopied;
+    if (ok) trace.result = call.result;
+    else {
+      trace.error = call.error ?? new RpcError(status as Exclude<CallStatus, "SUCCESS" | "ERROR">, `program ${trace.program} version ${trace.version} procedure ${trace.procedure} was answered ${status}`);
+      serveTracing.error.publish(trace);
+    }
+    // Answered after `end` (a handler's promise): the async events.
+    if (call.traceEnded) {
+      serveTracing.asyncStart.publish(trace);
+      serveTracing.asyncEnd.publish(trace);
+    }
+  }
+}
+
+/** Calls a handler with its arguments spread as its arity says, and the context last. */
+function invoke(handler: Handler, arity: number, args: unknown, context: CallContext): unknown {
+  switch (arity) {
+    case 0:
+      return handler(context);
+    case 1:
+      return handler(args, context);
+    default:
+      return handler(...(args as unknown[]), context);
+  }
+}
+
+/** The innermost step of every server's interceptors: the handler. */
+const callHandler: ServeNext = (c) => invoke((c as ServerCall & { [handlerOf]: Handler })[handlerOf], c.procedure.arity, c.args, c.context);
+
+function composeServer(interceptors: readonly ServerInterceptor[] | undefined): ServeNext | undefined {
+  if (interceptors === undefined) return undefined;
+  if (!Array.isArray(interceptors)) throw new TypeError("createServer: interceptors must be an array of functions");
+  if (interceptors.length === 0) return undefined;
+  let next = callHandler;
+  for (let i = interceptors.length - 1; i >= 0; i--) {
+    const interceptor: unknown = interceptors[i];
+    if (typeof interceptor !== "function") throw new TypeError(`createServer: interceptors[${i}] is not a function`);
+    next = (interceptor as ServerInterceptor)(next);
+    if (typeof next !== "function") throw new TypeError(`createServer: interceptors[${i}] returned ${String(next)}, not the function a call goes through`);
+  }
+  return next;
+}
+
+const acceptStatus: readonly CallStatus[] = ["SUCCESS", "PROG_UNAVAIL", "PROG_MISMATCH", "PROC_UNAVAIL", "GARBAGE_ARGS", "SYSTEM_ERR"];
+
+/**
+ * What a handler learns about its call. A class rather than a literal so that `signal` is
+ * made only when a handler asks for it: a call that never looks allocates nothing for it.
+ */
+class ServedContext implements CallContext {
+  readonly xid: number;
+  readonly program: number;
+  readonly version: number;
+  readonly procedure: number;
+  readonly cred: OpaqueAuth;
+  readonly verf: OpaqueAuth;
+  readonly transport: ReplySink["kind"];
+  readonly peer: string;
+  readonly #call: Call;
+
+  constructor(
+    header: CallHeader,
+    readonly authSys: AuthSysParams | undefined,
+    sink: ReplySink,
+    call: Call,
+  ) {
+    this.xid = header.xid;
+    this.program = header.prog;
+    this.version = header.vers;
+    this.procedure = header.proc;
+    this.cred = header.cred;
+    this.verf = header.verf;
+    this.transport = sink.kind;
+    this.peer = sink.peer;
+    this.#call = call;
+  }
+
+  get signal(): AbortSignal {
+    return this.#call.signal();
+  }
+
+  /** Keeps what a handler (or hook) of the call threw, for its trace. */
+  static failed(context: CallContext, error: unknown): void {
+    if (context instanceof ServedContext) context.#call.error ??= error;
   }
 }
 
@@ -388,25 +554,54 @@ class Call {
   context: CallContext | undefined;
   /** The path of the service that serves the call, once known (its buffers and its record). */
   path: MarshalPath | undefined;
+  /** `callTimeoutMs`: when the call's signal fires (a Date.now() time; 0: never), its timer once made, and the signal. */
+  deadline = 0;
+  timer: NodeJS.Timeout | undefined;
+  private aborted: AbortSignal | undefined;
+  /** Traced calls: the trace, whether its `end` was published, and what the handler gave. */
+  trace: CallTrace | undefined;
+  traceEnded = false;
+  result: unknown;
+  error: unknown;
 
   constructor(
     readonly header: CallHeader,
     readonly sink: ReplySink,
     readonly ledger: CopyLedger | undefined,
     readonly phases: Phases | undefined,
-    private readonly parsed: number,
+    readonly parsed: number,
     private readonly server: ServerCore,
   ) {}
+
+  /**
+   * The handler's signal, made at its first use: it fires when the call's connection is gone,
+   * when the server closes (at the end of its grace), or at the server's `callTimeoutMs`.
+   */
+  signal(): AbortSignal {
+    if (this.aborted !== undefined) return this.aborted;
+    const sources = [this.server.closing];
+    if (this.sink.signal !== undefined) sources.push(this.sink.signal);
+    if (this.deadline !== 0) {
+      const expired = new AbortController();
+      const ms = this.server.options.callTimeoutMs;
+      const fire = () => expired.abort(new RpcError("TIMEOUT", `the call ran past the server's callTimeoutMs of ${ms} ms`));
+      const left = this.deadline - Date.now();
+      if (left <= 0) fire();
+      else (this.timer = setTimeout(fire, Math.min(left, 0x7fffffff))).unref();
+      sources.push(expired.signal);
+    }
+    return (this.aborted = AbortSignal.any(sources));
+  }
 
   /** An accepted reply without results (every status but SUCCESS). */
   accept(stat: AcceptStat, mismatch?: { low: number; high: number }): void {
     this.server.reply(this, (w) => writeAcceptedReply(w, this.header.xid, AUTH_NONE, stat, mismatch));
-    this.server.published(this, false);
+    this.server.published(this, acceptStatus[stat]!);
   }
 
   reject(reason: Parameters<typeof writeRejectedReply>[2]): void {
     this.server.reply(this, (w) => writeRejectedReply(w, this.header.xid, reason));
-    this.server.published(this, false);
+    this.server.published(this, reason.kind === "rpc-mismatch" ? "RPC_MISMATCH" : "AUTH_ERROR");
   }
 
   succeed(description: ProcedureDescription | undefined, value: unknown, service: ServiceDescription, started = 0): void {
@@ -424,7 +619,8 @@ class Call {
       this.phases.reply = now() - executed;
       if (started === 0) this.phases.dispatch = executed - this.parsed;
     }
-    this.server.published(this, true);
+    if (this.trace !== undefined) this.result = value;
+    this.server.published(this, "SUCCESS");
   }
 }
 

@@ -308,6 +308,7 @@ class UdpEndpoint implements UdpListener {
           authSys: undefined,
           transport: "udp",
           peer: sink.peer,
+          signal: AbortSignal.abort(error), // answered already: nobody waits on this call
         };
         this.onError(error, call);
       } catch {
