@@ -1,3 +1,4 @@
+import { RpcError } from "../rpc/errors.js";
 import type { ClientTransport, Dispatcher, ReplySink, SendMessage } from "../transport/types.js";
 import { CopyLedger } from "../xdr/ledger.js";
 
@@ -13,12 +14,15 @@ export function connectInproc(server: Dispatcher): ClientTransport {
   let open = true;
   // Nothing is copied to deliver a message: each side reads the other's buffer.
   const none = new CopyLedger();
+  // The "connection" is the client's channel: its close is what handlers are told.
+  const lost = new AbortController();
 
   const sink: ReplySink = {
     kind: "inproc",
     headerRoom: 0,
     readsInPlace: true,
     peer: "inproc",
+    signal: lost.signal,
     send(buffer, end, _ledger, release) {
       if (open) transport.onMessage(buffer.subarray(0, end), none);
       release(buffer);
@@ -44,6 +48,7 @@ export function connectInproc(server: Dispatcher): ClientTransport {
 
   const transport: ClientTransport = {
     kind: "inproc",
+    peer: "inproc",
     headerRoom: 0,
     datagram: false,
     readsInPlace: true,
@@ -52,6 +57,7 @@ export function connectInproc(server: Dispatcher): ClientTransport {
     onClose: () => {},
     close: async () => {
       open = false;
+      lost.abort(new RpcError("CLOSED", "the in-process channel closed"));
       transport.onClose(undefined);
     },
   };

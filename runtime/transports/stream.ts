@@ -1,6 +1,7 @@
 import { createServer as createNetServer, connect as netConnect, type Server as NetServer, type Socket } from "node:net";
 import { rmSync } from "node:fs";
 import type { TransportKind } from "../call/timing.js";
+import { RpcError } from "../rpc/errors.js";
 import type { ClientTransport, Dispatcher, Listener, ReplySink } from "../transport/types.js";
 import type { CopyLedger } from "../xdr/ledger.js";
 import { formatPeer } from "./peer.js";
@@ -127,6 +128,7 @@ function streamTransport(socket: Socket, kind: TransportKind, maxMessageBytes: n
   let failure: Error | undefined;
   const transport: ClientTransport = {
     kind,
+    peer: kind === "unix" ? "unix" : formatPeer(socket.remoteAddress, socket.remotePort),
     headerRoom: recordMarkBytes,
     datagram: false,
     readsInPlace: false,
@@ -207,6 +209,9 @@ class StreamConnection implements ReplySink {
     this.go();
   };
   closed = false;
+  /** Aborted when the socket is gone: what handlers of this connection's calls are told. */
+  private readonly lost = new AbortController();
+  readonly signal = this.lost.signal;
   /** What the last sweep saw, and when this connection last made progress. */
   private seenCalls = 0;
   private seenSent = 0;
@@ -352,6 +357,7 @@ class StreamConnection implements ReplySink {
   release(): void {
     if (this.closed) return;
     this.closed = true;
+    this.lost.abort(new RpcError("CLOSED", `the connection from ${this.peer} closed`));
     this.listener.buffered -= this.accounted;
     this.accounted = 0;
     this.listener.calls -= this.calls;

@@ -79,8 +79,10 @@ function udpTransport(socket: Socket, maxMessageBytes: number): ClientTransport 
   let closed = false;
   const received = new CopyLedger();
   let lastError: Error | undefined;
+  const remote = socket.remoteAddress();
   const transport: ClientTransport = {
     kind: "udp",
+    peer: formatPeer(remote.address, remote.port),
     headerRoom: 0,
     datagram: true,
     readsInPlace: false,
