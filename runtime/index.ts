@@ -6,12 +6,12 @@
  */
 export * from "./stub/index.js";
 export { describeService, type TransportKind } from "./call/service.js";
-export { RpcChannel, type ChannelCloseOptions, type ChannelEvents, type ChannelOptions, type ChannelState, type FlavorParams, type ReconnectOptions } from "./endpoint/client.js";
+export { RpcChannel, type ChannelCloseOptions, type ChannelEvents, type ChannelOptions, type ChannelState, type FlavorParams, type ReconnectOptions, type CallNext, type ClientCall, type Interceptor } from "./endpoint/client.js";
 export { authNoneFlavor, authRegistry, authSysFlavor, defaultAuthFlavors, processAuthSys, type AuthContext, type AuthFlavorEntry, type AuthRegistry, type AuthVerifier } from "./auth/index.js";
-export { defaultVerifiers, ServerCore, type AuthCheck, type FlavorVerifier, type ServerCloseOptions, type ServerOptions } from "./endpoint/server.js";
+export { defaultVerifiers, ServerCore, type AuthCheck, type FlavorVerifier, type ServerCloseOptions, type ServerOptions, type ServeNext, type ServerCall, type ServerInterceptor } from "./endpoint/server.js";
 export { RpcError, type RpcStatus } from "./rpc/errors.js";
 export { AcceptStat, AuthFlavor, AuthStat, AUTH_NONE, type AuthSysParams, type OpaqueAuth } from "./rpc/message.js";
-export { callChannel, serveChannel, type CallHook, type CallRecord, type Phases } from "./call/timing.js";
+export { callChannel, callTracing, serveChannel, serveTracing, type CallHook, type CallRecord, type CallStatus, type CallTrace, type CallTracing, type Phases } from "./call/timing.js";
 export type { ClientTransport, Dispatcher, ListenAddress, ReplySink } from "./transport/types.js";
 export { connect, rpcbind, type ConnectOptions, type ShmConnectOptions } from "./connect.js";
 export { createServer, Server, type ListenOptions } from "./listen.js";
