@@ -482,9 +482,22 @@ describe("UDP transport", () => {
 });
 
 describe("UDP retransmission and failure", () => {
-  it("a call to a port where nobody listens times out within its timeout, and the channel lives on", async () => {
+  it("a call to a port where nobody listens fails UNREACHABLE at once (ICMP port unreachable), and the channel lives on", async () => {
     const ex = examples.synthesized;
     const channel = await channelTo(await deadPort(), { retransmitMs: 20, maxRetransmitMs: 40 });
+    const client = clientWith(ex, channel, { timeoutMs: 5000 });
+    const e = await rejection(client.exprocAdd(1, 2));
+    expect(e.status).toBe("UNREACHABLE");
+    expect(e.message).toMatch(/EXPROC_ADD \(xid \d+\) could not be delivered: .*ECONNREFUSED/);
+    expect((e.cause as NodeJS.ErrnoException).code).toBe("ECONNREFUSED");
+    // The ICMP error did not close the channel: the next call is sent, and refused again.
+    const again = await rejection(client.exprocNull());
+    expect(again.status).toBe("UNREACHABLE");
+  }, 5000);
+
+  it('with unreachable: "retransmit", such a call times out within its timeout instead', async () => {
+    const ex = examples.synthesized;
+    const channel = await channelTo(await deadPort(), { retransmitMs: 20, maxRetransmitMs: 40, unreachable: "retransmit" });
     const client = clientWith(ex, channel, { timeoutMs: 200 });
     const start = Date.now();
     const e = await rejection(client.exprocAdd(1, 2));
@@ -492,7 +505,6 @@ describe("UDP retransmission and failure", () => {
     expect(e.status).toBe("TIMEOUT");
     expect(took).toBeGreaterThanOrEqual(190);
     expect(took).toBeLessThan(600);
-    // ICMP port unreachable (ECONNREFUSED) did not close the channel.
     const again = await rejection(client.exprocNull());
     expect(again.status).toBe("TIMEOUT");
   }, 5000);
