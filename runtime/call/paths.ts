@@ -3,7 +3,7 @@ import { Descriptor } from "../xdr/descriptor.js";
 import { copyBytes, type CopyLedger } from "../xdr/ledger.js";
 import { XdrReader } from "../xdr/reader.js";
 import { XdrWriter } from "../xdr/writer.js";
-import { describeService, type MarshalPath, type Mode, type ServiceSpec } from "./service.js";
+import { describeService, type Described, type HandledBy, type MarshalPath, type Mode, type ServicePath, type ServiceSpec } from "./service.js";
 
 /**
  * Marshal paths: how a procedure's arguments and results reach the send buffer and leave the
@@ -23,10 +23,15 @@ import { describeService, type MarshalPath, type Mode, type ServiceSpec } from "
  * (one); descriptor-mode codecs hand out opaque data as views into it, which copies nothing.
  */
 
+/** `path.service(spec)`, or without a spec the function that takes one (`service<Handlers>()`). */
+function serviceOf<C extends XdrCodec<unknown>>(path: MarshalPath<C>, spec: ServiceSpec<C> | undefined): unknown {
+  return spec === undefined ? (s: ServiceSpec<C>) => describeService(path, s) : describeService(path, spec);
+}
+
 /** Nothing to read for `void`: no reader to set up (Null() is every benchmark's first call). */
 const empty = new XdrReader(new Uint8Array(0));
 
-class ClassicPath implements MarshalPath<XdrCodec<unknown>> {
+class ClassicPath implements ServicePath<XdrCodec<unknown>> {
   readonly mode = "classic";
   readonly lendable = false;
   readonly decodesViews = false;
@@ -35,8 +40,10 @@ class ClassicPath implements MarshalPath<XdrCodec<unknown>> {
   private stubIn = new Uint8Array(1024);
   private readonly reader = new XdrReader(new Uint8Array(0));
 
-  service<const S extends ServiceSpec<XdrCodec<unknown>>>(spec: S): S & { readonly path: MarshalPath<XdrCodec<unknown>> } {
-    return describeService(this, spec);
+  service<const S extends ServiceSpec<XdrCodec<unknown>>>(spec: S): Described<S, XdrCodec<unknown>>;
+  service<H>(): <const S extends ServiceSpec<XdrCodec<unknown>>>(spec: S) => Described<S, XdrCodec<unknown>> & HandledBy<H>;
+  service(spec?: ServiceSpec<XdrCodec<unknown>>): unknown {
+    return serviceOf(this, spec);
   }
 
   encode<T>(codec: XdrCodec<T>, value: T, w: XdrWriter, ledger: CopyLedger | undefined, name: string): void {
@@ -94,12 +101,14 @@ abstract class InPlacePath {
   }
 }
 
-class SynthesizedPath extends InPlacePath implements MarshalPath<XdrCodec<unknown>> {
+class SynthesizedPath extends InPlacePath implements ServicePath<XdrCodec<unknown>> {
   readonly mode = "synthesized";
   readonly decodesViews = false;
 
-  service<const S extends ServiceSpec<XdrCodec<unknown>>>(spec: S): S & { readonly path: MarshalPath<XdrCodec<unknown>> } {
-    return describeService(this, spec);
+  service<const S extends ServiceSpec<XdrCodec<unknown>>>(spec: S): Described<S, XdrCodec<unknown>>;
+  service<H>(): <const S extends ServiceSpec<XdrCodec<unknown>>>(spec: S) => Described<S, XdrCodec<unknown>> & HandledBy<H>;
+  service(spec?: ServiceSpec<XdrCodec<unknown>>): unknown {
+    return serviceOf(this, spec);
   }
 
   encode<T>(codec: XdrCodec<T>, value: T, w: XdrWriter, ledger: CopyLedger | undefined, name: string): void {
@@ -117,19 +126,22 @@ class SynthesizedPath extends InPlacePath implements MarshalPath<XdrCodec<unknow
   }
 }
 
-class DescriptorPath extends InPlacePath implements MarshalPath<DescribingCodec<unknown>> {
+class DescriptorPath extends InPlacePath implements ServicePath<DescribingCodec<unknown>> {
   readonly mode = "descriptor";
   readonly decodesViews = true;
   private readonly descriptor = new Descriptor();
 
-  service<const S extends ServiceSpec<DescribingCodec<unknown>>>(spec: S): S & { readonly path: MarshalPath<DescribingCodec<unknown>> } {
+  service<const S extends ServiceSpec<DescribingCodec<unknown>>>(spec: S): Described<S, DescribingCodec<unknown>>;
+  service<H>(): <const S extends ServiceSpec<DescribingCodec<unknown>>>(spec: S) => Described<S, DescribingCodec<unknown>> & HandledBy<H>;
+  service(spec?: ServiceSpec<DescribingCodec<unknown>>): unknown {
+    if (spec === undefined) return (s: ServiceSpec<DescribingCodec<unknown>>) => this.service(s);
     for (const p of Object.values(spec.procedures)) {
       for (const [what, codec] of [["arguments", p.args], ["result", p.result]] as const) {
         // The type says so too; this catches code that got round the types.
         if (typeof (codec as Partial<DescribingCodec<unknown>>).describe !== "function") throw new TypeError(`${p.name}: the ${what} codec ${codec.name} cannot describe its values, so it is no descriptor-mode codec`);
       }
     }
-    return describeService<DescribingCodec<unknown>, S>(this, spec);
+    return describeService(this, spec);
   }
 
   encode<T>(codec: DescribingCodec<T>, value: T, w: XdrWriter, ledger: CopyLedger | undefined, name: string): void {
@@ -148,8 +160,8 @@ class DescriptorPath extends InPlacePath implements MarshalPath<DescribingCodec<
 }
 
 /** Classic (Sun rpcgen's three copies): the stub marshals into its own buffer. */
-export const classic: MarshalPath<XdrCodec<unknown>> = new ClassicPath();
+export const classic: ServicePath<XdrCodec<unknown>> = new ClassicPath();
 /** Synthesized: generated encoders write straight into the transport's send buffer. */
-export const synthesized: MarshalPath<XdrCodec<unknown>> = new SynthesizedPath();
+export const synthesized: ServicePath<XdrCodec<unknown>> = new SynthesizedPath();
 /** Descriptor: generated code describes values; the runtime gathers them in one pass. */
-export const descriptor: MarshalPath<DescribingCodec<unknown>> = new DescriptorPath();
+export const descriptor: ServicePath<DescribingCodec<unknown>> = new DescriptorPath();

@@ -33,9 +33,32 @@ export interface MarshalPath<C extends XdrCodec<unknown> = XdrCodec<unknown>> {
   encode<T>(codec: C & XdrCodec<T>, value: T, w: XdrWriter, ledger: CopyLedger | undefined, name: string): void;
   /** Decodes exactly one value from `message[offset, end)`, counting the passes that move bytes. */
   decode<T>(codec: C & XdrCodec<T>, message: Uint8Array, offset: number, end: number, ledger: CopyLedger | undefined, name: string): T;
-  /** Makes a service description served and called through this path. */
-  service<const S extends ServiceSpec<C>>(spec: S): S & { readonly path: MarshalPath<C> };
 }
+
+/** A marshal path as generated code uses it: the maker of its service descriptions. */
+export interface ServicePath<C extends XdrCodec<unknown> = XdrCodec<unknown>> extends MarshalPath<C> {
+  /** Makes a service description served and called through this path. */
+  service<const S extends ServiceSpec<C>>(spec: S): Described<S, C>;
+  /**
+   * The same, naming the handlers interface generated with the description
+   * (`classic.service<CalcV1Handlers>()({...})`), so that a server's type errors name it.
+   */
+  service<H>(): <const S extends ServiceSpec<C>>(spec: S) => Described<S, C> & HandledBy<H>;
+}
+
+/** A description as a path makes it. */
+export type Described<S, C extends XdrCodec<unknown>> = S & { readonly path: MarshalPath<C> };
+
+/** Types only: the key under which a description names its handlers interface. */
+export declare const handlersType: unique symbol;
+
+/** A description that names the handlers interface generated with it (types only: nothing at run time). */
+export interface HandledBy<H> {
+  readonly [handlersType]?: H;
+}
+
+/** The handlers a server takes for `S`: the interface generated with it if it names one, else `HandlersOf<S>`. */
+export type HandlersFor<S extends ServiceDescription> = S extends HandledBy<infer H> ? (unknown extends H ? HandlersOf<S> : H) : HandlersOf<S>;
 
 /** What a handler learns about the call it serves. */
 export interface CallContext extends AuthContext {

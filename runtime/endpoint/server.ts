@@ -1,6 +1,6 @@
 import { authRegistry, decodeAuthSys, defaultAuthFlavors, type AuthFlavorEntry } from "../auth/index.js";
 import { synthesized } from "../call/paths.js";
-import { checkService, type CallContext, type HandlersOf, type MarshalPath, type ProcedureDescription, type ServiceDescription } from "../call/service.js";
+import { checkService, type CallContext, type HandlersFor, type MarshalPath, type ProcedureDescription, type ServiceDescription } from "../call/service.js";
 import { now, serveChannel, serveTracing, startTime, type CallHook, type CallStatus, type CallTrace, type Phases } from "../call/timing.js";
 import { RpcError } from "../rpc/errors.js";
 import {
@@ -160,7 +160,7 @@ export class ServerCore implements Dispatcher, AsyncDisposable {
    * Serves `service` with `handlers` (one per procedure except procedure 0). A procedure
    * without a handler is answered PROC_UNAVAIL.
    */
-  register<S extends ServiceDescription>(service: S, handlers: HandlersOf<S>): this {
+  register<S extends ServiceDescription>(service: S, handlers: HandlersFor<S>): this {
     checkService(service, "register");
     let versions = this.programs.get(service.program);
     if (versions === undefined) this.programs.set(service.program, (versions = new Map()));

@@ -6,5 +6,5 @@
  */
 export * from "../xdr/index.js";
 export { classic, descriptor, synthesized } from "../call/paths.js";
-export type { ArgumentsOf, CallContext, HandlersOf, MarshalPath, Mode, ProcedureDescription, ResultOf, ServiceDescription, ServiceSpec } from "../call/service.js";
+export type { ArgumentsOf, CallContext, HandledBy, HandlersFor, HandlersOf, MarshalPath, Mode, ProcedureDescription, ResultOf, ServiceDescription, ServicePath, ServiceSpec } from "../call/service.js";
 export { RpcClient, type CallOptions, type Channel, type ClientOptions } from "../endpoint/client.js";
