@@ -1,6 +1,6 @@
 import { isIPv6 } from "node:net";
 import type { ServiceDescription } from "./call/service.js";
-import { RpcChannel, type Channel, type ChannelOptions } from "./endpoint/client.js";
+import { RpcChannel, type ChannelOptions } from "./endpoint/client.js";
 import { Rpcbind, type Dial } from "./binding/rpcbind.js";
 import { RpcError } from "./rpc/errors.js";
 import type { ClientTransport, Dispatcher } from "./transport/types.js";
@@ -57,7 +57,7 @@ export const rpcbind = new Rpcbind(dial);
  * not be reached, or did not answer in time). TCP and Unix channels are given the way to dial
  * again, so they reconnect when the connection drops (ChannelOptions.reconnect).
  */
-export async function connect(options: ConnectOptions): Promise<Channel> {
+export async function connect(options: ConnectOptions): Promise<RpcChannel> {
   const redial = dialerFor(options);
   const link = await redial();
   const streams = options.transport === "tcp" || options.transport === "unix";
