@@ -251,7 +251,7 @@ export class ServerCore implements Dispatcher, AsyncDisposable {
    * or a hook does: a message that is not a call is dropped; everything else is answered.
    */
   dispatch(message: Uint8Array, sink: ReplySink, received: CopyLedger): void {
-    const observed = serveChannel.hasSubscribers || this.options.onServe !== undefined;
+    const observed = serveChannel.hasSubscribers || this.options.onServe !== undefined || serveTracing.hasSubscribers;
     const arrived = observed ? now() : 0;
     const r = this.reader;
     r.reset(message);
