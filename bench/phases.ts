@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { connect, createServer, type CallRecord, type Channel, type ConnectOptions, type HandlersOf, type Mode } from "../runtime/index.js";
 import { quantile, table } from "./harness.js";
-import { affinityOf, pinProcess, pinThreads, restoreAffinity, threadIds } from "./peers.js";
+import { affinityOf, cpuMeter, pinProcess, pinThreads, restoreAffinity, threadIds, type CpuUse } from "./peers.js";
 import type { PhasePeerStart, ServedRow } from "./phase-peer.js";
 import { RING_BYTES, RING_FIELDS, RING_SLOTS } from "./phase-shm-server.js";
 import { benchBinding, benchHandlers, MAXDATA, payload, type BenchClient, type BenchService } from "./rpc-service.js";
@@ -252,6 +252,7 @@ export const phaseSection: Section = {
     pinProcess(process.pid, ctx.pinning.client);
     const rows: PhaseRow[] = [];
     const errors: Record<string, string> = {};
+    let use: CpuUse | undefined;
     let peer: PhasePeer | undefined;
     try {
       const js = (p: string): string => pathToFileURL(p.replace(/\.ts$/, ".js")).href;
@@ -345,11 +346,15 @@ export const phaseSection: Section = {
       await each((o, c) => runCalls(o, c, warmup, false));
       await collect();
       for (const o of opened) o.served.clear();
+      // What the rest of the machine used while the phases were measured: a round trip whose
+      // ends wait for a CPU measures the queue (the timed sections judge their groups by this).
+      const meter = cpuMeter(() => (peer?.child.pid === undefined ? [process.pid] : [process.pid, peer.child.pid]));
       for (let round = 0; round < rounds; round++) {
         await each((o, c) => runCalls(o, c, Math.ceil(calls / rounds), true));
         // The shm rings hold RING_SLOTS calls each: empty them every round.
         await collect();
       }
+      use = meter();
       for (const o of opened) {
         await o.channel?.close().catch(() => undefined);
         if (failed.has(o)) continue;
@@ -373,8 +378,10 @@ export const phaseSection: Section = {
       overlap: "where the server's phases outlast the client's transit, the server ran inside the client's send: the overlap is drawn as server time, taken from send",
     });
     ctx.results.note("phases", "rows", rows);
+    if (use !== undefined) ctx.results.note("phases", "cpu", { ours: use.ours, others: use.others, seconds: use.seconds });
     if (Object.keys(errors).length > 0) ctx.results.note("phases", "errors", errors);
 
+    if (use !== undefined) ctx.log(`(${use.seconds.toFixed(1)} s; CPUs used: ours ${use.ours.toFixed(2)}, other processes ${use.others.toFixed(2)})`);
     ctx.log(`${calls} observed calls per case in ${rounds} interleaved rounds, after ${warmup} warm-up calls; median µs per phase (client: call, send, resume; server: receive, dispatch, execute, reply; transit: the rest of the round trip)`);
     ctx.log();
     ctx.log(

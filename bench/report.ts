@@ -290,12 +290,23 @@ export function chartData(c: ResultCollector, head: { quick: boolean; machine: M
     }));
   const m = head.machine;
   const l = head.load;
+  const during = (name: string): number[] =>
+    (c.sections[name]?.groups ?? []).flatMap((g) => (g.cpu === undefined ? [] : [g.cpu.others]));
+  const timedOthers = during("rpc");
+  const phaseCpu = c.sections["phases"]?.notes["cpu"] as { others: number } | undefined;
+  const busy = [
+    phaseCpu === undefined ? "" : `other processes used ${phaseCpu.others.toFixed(2)} CPUs while the phases were measured`,
+    timedOthers.length === 0 ? "" : `${Math.min(...timedOthers).toFixed(2)}–${Math.max(...timedOthers).toFixed(2)} while the RPC groups were timed`,
+  ]
+    .filter((x) => x !== "")
+    .join(", ");
   return {
     title: `rpcgen-ts: the components of RPC latency, Null()${head.quick ? " (quick run: rough figures)" : ""}`,
     subtitle: [
       `${m.cores} × ${m.cpuModel}, ${(m.memoryBytes / 2 ** 30).toFixed(0)} GiB, Node ${m.node}, ${m.os}`,
       `tcp, unix, udp: server in its own process; shm: worker thread; inproc: one thread. Pinning: ${head.pinning}`,
       `load: 1-min average ${l.loadavgAtStart[0]?.toFixed(2)} at start, ${l.load1Max.toFixed(2)} at most; busy CPUs ${fmt(l.busyCpusMean)} on average (others ≥ ${fmt(l.othersCpusMean)})`,
+      ...(busy === "" ? [] : [`${busy[0]!.toUpperCase()}${busy.slice(1)}`]),
     ],
     latency,
     floors,
