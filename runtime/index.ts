@@ -5,7 +5,7 @@
  * listen (the only modules that name concrete transports).
  */
 export * from "./stub/index.js";
-export { describeService, type TransportKind } from "./call/service.js";
+export { describeService, renumber, type TransportKind } from "./call/service.js";
 export { RpcChannel, type ChannelCloseOptions, type ChannelEvents, type ChannelOptions, type ChannelState, type FlavorParams, type ReconnectOptions, type CallNext, type ClientCall, type Interceptor } from "./endpoint/client.js";
 export { authNoneFlavor, authRegistry, authSysFlavor, defaultAuthFlavors, processAuthSys, type AuthContext, type AuthFlavorEntry, type AuthRegistry, type AuthVerifier } from "./auth/index.js";
 export { defaultVerifiers, ServerCore, type AuthCheck, type FlavorVerifier, type ServerCloseOptions, type ServerOptions, type ServeNext, type ServerCall, type ServerInterceptor } from "./endpoint/server.js";

@@ -2,7 +2,7 @@ import { createSocket, type Socket as UdpSocket } from "node:dgram";
 import { connect as netConnect } from "node:net";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { connect, CopyLedger, createServer, RpcChannel, RpcError, toXdr, type AuthStat, type Channel, type Server, type ServiceDescription } from "../runtime/index.js";
+import { connect, CopyLedger, createServer, renumber, RpcChannel, RpcError, toXdr, type AuthStat, type Channel, type Server, type ServiceDescription } from "../runtime/index.js";
 import type { ClientTransport } from "../runtime/transport/types.js";
 import { arbitraryOf } from "./arbitrary.js";
 import { compile } from "./generated.js";
@@ -55,9 +55,9 @@ beforeAll(async () => {
   // Versions 1 and 3 of the program (PROG_MISMATCH says 1..3), and two more programs in the other modes.
   services = [
     synthesized.service,
-    synthesized.service.path.service({ ...synthesized.service, version: 3 }),
-    classic.service.path.service({ ...classic.service, program: PROGRAM + 1 }),
-    descriptor.service.path.service({ ...descriptor.service, program: PROGRAM + 2 }),
+    renumber(synthesized.service, { version: 3 }),
+    renumber(classic.service, { program: PROGRAM + 1 }),
+    renumber(descriptor.service, { program: PROGRAM + 2 }),
   ];
   server = createServer();
   for (const s of services) server.register(s, countingHandlers(s, counts) as never);

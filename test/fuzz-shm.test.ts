@@ -7,7 +7,7 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { modes } from "../compiler/emit/module.js";
 import type { Type } from "../compiler/model.js";
-import { connect, RpcError, type Channel, type ProcedureDescription, type ServiceDescription } from "../runtime/index.js";
+import { connect, renumber, RpcError, type Channel, type ProcedureDescription, type ServiceDescription } from "../runtime/index.js";
 import { SlotState } from "../runtime/transports/shm-protocol.js";
 import { arbitraryOf } from "./arbitrary.js";
 import { exampleFile, loadExample } from "./example.js";
@@ -52,7 +52,7 @@ let nextXid = 0x6000_0000;
 const register = `import { ExampleV1 as S } from "./synthesized/example.js";
 import { ExampleV1 as C } from "./classic/example.js";
 import { ExampleV1 as D } from "./descriptor/example.js";
-import type { Server, ServiceDescription } from "@rpcgen-ts/runtime";
+import { renumber, type Server, type ServiceDescription } from "@rpcgen-ts/runtime";
 import { semantics } from "./semantics.js";
 
 type F = (...a: unknown[]) => unknown;
@@ -74,7 +74,7 @@ function handlers(service: ServiceDescription, counts: Int32Array): Record<strin
 
 export default function register(server: Server, data: unknown): void {
   const counts = new Int32Array((data as { counts: SharedArrayBuffer }).counts);
-  const services: ServiceDescription[] = [S, S.path.service({ ...S, version: 3 }), C.path.service({ ...C, program: P + 1 }), D.path.service({ ...D, program: P + 2 })];
+  const services: ServiceDescription[] = [S, renumber(S, { version: 3 }), renumber(C, { program: P + 1 }), renumber(D, { program: P + 2 })];
   for (const s of services) server.register(s, handlers(s, counts) as never);
 }
 `;
@@ -108,7 +108,7 @@ beforeAll(async () => {
   }
   registerUrl = pathToFileURL(join(work, "register.js"));
   const [synthesized, classic, descriptor] = await Promise.all([loadExample("synthesized"), loadExample("classic"), loadExample("descriptor")]);
-  services = [synthesized.service, synthesized.service.path.service({ ...synthesized.service, version: 3 }), classic.service.path.service({ ...classic.service, program: PROGRAM + 1 }), descriptor.service.path.service({ ...descriptor.service, program: PROGRAM + 2 })];
+  services = [synthesized.service, renumber(synthesized.service, { version: 3 }), renumber(classic.service, { program: PROGRAM + 1 }), renumber(descriptor.service, { program: PROGRAM + 2 })];
   model = new ServerModel(services);
 }, 60_000);
 

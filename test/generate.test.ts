@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generate, modes } from "../compiler/compile.js";
 import { XdrReader, XdrWriter, type XdrCodec } from "../runtime/index.js";
-import { removeDir, repoRoot, runCli, tempDir } from "./support.js";
+import { removeDir, repoRoot, runCli, tempDir, typeCheck } from "./support.js";
 
 /**
  * The compile API the command, the tests, the benchmark and the demo share: what goes in
@@ -143,5 +143,33 @@ describe("generate", () => {
     await expect(generate({ text: "", files: [] })).rejects.toThrow(/either files or text/);
     await expect(generate({ text: "", mode: "fast" as never })).rejects.toThrow(/unknown mode 'fast'/);
     await expect(generate({ text: "", defines: ["1X"] })).rejects.toThrow(/bad define '1X'/);
+  });
+});
+
+describe("generated code in an application's type errors", () => {
+  it("a missing handler is reported against the generated handlers interface, by name", async () => {
+    const dir = tempDir("handlers");
+    try {
+      const { outputs } = await generate({ text: "program CALC { version CALC_V1 { int ADD(int, int) = 1; int NEG(int) = 2; } = 1; } = 0x20000123;", path: "calc.x" });
+      writeFileSync(join(dir, "calc.ts"), outputs[0]!.text);
+      writeFileSync(
+        join(dir, "app.ts"),
+        'import { createServer } from "@rpcgen-ts/runtime";\nimport { CalcV1 } from "./calc.js";\ncreateServer().register(CalcV1, { add: (a, b) => a + b });\n',
+      );
+      const error = await typeCheck(dir, ["calc.ts", "app.ts"]).then(
+        () => undefined,
+        (e: unknown) => (e as Error).message,
+      );
+      expect(error).toMatch(/app\.ts\(3,\d+\): error TS\d+/);
+      expect(error).toMatch(/Property 'neg' is missing in type .* but required in type 'CalcV1Handlers'/);
+      // With both handlers it type-checks, the parameters typed from the interface.
+      writeFileSync(
+        join(dir, "app.ts"),
+        'import { createServer } from "@rpcgen-ts/runtime";\nimport { CalcV1 } from "./calc.js";\ncreateServer().register(CalcV1, { add: (a, b) => a + b, neg: (a) => -a });\n',
+      );
+      await typeCheck(dir, ["calc.ts", "app.ts"]);
+    } finally {
+      removeDir(dir);
+    }
   });
 });

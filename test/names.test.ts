@@ -234,11 +234,11 @@ describe("names that would clash are refused with file:line:col", () => {
       const text = readFileSync(join(dir, "aside.ts"), "utf8");
       for (const declaration of [
         "export type CalcClient = number;",
-        "export const Calc = synthesized.service({",
+        "export const Calc = synthesized.service<CalcHandlers>()({",
         "export class CalcClient_ extends RpcClient {",
         "export interface CalcHandlers {",
         "export const V1 = 2;",
-        "export const V1_ = synthesized.service({",
+        "export const V1_ = synthesized.service<V1Handlers>()({",
         "export class V1Client extends RpcClient {",
       ]) {
         expect(text).toContain(declaration);

@@ -5,6 +5,7 @@ import {
   AuthStat,
   connect,
   createServer,
+  renumber,
   RpcChannel,
   RpcError,
   type CallContext,
@@ -48,7 +49,7 @@ async function inproc(): Promise<{ channel: Channel; close: () => Promise<void> 
 describe("replies a server gives", () => {
   it("PROG_UNAVAIL for a program it does not export", async () => {
     const { channel, close } = await inproc();
-    const other: ServiceDescription = example.service.path.service({ ...example.service, program: example.service.program + 1 });
+    const other: ServiceDescription = renumber(example.service, { program: example.service.program + 1 });
     const e = await failure(channel.call(other, procedure("exprocNull"), undefined, undefined, undefined));
     expect(e.status).toBe("PROG_UNAVAIL");
     expect(e.message).toMatch(/^RPC PROG_UNAVAIL: /);
@@ -56,10 +57,10 @@ describe("replies a server gives", () => {
   });
 
   it("PROG_MISMATCH with the lowest and highest version it has", async () => {
-    const v3: ServiceDescription = example.service.path.service({ ...example.service, version: 3 });
+    const v3: ServiceDescription = renumber(example.service, { version: 3 });
     const server = createServer().register(example.service, exampleHandlers()).register(v3, exampleHandlers());
     const channel = await connect({ transport: "inproc", server });
-    const v2: ServiceDescription = example.service.path.service({ ...example.service, version: 2 });
+    const v2: ServiceDescription = renumber(example.service, { version: 2 });
     const e = await failure(channel.call(v2, procedure("exprocAdd"), [1, 2], undefined, undefined));
     expect([e.status, e.low, e.high]).toEqual(["PROG_MISMATCH", 1, 3]);
     // Procedure 0 answers for every registered version.

@@ -184,9 +184,10 @@ function serviceDescription(p: Program, v: Version, codecs: ProcedureCodecs, ctx
       {
         name: ctx.names.versions.get(v)!.service,
         // The path the codecs above were generated for makes the description: the mode is
-        // fixed by this code, not by a field the runtime reads.
+        // fixed by this code, not by a field the runtime reads. It names the handlers interface
+        // below, which a server's register then takes (and its type errors name).
         initializer:
-          `${ctx.scope.printer.import(ctx.mode, ctx.runtime)}.service({\nprogram: ${p.number},\nversion: ${v.number},\n` +
+          `${ctx.scope.printer.import(ctx.mode, ctx.runtime)}.service<${ctx.names.versions.get(v)!.handlers}>()({\nprogram: ${p.number},\nversion: ${v.number},\n` +
           `name: ${JSON.stringify(v.name)},\nprocedures: {\n${procedures}\n},\n})`,
       },
     ],

@@ -361,7 +361,7 @@ const PmapVers$pmapprocGetport$result: XdrCodec<number> = {
 };
 
 /** program PMAP_PROG version PMAP_VERS: the service description, pmap_prot.x line 43 */
-export const PmapVers = synthesized.service({
+export const PmapVers = synthesized.service<PmapVersHandlers>()({
   program: 100000,
   version: 2,
   name: "PMAP_VERS",

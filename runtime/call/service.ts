@@ -109,6 +109,15 @@ export function describeService<C extends XdrCodec<unknown>, S extends ServiceSp
   return Object.freeze(description) as unknown as S & { readonly path: MarshalPath<C> };
 }
 
+/**
+ * The same service under other numbers (`renumber(CalcV1, { version: 3 })`): the same path,
+ * procedures and handlers, made again so that it is a description the runtime takes.
+ */
+export function renumber<S extends ServiceDescription>(service: S, numbers: { readonly program?: number; readonly version?: number; readonly name?: string }): S {
+  checkService(service, "renumber");
+  return describeService(service.path, { ...service, ...numbers }) as unknown as S;
+}
+
 /** Throws unless `service` was made by a marshal path (and so runs the codecs generated for it). */
 export function checkService(service: ServiceDescription, where: string): void {
   if (typeof service !== "object" || service === null || !Object.hasOwn(service, madeByPath)) {

@@ -11,7 +11,7 @@
 import { createServer as createNetServer, connect as netConnect, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { modes, type Mode } from "../../compiler/emit/module.js";
-import { connect, createServer, RpcError, voidCodec, type Channel, type ProcedureDescription, type ServiceDescription } from "../../runtime/index.js";
+import { connect, createServer, renumber, RpcError, voidCodec, type Channel, type ProcedureDescription, type ServiceDescription } from "../../runtime/index.js";
 import { RecordDecoder } from "../../runtime/transports/record-marking.js";
 import { exampleHandlers, list, loadExample, payload, record, type Example, type ExampleClient, type ExRecord } from "../example.js";
 import { buildCRpcPeer, runCClient, startCServer, type CRpcPeerBuild, type CServer, type CTransport } from "./c-peer.js";
@@ -185,12 +185,12 @@ describe.each(transports)("over %s", (transport) => {
         const unavailable = await rpcError(channel.call(service, nope, undefined, undefined, undefined));
         expect(unavailable.status).toBe("PROC_UNAVAIL");
 
-        const v2: ServiceDescription = service.path.service({ ...service, version: 2 });
+        const v2: ServiceDescription = renumber(service, { version: 2 });
         const mismatch = await rpcError(channel.call(v2, nullProc, undefined, undefined, undefined));
         expect(mismatch.status).toBe("PROG_MISMATCH");
         expect({ low: mismatch.low, high: mismatch.high }).toEqual({ low: 1, high: 1 });
 
-        const other: ServiceDescription = service.path.service({ ...service, program: service.program + 1 });
+        const other: ServiceDescription = renumber(service, { program: service.program + 1 });
         expect((await rpcError(channel.call(other, nullProc, undefined, undefined, undefined))).status).toBe("PROG_UNAVAIL");
 
         const client = examples[mode].client(channel);

@@ -428,7 +428,7 @@ export const MOUNTPROC_EXPORT = 5;
 export const MOUNTPROC_EXPORTALL = 6;
 
 /** program MOUNTPROG version MOUNTVERS: the service description, mount.x line 107 */
-export const Mountvers = synthesized.service({
+export const Mountvers = synthesized.service<MountversHandlers>()({
   program: 100005,
   version: 1,
   name: "MOUNTVERS",

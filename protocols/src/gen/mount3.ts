@@ -512,7 +512,7 @@ export const MOUNTPROC3_UMNTALL = 4;
 export const MOUNTPROC3_EXPORT = 5;
 
 /** program MOUNT_PROGRAM version MOUNT_V3: the service description, mount3.x line 68 */
-export const MountV3 = synthesized.service({
+export const MountV3 = synthesized.service<MountV3Handlers>()({
   program: 100005,
   version: 3,
   name: "MOUNT_V3",

@@ -7181,7 +7181,7 @@ export const NFSPROC3_PATHCONF = 20;
 export const NFSPROC3_COMMIT = 21;
 
 /** program NFS_PROGRAM version NFS_V3: the service description, nfs3.x line 790 */
-export const NfsV3 = synthesized.service({
+export const NfsV3 = synthesized.service<NfsV3Handlers>()({
   program: 100003,
   version: 3,
   name: "NFS_V3",

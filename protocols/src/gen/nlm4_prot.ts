@@ -1019,7 +1019,7 @@ export const NLMPROC4_NM_LOCK = 22;
 export const NLMPROC4_FREE_ALL = 23;
 
 /** program NLM_PROG version NLM4_VERS: the service description, nlm4_prot.x line 133 */
-export const Nlm4Vers = synthesized.service({
+export const Nlm4Vers = synthesized.service<Nlm4VersHandlers>()({
   program: 100021,
   version: 4,
   name: "NLM4_VERS",

@@ -981,7 +981,7 @@ export const NLM_NM_LOCK = 22;
 export const NLM_FREE_ALL = 23;
 
 /** program NLM_PROG version NLM_VERS: the service description, nlm_prot.x line 168 */
-export const NlmVers = synthesized.service({
+export const NlmVers = synthesized.service<NlmVersHandlers>()({
   program: 100021,
   version: 1,
   name: "NLM_VERS",
@@ -1284,7 +1284,7 @@ export class NlmVersClient extends RpcClient {
 }
 
 /** program NLM_PROG version NLM_VERSX: the service description, nlm_prot.x line 196 */
-export const NlmVersx = synthesized.service({
+export const NlmVersx = synthesized.service<NlmVersxHandlers>()({
   program: 100021,
   version: 3,
   name: "NLM_VERSX",

@@ -1227,7 +1227,7 @@ const Rpcbvers$rpcbprocGettime$result: XdrCodec<number> = {
 };
 
 /** program RPCBPROG version RPCBVERS: the service description, rpcb_prot.x line 338 */
-export const Rpcbvers = synthesized.service({
+export const Rpcbvers = synthesized.service<RpcbversHandlers>()({
   program: 100000,
   version: 3,
   name: "RPCBVERS",
@@ -1390,7 +1390,7 @@ export class RpcbversClient extends RpcClient {
 }
 
 /** program RPCBPROG version RPCBVERS4: the service description, rpcb_prot.x line 364 */
-export const Rpcbvers4 = synthesized.service({
+export const Rpcbvers4 = synthesized.service<Rpcbvers4Handlers>()({
   program: 100000,
   version: 4,
   name: "RPCBVERS4",

@@ -364,7 +364,7 @@ export const RQUOTAPROC_GETQUOTA = 1;
 export const RQUOTAPROC_GETACTIVEQUOTA = 2;
 
 /** program RQUOTAPROG version RQUOTAVERS: the service description, rquota.x line 48 */
-export const Rquotavers = synthesized.service({
+export const Rquotavers = synthesized.service<RquotaversHandlers>()({
   program: 100011,
   version: 1,
   name: "RQUOTAVERS",

@@ -735,7 +735,7 @@ const RstatversTime$rstatprocHavedisk$result: XdrCodec<number> = {
 };
 
 /** program RSTATPROG version RSTATVERS_TIME: the service description, rstat.x line 118 */
-export const RstatversTime = synthesized.service({
+export const RstatversTime = synthesized.service<RstatversTimeHandlers>()({
   program: 100001,
   version: 3,
   name: "RSTATVERS_TIME",
@@ -793,7 +793,7 @@ export class RstatversTimeClient extends RpcClient {
 }
 
 /** program RSTATPROG version RSTATVERS_SWTCH: the service description, rstat.x line 128 */
-export const RstatversSwtch = synthesized.service({
+export const RstatversSwtch = synthesized.service<RstatversSwtchHandlers>()({
   program: 100001,
   version: 2,
   name: "RSTATVERS_SWTCH",
@@ -851,7 +851,7 @@ export class RstatversSwtchClient extends RpcClient {
 }
 
 /** program RSTATPROG version RSTATVERS_ORIG: the service description, rstat.x line 138 */
-export const RstatversOrig = synthesized.service({
+export const RstatversOrig = synthesized.service<RstatversOrigHandlers>()({
   program: 100001,
   version: 1,
   name: "RSTATVERS_ORIG",

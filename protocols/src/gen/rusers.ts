@@ -198,7 +198,7 @@ const Rusersvers3$rusersprocNum$result: XdrCodec<number> = {
 };
 
 /** program RUSERSPROG version RUSERSVERS_3: the service description, rusers.x line 68 */
-export const Rusersvers3 = synthesized.service({
+export const Rusersvers3 = synthesized.service<Rusersvers3Handlers>()({
   program: 100002,
   version: 3,
   name: "RUSERSVERS_3",

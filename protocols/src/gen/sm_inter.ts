@@ -372,7 +372,7 @@ export const statusCodec: XdrCodec<status> = {
 };
 
 /** program SM_PROG version SM_VERS: the service description, sm_inter.x line 35 */
-export const SmVers = synthesized.service({
+export const SmVers = synthesized.service<SmVersHandlers>()({
   program: 100024,
   version: 1,
   name: "SM_VERS",

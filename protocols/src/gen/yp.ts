@@ -1275,7 +1275,7 @@ const Ypvers$ypprocDomain$result: XdrCodec<boolean> = {
 };
 
 /** program YPPROG version YPVERS: the service description, yp.x line 233 */
-export const Ypvers = synthesized.service({
+export const Ypvers = synthesized.service<YpversHandlers>()({
   program: 100004,
   version: 2,
   name: "YPVERS",
@@ -1489,7 +1489,7 @@ export class YpversClient extends RpcClient {
 }
 
 /** program YPPUSH_XFRRESPPROG version YPPUSH_XFRRESPVERS: the service description, yp.x line 277 */
-export const YppushXfrrespvers = synthesized.service({
+export const YppushXfrrespvers = synthesized.service<YppushXfrrespversHandlers>()({
   program: 1073741824,
   version: 1,
   name: "YPPUSH_XFRRESPVERS",
@@ -1545,7 +1545,7 @@ export class YppushXfrrespversClient extends RpcClient {
 }
 
 /** program YPBINDPROG version YPBINDVERS: the service description, yp.x line 297 */
-export const Ypbindvers = synthesized.service({
+export const Ypbindvers = synthesized.service<YpbindversHandlers>()({
   program: 100007,
   version: 2,
   name: "YPBINDVERS",

@@ -265,7 +265,7 @@ const V_$plain$args: XdrCodec<number> = {
 };
 
 /** program P version V: the service description, input.x line 36 */
-export const V_ = classic.service({
+export const V_ = classic.service<VHandlers>()({
   program: 536871065,
   version: 1,
   name: "V",

@@ -350,7 +350,7 @@ const V_$plain$args: DescribingCodec<number> = {
 };
 
 /** program P version V: the service description, input.x line 36 */
-export const V_ = descriptor.service({
+export const V_ = descriptor.service<VHandlers>()({
   program: 536871065,
   version: 1,
   name: "V",

@@ -286,7 +286,7 @@ const V_$plain$args: XdrCodec<number> = {
 };
 
 /** program P version V: the service description, input.x line 36 */
-export const V_ = synthesized.service({
+export const V_ = synthesized.service<VHandlers>()({
   program: 536871065,
   version: 1,
   name: "V",

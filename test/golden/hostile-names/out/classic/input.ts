@@ -477,7 +477,7 @@ const XdrWriter$then_$args: XdrCodec<number> = {
 };
 
 /** program RpcClient version XDR_WRITER: the service description, input.x line 49 */
-export const XdrWriter = classic.service({
+export const XdrWriter = classic.service<XdrWriterHandlers>()({
   program: 536872823,
   version: 1,
   name: "XDR_WRITER",
@@ -602,7 +602,7 @@ const V1_$getX$args: XdrCodec<number> = {
 };
 
 /** program CALC version V1: the service description, input.x line 60 */
-export const V1_ = classic.service({
+export const V1_ = classic.service<V1Handlers>()({
   program: 536872824,
   version: 1,
   name: "V1",

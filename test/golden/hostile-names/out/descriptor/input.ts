@@ -608,7 +608,7 @@ const XdrWriter$then_$args: DescribingCodec<number> = {
 };
 
 /** program RpcClient version XDR_WRITER: the service description, input.x line 49 */
-export const XdrWriter = descriptor.service({
+export const XdrWriter = descriptor.service<XdrWriterHandlers>()({
   program: 536872823,
   version: 1,
   name: "XDR_WRITER",
@@ -745,7 +745,7 @@ const V1_$getX$args: DescribingCodec<number> = {
 };
 
 /** program CALC version V1: the service description, input.x line 60 */
-export const V1_ = descriptor.service({
+export const V1_ = descriptor.service<V1Handlers>()({
   program: 536872824,
   version: 1,
   name: "V1",

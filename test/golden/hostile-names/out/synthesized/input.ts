@@ -519,7 +519,7 @@ const XdrWriter$then_$args: XdrCodec<number> = {
 };
 
 /** program RpcClient version XDR_WRITER: the service description, input.x line 49 */
-export const XdrWriter = synthesized.service({
+export const XdrWriter = synthesized.service<XdrWriterHandlers>()({
   program: 536872823,
   version: 1,
   name: "XDR_WRITER",
@@ -647,7 +647,7 @@ const V1_$getX$args: XdrCodec<number> = {
 };
 
 /** program CALC version V1: the service description, input.x line 60 */
-export const V1_ = synthesized.service({
+export const V1_ = synthesized.service<V1Handlers>()({
   program: 536872824,
   version: 1,
   name: "V1",

@@ -114,7 +114,7 @@ const CalcV1$add$result: XdrCodec<number> = {
 };
 
 /** program CALC_PROG version CALC_V1: the service description, input.x line 7 */
-export const CalcV1 = classic.service({
+export const CalcV1 = classic.service<CalcV1Handlers>()({
   program: 536871169,
   version: 1,
   name: "CALC_V1",
@@ -295,7 +295,7 @@ const CalcV2$find$args: XdrCodec<[string, pair | null]> = {
 };
 
 /** program CALC_PROG version CALC_V2: the service description, input.x line 12 */
-export const CalcV2 = classic.service({
+export const CalcV2 = classic.service<CalcV2Handlers>()({
   program: 536871169,
   version: 2,
   name: "CALC_V2",

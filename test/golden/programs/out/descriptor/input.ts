@@ -151,7 +151,7 @@ const CalcV1$add$result: DescribingCodec<number> = {
 };
 
 /** program CALC_PROG version CALC_V1: the service description, input.x line 7 */
-export const CalcV1 = descriptor.service({
+export const CalcV1 = descriptor.service<CalcV1Handlers>()({
   program: 536871169,
   version: 1,
   name: "CALC_V1",
@@ -382,7 +382,7 @@ const CalcV2$find$args: DescribingCodec<[string, pair | null]> = {
 };
 
 /** program CALC_PROG version CALC_V2: the service description, input.x line 12 */
-export const CalcV2 = descriptor.service({
+export const CalcV2 = descriptor.service<CalcV2Handlers>()({
   program: 536871169,
   version: 2,
   name: "CALC_V2",
