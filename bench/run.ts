@@ -6,6 +6,7 @@ import { parseArgs } from "node:util";
 import type { Mode } from "../runtime/index.js";
 import { codecSection } from "./codecs.js";
 import { rpcSection } from "./rpc.js";
+import { nfsSection } from "./nfs.js";
 import { loadBenchModules, type BenchModule } from "./generated.js";
 import { Budgets, defaultRounds, sinkChecksum, type RoundsOptions } from "./harness.js";
 import { describePinning, pinModes, pinning, type PinMode } from "./peers.js";
@@ -32,7 +33,7 @@ import type { BenchContext, Section } from "./section.js";
  * To add a section (e.g. RPC round trips), export a `Section` from its own module and
  * append it here.
  */
-const sections: readonly Section[] = [codecSection, rpcSection, phaseSection];
+const sections: readonly Section[] = [codecSection, rpcSection, phaseSection, nfsSection];
 
 /** `--quick`: enough rounds for a median, batches long enough to hold a few calls. */
 const quickRounds: RoundsOptions = { batchMs: 4, rounds: 5, warmupMs: 30 };
