@@ -6,8 +6,10 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import {
   callChannel,
+  callTracing,
   connect,
   serveChannel,
+  serveTracing,
   type CallRecord,
   type Channel,
   type ChannelOptions,
@@ -213,23 +215,29 @@ const vsWindowLoop = async (c: UnaryClient, data: Uint8Array, lanes: number, ech
 
 /**
  * The observation gates of one Null() with nobody listening, in a loop: RpcChannel.call's
- * and RpcChannel.receive's `callChannel.hasSubscribers || onCall !== undefined`, and
- * Server.dispatch's `serveChannel.hasSubscribers || onServe !== undefined`. (The
+ * interceptor test (`chain === undefined`) and its
+ * `callChannel.hasSubscribers || onCall !== undefined || callTracing.hasSubscribers`,
+ * RpcChannel.receive's `observedCalls > 0`, and Server.dispatch's
+ * `serveChannel.hasSubscribers || onServe !== undefined || serveTracing.hasSubscribers`
+ * (a tracing channel's `hasSubscribers` asks its five channels). (The
  * `phases`/`ledger !== undefined` tests that follow a false gate are field compares on
  * objects the call path touches anyway.)
  */
 const gatesLoop = (
   cc: { readonly hasSubscribers: boolean },
   sc: { readonly hasSubscribers: boolean },
-  opts: readonly { readonly onCall?: unknown; readonly onServe?: unknown }[],
+  ct: { readonly hasSubscribers: boolean },
+  st: { readonly hasSubscribers: boolean },
+  opts: readonly { readonly onCall?: unknown; readonly onServe?: unknown; readonly chain?: unknown; readonly observedCalls: number }[],
   n: number,
 ): number => {
   let s = 0;
   for (let i = 0; i < n; i++) {
     const o = opts[i & 7]!;
-    if (cc.hasSubscribers || o.onCall !== undefined) s++;
-    if (o.onCall !== undefined || cc.hasSubscribers) s++;
-    if (sc.hasSubscribers || o.onServe !== undefined) s++;
+    if (o.chain === undefined) s++;
+    if (cc.hasSubscribers || o.onCall !== undefined || ct.hasSubscribers) s++;
+    if (o.observedCalls > 0) s++;
+    if (sc.hasSubscribers || o.onServe !== undefined || st.hasSubscribers) s++;
   }
   return s + n;
 };
@@ -698,8 +706,8 @@ class RpcBench {
       const loop = isolated(nullLoop);
       extra.push({ label: "hook/onCall", run: (n) => loop(client, this.data, n).then((x) => x + (last === undefined ? 0 : 1)) });
       const gates = isolated(gatesLoop);
-      const opts = Array.from({ length: 8 }, () => ({ onCall: undefined, onServe: undefined }));
-      extra.push({ label: "hook/gates", run: (n) => gates(callChannel, serveChannel, opts, n) });
+      const opts = Array.from({ length: 8 }, () => ({ onCall: undefined, onServe: undefined, chain: undefined, observedCalls: 0 }));
+      extra.push({ label: "hook/gates", run: (n) => gates(callChannel, serveChannel, callTracing, serveTracing, opts, n) });
     }
     // The floor is one case per size; inproc has no sizes, so it is timed once.
     await this.transportGroup("thread", "inproc", [{ label: floorLabel("thread", "inproc", "Null"), run: hop }], extra);
