@@ -168,6 +168,28 @@ describe("tracing channels", () => {
     }
   });
 
+  it("the README's example: a subscriber that logs each call's start and end", async () => {
+    const log: string[] = [];
+    const console = { log: (line: string) => void log.push(line) };
+    const handlers = {
+      start: (t: CallTrace) => console.log(`→ ${t.service}/${t.procedureName} xid ${t.xid} to ${t.peer}`),
+      asyncEnd: (t: CallTrace) => console.log(`← ${t.procedureName} ${t.status} after ${t.phases.transit} ns in transit`),
+    };
+    tracingChannel<unknown, CallTrace>("rpcgen-ts:call").subscribe(handlers as never);
+    stops.push(() => tracingChannel("rpcgen-ts:call").unsubscribe(handlers as never));
+    const srv = createServer().register(example.service, exampleHandlers());
+    const channel = await connect({ transport: "inproc", server: srv });
+    try {
+      await example.client(channel).exprocAdd(1, 2);
+      expect(log).toHaveLength(2);
+      expect(log[0]).toMatch(/^→ EXAMPLE_V1\/EXPROC_ADD xid \d+ to inproc$/);
+      expect(log[1]).toMatch(/^← EXPROC_ADD SUCCESS after \d+ ns in transit$/);
+    } finally {
+      await channel.close();
+      await srv.close();
+    }
+  });
+
   it("nobody subscribed: no trace, and the records of onCall and onServe are as before", async () => {
     const client = record("rpcgen-ts:call");
     client.stop();
