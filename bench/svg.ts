@@ -243,7 +243,8 @@ export function latencySvg(chart: ChartData): string {
         kind: "floor",
         attrs: { transport: t },
         label: "floor",
-        value: `${usText(floor.ns)} µs${floor.note === undefined ? "" : " *"}`,
+        // The floor's name goes inside its bar, or after its figure when the bar is too short.
+        value: `${usText(floor.ns)} µs${floor.ns * scale >= textWidth(floor.name, 10) + 4 ? "" : ` · ${floor.name}`}${floor.note === undefined ? "" : " *"}`,
         segments: [{ part: "floor", ns: floor.ns, color: FLOOR_COLOR, title: `${floor.name}: ${usText(floor.ns)} µs${floor.note === undefined ? "" : ` (${floor.note})`}`, inside: floor.name }],
         scale,
         y: c.y,
