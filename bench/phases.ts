@@ -171,7 +171,11 @@ class Ring {
   }
 }
 
-const median = (xs: number[]): number => quantile(xs.sort((a, b) => a - b), 0.5);
+const median = (xs: number[]): number =>
+  quantile(
+    xs.sort((a, b) => a - b),
+    0.5,
+  );
 
 /** The row of one case from its paired records; undefined when none paired. */
 export function phaseRow(mode: Mode, transport: PhaseTransport, proc: PhaseProc, client: readonly CallRecord[], served: Served): PhaseRow | undefined {
@@ -203,7 +207,12 @@ export function phaseRow(mode: Mode, transport: PhaseTransport, proc: PhaseProc,
       reply: col((_, s) => s.phases[3]),
       resume: col((c) => c.phases.resume ?? 0),
     },
-    clientPhases: { call: col((c) => c.phases.call ?? 0), send: col((c) => c.phases.send ?? 0), transit: col((c) => c.phases.transit ?? 0), resume: col((c) => c.phases.resume ?? 0) },
+    clientPhases: {
+      call: col((c) => c.phases.call ?? 0),
+      send: col((c) => c.phases.send ?? 0),
+      transit: col((c) => c.phases.transit ?? 0),
+      resume: col((c) => c.phases.resume ?? 0),
+    },
     overlapped: pairs.filter(({ c, s }) => serverSum(s) > (c.phases.transit ?? 0)).length,
     cut: pairs.filter(({ c, s }) => serverSum(s) > (c.phases.transit ?? 0) + (c.phases.send ?? 0)).length,
     totalNs: col((c) => (c.phases.call ?? 0) + (c.phases.send ?? 0) + (c.phases.transit ?? 0) + (c.phases.resume ?? 0)),
@@ -280,7 +289,8 @@ export const phaseSection: Section = {
           try {
             let options: ConnectOptions;
             const ends = ready.servers[mode];
-            if ((t === "tcp" || t === "udp" || t === "unix") && ends === undefined) throw new Error(Object.keys(ready.servers).length === 0 ? peerError : `the server process serves no ${mode} module`);
+            if ((t === "tcp" || t === "udp" || t === "unix") && ends === undefined)
+              throw new Error(Object.keys(ready.servers).length === 0 ? peerError : `the server process serves no ${mode} module`);
             switch (t) {
               case "inproc": {
                 const served = o.served;
@@ -293,7 +303,13 @@ export const phaseSection: Section = {
               }
               case "shm":
                 o.ring = new Ring();
-                options = { transport: "shm", module: new URL("./phase-shm-server.js", import.meta.url), data: { module: js(m.sourcePath), ring: o.ring.sab }, services: [binding.service], onCall };
+                options = {
+                  transport: "shm",
+                  module: new URL("./phase-shm-server.js", import.meta.url),
+                  data: { module: js(m.sourcePath), ring: o.ring.sab },
+                  services: [binding.service],
+                  onCall,
+                };
                 break;
               case "tcp":
                 options = { transport: "tcp", host: "127.0.0.1", port: ends!.tcp, onCall };
@@ -307,7 +323,11 @@ export const phaseSection: Section = {
             }
             const before = threadIds();
             o.channel = await connect(options);
-            if (t === "shm") pinThreads([...threadIds()].filter((x) => !before.has(x)), ctx.pinning.server);
+            if (t === "shm")
+              pinThreads(
+                [...threadIds()].filter((x) => !before.has(x)),
+                ctx.pinning.server,
+              );
             const client = new binding.Client(o.channel, { timeoutMs: CALL_TIMEOUT_MS });
             for (const p of phaseProcs) o.cases.push({ proc: p, one: callOf(p, client, data), records: [] });
             opened.push(o);
@@ -317,10 +337,20 @@ export const phaseSection: Section = {
           }
         }
       }
+      const failed = new Set<Opened>();
       /** Collects the server records of every channel's calls so far (the peer's in one request). */
       const collect = async (): Promise<void> => {
-        const fromPeer = opened.some((o) => o.ring === undefined && o.transport !== "inproc") && peer !== undefined ? await peer.take() : [];
-        for (const r of fromPeer) opened.find((o) => o.key === r.key)?.served.set(r.xid, r);
+        const remote = opened.filter((o) => o.transport === "tcp" || o.transport === "unix" || o.transport === "udp");
+        if (remote.length > 0 && peer !== undefined) {
+          try {
+            for (const r of await peer.take()) opened.find((o) => o.key === r.key)?.served.set(r.xid, r);
+          } catch (e) {
+            for (const o of remote) {
+              errors[o.key] ??= errText(e);
+              failed.add(o);
+            }
+          }
+        }
         for (const o of opened) if (o.ring !== undefined) for (const [xid, r] of o.ring.take(o.key, o.made)) o.served.set(xid, r);
       };
       const runCalls = async (o: Opened, c: OpenedCase, n: number, keep: boolean): Promise<void> => {
@@ -331,7 +361,6 @@ export const phaseSection: Section = {
           o.target = undefined;
         }
       };
-      const failed = new Set<Opened>();
       const each = async (f: (o: Opened, c: OpenedCase) => Promise<void>): Promise<void> => {
         for (const o of opened) {
           if (failed.has(o)) continue;
@@ -343,20 +372,23 @@ export const phaseSection: Section = {
           }
         }
       };
-      await each((o, c) => runCalls(o, c, warmup, false));
-      await collect();
-      for (const o of opened) o.served.clear();
-      // What the rest of the machine used while the phases were measured: a round trip whose
-      // ends wait for a CPU measures the queue (the timed sections judge their groups by this).
-      const meter = cpuMeter(() => (peer?.child.pid === undefined ? [process.pid] : [process.pid, peer.child.pid]));
-      for (let round = 0; round < rounds; round++) {
-        await each((o, c) => runCalls(o, c, Math.ceil(calls / rounds), true));
-        // The shm rings hold RING_SLOTS calls each: empty them every round.
+      try {
+        await each((o, c) => runCalls(o, c, warmup, false));
         await collect();
+        for (const o of opened) o.served.clear();
+        // What the rest of the machine used while the phases were measured: a round trip whose
+        // ends wait for a CPU measures the queue (the timed sections judge their groups by this).
+        const meter = cpuMeter(() => (peer?.child.pid === undefined ? [process.pid] : [process.pid, peer.child.pid]));
+        for (let round = 0; round < rounds; round++) {
+          await each((o, c) => runCalls(o, c, Math.ceil(calls / rounds), true));
+          // The shm rings hold RING_SLOTS calls each: empty them every round.
+          await collect();
+        }
+        use = meter();
+      } finally {
+        for (const o of opened) await o.channel?.close().catch(() => undefined);
       }
-      use = meter();
       for (const o of opened) {
-        await o.channel?.close().catch(() => undefined);
         if (failed.has(o)) continue;
         for (const c of o.cases) {
           const row = phaseRow(o.mode, o.transport, c.proc, c.records, o.served);
@@ -375,14 +407,17 @@ export const phaseSection: Section = {
       rounds,
       arrangement: "tcp, unix, udp: server in its own process; shm: worker thread; inproc: this thread",
       transit: "the client's transit less the server's four phases, per call (wire and event-loop hand-offs)",
-      overlap: "where the server's phases outlast the client's transit, the server ran inside the client's send: the overlap is drawn as server time, taken from send",
+      overlap:
+        "where the server's phases outlast the client's transit, the server ran inside the client's send: the overlap is drawn as server time, taken from send",
     });
     ctx.results.note("phases", "rows", rows);
     if (use !== undefined) ctx.results.note("phases", "cpu", { ours: use.ours, others: use.others, seconds: use.seconds });
     if (Object.keys(errors).length > 0) ctx.results.note("phases", "errors", errors);
 
     if (use !== undefined) ctx.log(`(${use.seconds.toFixed(1)} s; CPUs used: ours ${use.ours.toFixed(2)}, other processes ${use.others.toFixed(2)})`);
-    ctx.log(`${calls} observed calls per case in ${rounds} interleaved rounds, after ${warmup} warm-up calls; median µs per phase (client: call, send, resume; server: receive, dispatch, execute, reply; transit: the rest of the round trip)`);
+    ctx.log(
+      `${calls} observed calls per case in ${rounds} interleaved rounds, after ${warmup} warm-up calls; median µs per phase (client: call, send, resume; server: receive, dispatch, execute, reply; transit: the rest of the round trip)`,
+    );
     ctx.log();
     ctx.log(
       table(
