@@ -434,7 +434,7 @@ export class ServerCore implements Dispatcher, AsyncDisposable {
 
   /** @internal The call has been answered with `status`. */
   published(call: Call, status: CallStatus): void {
-    if (call.timer !== undefined) clearTimeout(call.timer);
+    call.settled();
     if (call.phases === undefined) return;
     const ok = status === "SUCCESS";
     const record = {
@@ -554,10 +554,13 @@ class Call {
   context: CallContext | undefined;
   /** The path of the service that serves the call, once known (its buffers and its record). */
   path: MarshalPath | undefined;
-  /** `callTimeoutMs`: when the call's signal fires (a Date.now() time; 0: never), its timer once made, and the signal. */
+  /** `callTimeoutMs`: when the call's signal fires (a Date.now() time; 0: never). */
   deadline = 0;
-  timer: NodeJS.Timeout | undefined;
-  private aborted: AbortSignal | undefined;
+  /** The handler's signal once asked for; the timer and the signals it follows until the call is answered. */
+  private controller: AbortController | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private sources: AbortSignal[] | undefined;
+  private relay: ((event: Event) => void) | undefined;
   /** Traced calls: the trace, whether its `end` was published, and what the handler gave. */
   trace: CallTrace | undefined;
   traceEnded = false;
@@ -578,19 +581,47 @@ class Call {
    * when the server closes (at the end of its grace), or at the server's `callTimeoutMs`.
    */
   signal(): AbortSignal {
-    if (this.aborted !== undefined) return this.aborted;
+    if (this.controller !== undefined) return this.controller.signal;
+    const controller = (this.controller = new AbortController());
+    // Listeners added here and removed when the call is answered (`settled`), rather than
+    // AbortSignal.any: Node 20 keeps a reference per dependent signal on a source signal as
+    // long as the source lives (the server, a connection), which grows with every call.
     const sources = [this.server.closing];
     if (this.sink.signal !== undefined) sources.push(this.sink.signal);
+    const fired = sources.find((s) => s.aborted);
+    if (fired !== undefined) {
+      controller.abort(fired.reason);
+      return controller.signal;
+    }
+    const relay = (event: Event) => {
+      this.settled();
+      controller.abort((event.target as AbortSignal).reason);
+    };
+    for (const s of sources) s.addEventListener("abort", relay);
+    this.sources = sources;
+    this.relay = relay;
     if (this.deadline !== 0) {
-      const expired = new AbortController();
       const ms = this.server.options.callTimeoutMs;
-      const fire = () => expired.abort(new RpcError("TIMEOUT", `the call ran past the server's callTimeoutMs of ${ms} ms`));
+      const fire = () => {
+        this.settled();
+        controller.abort(new RpcError("TIMEOUT", `the call ran past the server's callTimeoutMs of ${ms} ms`));
+      };
       const left = this.deadline - Date.now();
       if (left <= 0) fire();
       else (this.timer = setTimeout(fire, Math.min(left, 0x7fffffff))).unref();
-      sources.push(expired.signal);
     }
-    return (this.aborted = AbortSignal.any(sources));
+    return controller.signal;
+  }
+
+  /** The call is answered (or its signal fired): the signal follows nothing more. */
+  settled(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    const relay = this.relay;
+    if (relay === undefined) return;
+    for (const s of this.sources!) s.removeEventListener("abort", relay);
+    this.relay = undefined;
+    this.sources = undefined;
   }
 
   /** An accepted reply without results (every status but SUCCESS). */
