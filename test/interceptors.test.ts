@@ -240,6 +240,19 @@ describe("a handler's signal", () => {
     expect(await call).toMatchObject({ status: "CLOSED" });
   });
 
+  it("of an answered call follows the connection no more: nothing is left listening on it", async () => {
+    const kept: AbortSignal[] = [];
+    const server = serve({ ...exampleHandlers(), exprocAdd: (a: number, b: number, context: { signal: AbortSignal }) => (kept.push(context.signal), a + b) });
+    const { port } = await server.listen({ transport: "tcp", host: "127.0.0.1", port: 0 });
+    const channel = await connect({ transport: "tcp", host: "127.0.0.1", port, reconnect: false });
+    const client = example.client(channel);
+    for (let i = 0; i < 100; i++) expect(await client.exprocAdd(i, 1)).toBe(i + 1);
+    await channel.close();
+    await new Promise((r) => setTimeout(r, 50)); // the server sees the connection go
+    expect(kept).toHaveLength(100);
+    expect(kept.filter((s) => s.aborted)).toEqual([]);
+  });
+
   it("fires when the server closes, at the end of its grace", async () => {
     const w = waiting();
     const server = serve(w.handlers);
