@@ -133,7 +133,7 @@ async function lookUp(host: string, service: ServiceDescription, transport: "tcp
     return await rpcbind.lookupPort(host, service.program, service.version, transport);
   } catch (e) {
     if (e instanceof RpcError && e.status === "RPCBIND_UNAVAILABLE") throw e;
-    throw new RpcError("RPCBIND_UNAVAILABLE", `cannot look up the port of program ${service.program} version ${service.version} over ${transport}: ${messageOf(e)}`, { cause: e });
+    throw new RpcError("RPCBIND_UNAVAILABLE", `cannot look up the port of program 0x${service.program.toString(16)} version ${service.version} over ${transport}: ${messageOf(e)}`, { cause: e });
   }
 }
 

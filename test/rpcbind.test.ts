@@ -390,7 +390,7 @@ describe("with rpcbind on 127.0.0.1", () => {
     const unconnected = await connect({ transport: "udp", service: { ...example.service, program: 0x20001101 } }).catch((e: unknown) => e);
     expect((unconnected as RpcError).status).toBe("RPCBIND_UNAVAILABLE");
     expect((unconnected as Error).message).toBe(
-      "RPC RPCBIND_UNAVAILABLE: cannot look up the port of program 536875265 version 1 over udp: RPC PROG_UNAVAIL: program 0x20001101 version 1 is not registered with rpcbind at 127.0.0.1 for udp",
+      "RPC RPCBIND_UNAVAILABLE: cannot look up the port of program 0x20001101 version 1 over udp: RPC PROG_UNAVAIL: program 0x20001101 version 1 is not registered with rpcbind at 127.0.0.1 for udp",
     );
     expect(((unconnected as Error).cause as RpcError).status).toBe("PROG_UNAVAIL");
   });
