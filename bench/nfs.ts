@@ -303,12 +303,13 @@ interface CClient {
 
 /** `rpcgen -C` on idl/nfs3.x (header and XDR routines) and gcc -O2 with bench/c/nfs_client.c against libtirpc. */
 async function buildCClient(root: string, dir: string): Promise<string> {
+  rmSync(dir, { recursive: true, force: true }); // rpcgen will not overwrite its output
   mkdirSync(dir, { recursive: true });
   copyFileSync(join(root, "idl", "nfs3.x"), join(dir, "nfs3.x"));
   await run("rpcgen", ["-C", "-h", "-o", "nfs3.h", "nfs3.x"], { cwd: dir, timeout: 30_000 });
   await run("rpcgen", ["-C", "-c", "-o", "nfs3_xdr.c", "nfs3.x"], { cwd: dir, timeout: 30_000 });
   const exe = join(dir, "nfs_client");
-  await run("gcc", ["-O2", "-std=gnu11", "-I/usr/include/tirpc", "-o", exe, join(root, "bench", "c", "nfs_client.c"), "nfs3_xdr.c", "-ltirpc"], { cwd: dir, timeout: 120_000 });
+  await run("gcc", ["-O2", "-std=gnu11", "-I.", "-I/usr/include/tirpc", "-o", exe, join(root, "bench", "c", "nfs_client.c"), "nfs3_xdr.c", "-ltirpc"], { cwd: dir, timeout: 120_000 });
   return exe;
 }
 
@@ -528,7 +529,7 @@ async function runSection(ctx: BenchContext): Promise<void> {
 
       const cT = timings.get("C libtirpc")!;
       const rows = [...timings].map(([label, t]) => {
-        const vsC = label === "C libtirpc" ? "1" : op === "getattr" ? `${fmtRatio(ratio(t, cT))}× C's time` : `${fmtRatio(ratio(cT, t))}× C's MB/s`;
+        const vsC = label === "C libtirpc" ? "1" : op === "getattr" ? `${fmtRatio(ratio(t, cT))} C's time` : `${fmtRatio(ratio(cT, t))} C's MB/s`;
         const figure = op === "getattr" ? `${(t.ns / 1000).toFixed(1)} µs` : `${mbps(t).toFixed(0)} MB/s`;
         const spread = op === "getattr" ? `${(t.q1 / 1000).toFixed(1)}–${(t.q3 / 1000).toFixed(1)} µs` : `${mbps({ ...t, ns: t.q3 }).toFixed(0)}–${mbps({ ...t, ns: t.q1 }).toFixed(0)}`;
         return [label, figure, spread, vsC, String(t.batch)];
