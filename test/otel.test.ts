@@ -1,9 +1,14 @@
+import { execFile } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { promisify } from "node:util";
 import { SpanKind, SpanStatusCode } from "@opentelemetry/api";
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from "@opentelemetry/sdk-trace-base";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { instrumentOncRpc, parsePeer } from "../otel/src/index.js";
 import { connect, createServer, type HandlersOf, type ServiceDescription } from "../runtime/index.js";
 import { exampleHandlers, loadExample, type Example } from "./example.js";
+import { repoRoot } from "./support.js";
 
 /**
  * The OpenTelemetry adapter, through the SDK's in-memory exporter: spans named and attributed
@@ -146,5 +151,15 @@ describe("@rpcgen-ts/otel", () => {
     } finally {
       stop = instrumentOncRpc({ tracerProvider: provider });
     }
+  });
+
+  it("is packed as a small package: its build, README and LICENSE; the API and the runtime as caret peers, no dependency", async () => {
+    const dir = join(repoRoot, "otel");
+    const manifest = JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) as Record<string, Record<string, string> | undefined>;
+    expect(manifest.dependencies).toBeUndefined();
+    expect(manifest.peerDependencies).toEqual({ "@opentelemetry/api": expect.stringMatching(/^\^1\./), "@rpcgen-ts/runtime": expect.stringMatching(/^\^/) });
+    const { stdout } = await promisify(execFile)("npm", ["pack", "--dry-run", "--json", "--ignore-scripts"], { cwd: dir });
+    const files = (JSON.parse(stdout) as { files: { path: string }[] }[])[0]!.files.map((f) => f.path).sort();
+    expect(files).toEqual(["LICENSE", "README.md", "dist/index.d.ts", "dist/index.js", "package.json"]);
   });
 });
