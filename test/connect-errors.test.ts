@@ -211,3 +211,17 @@ describe("peers print one way", () => {
     expect(e.message).toContain(`cannot connect to tcp [::1]:${port}:`);
   });
 });
+
+describe("the README's example", () => {
+  it("tells an unreachable server by its status and the OS error", async () => {
+    const log: string[] = [];
+    const console = { log: (...parts: unknown[]) => void log.push(parts.join(" ")) };
+    const port = await deadTcpPort(); // the README's 2049 on a host without NFS
+    try {
+      await connect({ transport: "tcp", host: "127.0.0.1", port });
+    } catch (e) {
+      if (e instanceof RpcError && e.status === "UNREACHABLE") console.log(e.message, (e.cause as NodeJS.ErrnoException).code);
+    }
+    expect(log).toEqual([`RPC UNREACHABLE: cannot connect to tcp 127.0.0.1:${port}: connect ECONNREFUSED 127.0.0.1:${port} ECONNREFUSED`]);
+  });
+});

@@ -258,3 +258,28 @@ describe("stream channels reconnect", () => {
     await until("no connection left open", () => (server.listenerStats()[0]!.stats as { connections: number }).connections === 0);
   });
 });
+
+describe("the README's example", () => {
+  it("await using a server and a reconnecting channel, logging state changes", async () => {
+    const log: string[] = [];
+    const console = { log: (...parts: unknown[]) => void log.push(parts.join(" ").trim()) };
+    const CalcV1 = example.service;
+    const handlers = exampleHandlers();
+    const CalcV1Client = class {
+      constructor(private readonly channel: RpcChannel) {}
+      add = (a: number, b: number) => example.client(this.channel).exprocAdd(a, b);
+    };
+    let kept: RpcChannel | undefined;
+    {
+      // As in the README, on a free port instead of 5000.
+      await using server = createServer().register(CalcV1, handlers);
+      const { port } = await server.listen({ transport: "tcp" });
+      await using channel = await connect({ transport: "tcp", port, reconnect: { maxDelayMs: 5000 } });
+      channel.on("statechange", (state, previous, cause) => console.log(`${previous} → ${state}`, cause?.message ?? ""));
+      console.log(await new CalcV1Client(channel).add(1, 2)); // scope end: channel.close(), then server.close({ graceMs: 5000 })
+      kept = channel;
+    }
+    expect(log).toEqual(["3", "ready → closed closed by the client"]);
+    expect(kept.state).toBe("closed");
+  });
+});
