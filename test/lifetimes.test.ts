@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { connect, createServer, RpcError, type ChannelState, type HandlersOf, type RpcChannel, type Server, type ServiceDescription } from "../runtime/index.js";
+import { connect, createServer, renumber, RpcError, type ChannelState, type HandlersOf, type RpcChannel, type Server, type ServiceDescription } from "../runtime/index.js";
 import { exampleHandlers, loadExample, type Example, type ExampleClient } from "./example.js";
 import { removeDir, tempDir } from "./support.js";
 
@@ -229,6 +229,32 @@ describe("stream channels reconnect", () => {
       expect(seen.at(-1)).toBe("closed");
     });
   }
+
+  it("a channel connected through rpcbind looks the port up again on each dial: it follows a server restarted on another port", async () => {
+    const service = renumber(example.service, { program: 0x20001301 });
+    const first = createServer().register(service, exampleHandlers());
+    const a = await first.listen({ transport: "tcp", rpcbind: true });
+    const channel = await connect({ transport: "tcp", service, reconnect: { initialDelayMs: 20, maxDelayMs: 80 } });
+    cleanup.push(() => channel.close({ graceMs: 0 }));
+    const causes: unknown[] = [];
+    channel.on("statechange", (state, _previous, cause) => {
+      if (state === "reconnecting") causes.push(cause);
+    });
+    // The generated client class names the example's own program: call the renumbered one directly.
+    const add = (a: number, b: number) => channel.call(service, service.procedures.exprocAdd!, [a, b], undefined, undefined);
+    expect(await add(1, 2)).toBe(3);
+
+    await first.close(); // unregisters
+    // While the program is not registered, a dial fails for that reason.
+    await until("a dial refused by rpcbind", () => causes.some((c) => c instanceof RpcError && c.status === "RPCBIND_UNAVAILABLE"));
+    const waiting = add(20, 22);
+    const second = createServer().register(service, exampleHandlers());
+    cleanup.push(() => second.close({ graceMs: 0 }));
+    const b = await second.listen({ transport: "tcp", rpcbind: true });
+    expect(b.port).not.toBe(a.port);
+    expect(await waiting).toBe(42);
+    expect(channel.state).toBe("ready");
+  });
 
   it("reconnect: false closes the channel with its connection", async () => {
     const server = createServer().register(example.service, exampleHandlers());
