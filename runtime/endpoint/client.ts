@@ -769,12 +769,12 @@ export class RpcChannel extends EventEmitter<ChannelEvents> implements Channel, 
   private dropped(error: Error | undefined): void {
     if (this.closed !== undefined || this.reconnect === undefined) return this.fail(error);
     const cause = error ?? new Error("connection closed");
+    const previous = this.state;
     this.state = "reconnecting"; // before the calls fail, so that the waiting ones are not sent on the dead link
     for (const p of [...this.pending.values()]) {
       if (p.sent) this.settle(p, new RpcError("CLOSED", `the connection was lost before ${p.procedure.name} was answered (it may or may not have run): ${cause.message}`, { cause }));
     }
-    this.state = "ready";
-    this.setState("reconnecting", cause);
+    this.emit("statechange", "reconnecting", previous, cause);
     this.redialLater();
   }
 
