@@ -241,8 +241,7 @@ function capture(resolve: (value: unknown) => void, reject: (error: unknown) => 
 
 export class RpcChannel extends EventEmitter<ChannelEvents> implements Channel, AsyncDisposable {
   readonly transport: TransportKind;
-  /** See ChannelState; changes are told by the `statechange` event. */
-  state: ChannelState = "ready";
+  private current: ChannelState = "ready";
   private readonly pending = new Map<number, Pending>();
   private readonly writer = new XdrWriter(0);
   private readonly reader = new XdrReader(new Uint8Array(0));
@@ -309,6 +308,11 @@ export class RpcChannel extends EventEmitter<ChannelEvents> implements Channel, 
     // Random start: a restarted client must not reuse the xids a server's cache remembers.
     this.xid = (Math.random() * 0x100000000) >>> 0;
     this.attach(link);
+  }
+
+  /** See ChannelState; changes are told by the `statechange` event. */
+  get state(): ChannelState {
+    return this.current;
   }
 
   /** Takes `link`'s messages; a link this channel has left behind is ignored. */
@@ -381,7 +385,7 @@ export class RpcChannel extends EventEmitter<ChannelEvents> implements Channel, 
     p.deadline = Date.now() + timeout;
     if (this.link.datagram) p.interval = this.options.retransmitMs ?? 500;
     this.pending.set(p.xid, p);
-    if (this.outstanding >= this.maxOutstanding || this.state !== "ready") {
+    if (this.outstanding >= this.maxOutstanding || this.current !== "ready") {
       this.waiting.push(p); // sent when a call ends, or once reconnected; its deadline runs meanwhile
       this.schedule(p.deadline);
     } else {
@@ -499,7 +503,7 @@ export class RpcChannel extends EventEmitter<ChannelEvents> implements Channel, 
     this.closed ??= closing;
     if (this.redialTimer !== undefined) clearTimeout(this.redialTimer);
     for (const p of this.waiting.splice(0)) this.settle(p, new RpcError("CLOSED", `the channel was closed before ${p.procedure.name} was sent`));
-    if (this.pending.size > 0 && graceMs > 0 && this.state === "ready") {
+    if (this.pending.size > 0 && graceMs > 0 && this.current === "ready") {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, Math.min(graceMs, maxTimerMs));
         this.drained = () => {
@@ -534,7 +538,7 @@ export class RpcChannel extends EventEmitter<ChannelEvents> implements Channel, 
   /** Sends waiting calls while there is room. */
   private pump(): void {
     const waiting = this.waiting;
-    while (waiting.length > 0 && this.outstanding < this.maxOutstanding && this.closed === undefined && this.state === "ready") {
+    while (waiting.length > 0 && this.outstanding < this.maxOutstanding && this.closed === undefined && this.current === "ready") {
       const p = waiting.shift()!;
       if (this.pending.get(p.xid) !== p) continue; // ended while it waited (timed out, aborted)
       if (this.launch(p, p.phases === undefined ? 0 : now())) this.schedule(this.link.datagram ? Math.min(p.deadline, p.retransmitAt) : p.deadline);
@@ -755,9 +759,9 @@ export class RpcChannel extends EventEmitter<ChannelEvents> implements Channel, 
   }
 
   private setState(state: ChannelState, cause?: Error): void {
-    const previous = this.state;
+    const previous = this.current;
     if (previous === state) return;
-    this.state = state;
+    this.current = state;
     this.emit("statechange", state, previous, cause);
   }
 
@@ -769,8 +773,8 @@ export class RpcChannel extends EventEmitter<ChannelEvents> implements Channel, 
   private dropped(error: Error | undefined): void {
     if (this.closed !== undefined || this.reconnect === undefined) return this.fail(error);
     const cause = error ?? new Error("connection closed");
-    const previous = this.state;
-    this.state = "reconnecting"; // before the calls fail, so that the waiting ones are not sent on the dead link
+    const previous = this.current;
+    this.current = "reconnecting"; // before the calls fail, so that the waiting ones are not sent on the dead link
     for (const p of [...this.pending.values()]) {
       if (p.sent) this.settle(p, new RpcError("CLOSED", `the connection was lost before ${p.procedure.name} was answered (it may or may not have run): ${cause.message}`, { cause }));
     }
