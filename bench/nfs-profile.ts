@@ -20,7 +20,7 @@ import { nfsInternals } from "./nfs.js";
  * The profile is kept in .tmp/bench/nfs-profile/ (open it in Chrome DevTools for the tree).
  */
 
-const { startGanesha, answersNull, loadNfsStubs, ours, windowed, sequential, lock, nfsProblem, FILE_SIZE, auth } = nfsInternals;
+const { ensureRpcbind, startGanesha, answersNull, loadNfsStubs, ours, windowed, sequential, lock, nfsProblem, FILE_SIZE, auth } = nfsInternals;
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -53,11 +53,15 @@ async function main(): Promise<void> {
     const stubs = await loadNfsStubs(root, join(root, ".tmp", "bench", "nfs-profile-gen"), (t) => process.stdout.write(`${t}\n`));
     const seed = randomBytes(FILE_SIZE);
     const { nfs, mount } = stubs.get(mode)!;
+    const stopRpcbind = await ensureRpcbind();
     const server = await startGanesha(dir, (e) => {
       writeFileSync(join(e, "read.bin"), seed);
       writeFileSync(join(e, "write.bin"), Buffer.alloc(FILE_SIZE));
     }, (port) => answersNull(nfs, port));
-    stop = server.stop;
+    stop = async () => {
+      await server.stop();
+      await stopRpcbind?.();
+    };
     const mch = await connect({ transport: "tcp", host: "127.0.0.1", port: server.mountPort });
     const mnt = await new mount.MountV3Client(mch, { auth }).mountproc3Mnt(server.exportDir);
     await mch.close();
@@ -67,7 +71,14 @@ async function main(): Promise<void> {
     const writeFh = await fh("write.bin");
     await lch.close();
     const client = await ours(mode, stubs.get(mode)!, server.nfsPort, readFh, writeFh, seed);
-    const read = client.read.bind(client);
+    // Each call's latency too: a mean hides a few long stalls among many quick calls.
+    const latencies: number[] = [];
+    const read = async () => {
+      const t = performance.now();
+      const r = await client.read();
+      latencies.push(performance.now() - t);
+      return r;
+    };
     const batch = () => (window > 1 ? windowed(64, window, read) : sequential(64, read));
     for (const end = performance.now() + 500; performance.now() < end; ) await batch(); // warm up
     const session = new Session();
@@ -75,6 +86,7 @@ async function main(): Promise<void> {
     await session.post("Profiler.enable");
     await session.post("Profiler.setSamplingInterval", { interval: 200 });
     await session.post("Profiler.start");
+    latencies.length = 0;
     let calls = 0;
     const elu0 = performance.eventLoopUtilization();
     const t0 = performance.now();
@@ -93,6 +105,13 @@ async function main(): Promise<void> {
     process.stdout.write(
       `${mode}, ${window} outstanding: ${calls} READs of 64 KiB in ${(ms / 1000).toFixed(1)} s = ${((calls * 65536) / ms / 1000).toFixed(0)} MB/s, ` +
         `${((ms * 1000) / calls).toFixed(0)} µs per call; main thread busy ${(elu.utilization * 100).toFixed(0)}% of the time\n`,
+    );
+    latencies.sort((x, y) => x - y);
+    const q = (f: number) => `${(latencies[Math.min(latencies.length - 1, Math.floor(f * latencies.length))]! * 1000).toFixed(0)} µs`;
+    const slow = latencies.filter((l) => l > 5).length;
+    process.stdout.write(
+      `per call: median ${q(0.5)}, p90 ${q(0.9)}, p99 ${q(0.99)}, max ${q(1)}; ${slow} of ${latencies.length} over 5 ms, ` +
+        `${latencies.filter((l) => l > 5).reduce((a, b) => a + b, 0).toFixed(0)} ms in those\n`,
     );
     await client.close();
     process.stdout.write(`\nself time by function (${relative(root, file)}):\n${summarise(file, root, Number(arg("top", "25")))}\n`);

@@ -1,6 +1,7 @@
 import { execFile, spawn, type ChildProcess, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { createSocket } from "node:dgram";
 import { createServer } from "node:net";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join, relative } from "node:path";
@@ -79,24 +80,33 @@ export function nfsProblem(): string | undefined {
     ["/usr/include/tirpc/rpc/rpc.h", "libtirpc-dev"],
     ["/usr/bin/setpriv", "util-linux"],
     ["/usr/bin/unshare", "util-linux"],
+    ["/usr/sbin/rpcinfo", "rpcbind"],
   ] as const) {
     if (!existsSync(path)) return `${path} is not installed (Debian package ${pkg})`;
   }
-  if (!existsSync("/run/rpcbind.sock")) return "no rpcbind runs (/run/rpcbind.sock is missing): ganesha registers with it";
+  if (!existsSync("/usr/sbin/rpcbind")) return "/usr/sbin/rpcbind is not installed (Debian package rpcbind): ganesha registers with it";
   return undefined;
 }
 
 // ---- the server ---------------------------------------------------------------------------
 
-/** A port free on 127.0.0.1 just now. */
+/** A port free on 127.0.0.1 for TCP and UDP just now (ganesha binds both, whatever its export says). */
 async function freePort(): Promise<number> {
-  const s = createServer();
-  const port = await new Promise<number>((ok, fail) => {
-    s.once("error", fail);
-    s.listen(0, "127.0.0.1", () => ok((s.address() as { port: number }).port));
-  });
-  await new Promise<void>((ok) => s.close(() => ok()));
-  return port;
+  for (let attempt = 0; ; attempt++) {
+    const s = createServer();
+    const port = await new Promise<number>((ok, fail) => {
+      s.once("error", fail);
+      s.listen(0, "127.0.0.1", () => ok((s.address() as { port: number }).port));
+    });
+    const u = createSocket("udp4");
+    const free = await new Promise<boolean>((ok) => {
+      u.once("error", () => ok(false));
+      u.bind(port, "127.0.0.1", () => ok(true));
+    });
+    await new Promise<void>((ok) => s.close(() => ok()));
+    await new Promise<void>((ok) => u.close(() => ok()));
+    if (free || attempt === 50) return port;
+  }
 }
 
 /**
@@ -165,6 +175,55 @@ async function startGanesha(dir: string, files: (exportDir: string) => void, ans
   mkdirSync(exportDir);
   chmodSync(exportDir, 0o755);
   files(exportDir);
+  // ganesha exits when rpcbind does not take its registrations; the shared rpcbind may be
+  // restarting (another test run's), so wait for it and try again, twice at most.
+  for (let attempt = 1; ; attempt++) {
+    for (let i = 0; i < 50 && !(await rpcbindAnswers()); i++) await sleep(200);
+    const state = join(dir, `ganesha-${attempt}`);
+    mkdirSync(state);
+    try {
+      return await startGaneshaOnce(state, exportDir, answers);
+    } catch (e) {
+      if (attempt === 3) throw e;
+    }
+  }
+}
+
+/**
+ * ganesha will not serve unless rpcbind takes its registrations. An rpcbind that answers is
+ * used and left alone; otherwise one is started here (`-f`: in the foreground, no warm start)
+ * and the returned function stops it by its PID.
+ */
+async function ensureRpcbind(): Promise<(() => Promise<void>) | undefined> {
+  if (await rpcbindAnswers()) return undefined;
+  mkdirSync("/run/rpcbind", { recursive: true });
+  const child = spawn("/usr/bin/setpriv", ["--pdeathsig", "TERM", "/usr/sbin/rpcbind", "-f"], { stdio: "ignore" });
+  let exited = false;
+  const gone = new Promise<void>((r) => child.once("exit", () => ((exited = true), r())));
+  child.on("error", () => undefined);
+  const stop = async () => {
+    if (exited) return;
+    child.kill("SIGTERM");
+    const timer = setTimeout(() => child.kill("SIGKILL"), 3000);
+    await gone;
+    clearTimeout(timer);
+  };
+  for (let i = 0; i < 50 && !exited; i++) {
+    if (await rpcbindAnswers()) return stop;
+    await sleep(200);
+  }
+  await stop();
+  throw new Error("rpcbind -f did not answer on 127.0.0.1 within 10 s");
+}
+
+async function rpcbindAnswers(): Promise<boolean> {
+  return run("/usr/sbin/rpcinfo", ["-p", "127.0.0.1"], { timeout: 5000 }).then(
+    () => true,
+    () => false,
+  );
+}
+
+async function startGaneshaOnce(dir: string, exportDir: string, answers: (nfsPort: number) => Promise<boolean>): Promise<Ganesha> {
   mkdirSync(join(dir, "recovery"));
   const run = join(dir, "run");
   mkdirSync(run, { mode: 0o755 });
@@ -474,12 +533,18 @@ async function runSection(ctx: BenchContext): Promise<void> {
     const seed = randomBytes(FILE_SIZE);
     let server: Ganesha;
     try {
+      const stopRpcbind = await ensureRpcbind();
+      if (stopRpcbind !== undefined) {
+        log("no rpcbind answered on 127.0.0.1: started one for the section");
+        cleanup.push(stopRpcbind);
+      }
       server = await startGanesha(dir, (exportDir) => {
         writeFileSync(join(exportDir, "read.bin"), seed);
         writeFileSync(join(exportDir, "write.bin"), Buffer.alloc(FILE_SIZE));
       }, (port) => answersNull(stubs.get("synthesized")!.nfs, port));
     } catch (e) {
-      return notMeasured(`ganesha did not start: ${errText(e)}`);
+      log(errText(e));
+      return notMeasured(`ganesha did not start: ${errText(e).split("\n")[0]}`);
     }
     cleanup.push(() => server.stop());
     // MNT gives the export's root handle; LOOKUP the two files in it.
@@ -572,4 +637,4 @@ export const nfsSection: Section = {
 };
 
 /** For bench/nfs-profile.ts: the same server, stubs and client. */
-export const nfsInternals = { startGanesha, answersNull, loadNfsStubs, ours, windowed, sequential, lock, nfsProblem, FILE_SIZE, auth };
+export const nfsInternals = { ensureRpcbind, startGanesha, answersNull, loadNfsStubs, buildCClient, startCClient, ours, windowed, sequential, lock, nfsProblem, FILE_SIZE, auth };
