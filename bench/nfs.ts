@@ -623,6 +623,10 @@ async function runSection(ctx: BenchContext): Promise<void> {
       cpus: cpus().length,
       load: Object.fromEntries([...groups].map(([op, g]) => [op, g.load])),
     });
+  } catch (e) {
+    // A server or client that fails here is a figure this run could not have, not a failed benchmark.
+    log(`ERROR: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+    if (!budgets.verdicts.some((v) => v.budget.startsWith("nfs: "))) notMeasured(`the section failed: ${errText(e).split("\n")[0]}`);
   } finally {
     for (const f of cleanup.reverse()) await f().catch(() => undefined);
     rmSync(dir, { recursive: true, force: true });
