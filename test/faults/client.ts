@@ -54,6 +54,8 @@ try {
         ...(config.port === undefined ? { service } : { port: config.port }),
         retransmitMs: config.retransmitMs,
         maxRetransmitMs: config.maxRetransmitMs,
+        // Every worker's call outstanding at once (over the 128 a UDP channel keeps by default).
+        maxOutstanding: config.concurrency,
       }),
     );
   }
