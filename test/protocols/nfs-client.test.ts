@@ -315,10 +315,10 @@ describe("the NFS client against a server that does the unusual", () => {
     const closed = createServer();
     const { port: unused } = await closed.listen({ transport: "tcp", host: "127.0.0.1" });
     await closed.close();
-    // With a port given, connect() rejects with the socket's own error (through rpcbind, an RpcError TRANSPORT).
+    // connect() rejects with an RpcError UNREACHABLE whose cause is the socket's own error.
     const e = await nfs.mountNfs("127.0.0.1", "/fake", { port: unused, mountPort: unused, timeoutMs: 5000 }).catch((x: unknown) => x);
-    expect(e).toBeInstanceOf(Error);
-    expect((e as NodeJS.ErrnoException).code).toBe("ECONNREFUSED");
-    expect((e as Error).message).toBe(`connect ECONNREFUSED 127.0.0.1:${unused}`);
+    expect((e as { status?: unknown }).status).toBe("UNREACHABLE");
+    expect(((e as Error).cause as NodeJS.ErrnoException).code).toBe("ECONNREFUSED");
+    expect((e as Error).message).toContain(`127.0.0.1:${unused}`);
   });
 });
