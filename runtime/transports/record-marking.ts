@@ -10,11 +10,11 @@
  * is an error before anything is allocated for it — or, for a decoder given `oversize` (a
  * client, whose peer is a server it chose), skipped: its bytes are read past without being
  * kept, and `oversize` is told its xid (its first word) and length, so that one call fails and
- * the connection lives on. A partial record is copied into one
- * buffer that doubles as bytes arrive — never past the length its marks declare so far, and
- * never to more than twice the bytes received (plus a small minimum) — so a peer that
- * trickles a record one byte per segment costs about a byte or two per byte, not a chunk
- * object per byte.
+ * the connection lives on. A partial record is copied into one buffer, never past the length
+ * its marks declare so far. On a server (a decoder given `reserve`) the buffer doubles as
+ * bytes arrive, never to more than twice the bytes received (plus a small minimum), so a
+ * peer that trickles a record one byte per segment costs about a byte or two per byte, not a
+ * chunk object per byte; a client's is the declared length at once.
  */
 
 import { CopyLedger } from "../xdr/ledger.js";
@@ -222,9 +222,12 @@ export class RecordDecoder {
     const need = this.length + take;
     let buf = this.buf;
     if (buf === undefined || buf.length < need) {
-      // Never past what the marks declare (this fragment's end), never ahead of twice what arrived.
+      // Never past what the marks declare (this fragment's end). A server's decoder (one that
+      // accounts for its memory) never runs ahead of twice what arrived, so a slow peer cannot
+      // make it hold what it has not sent; a client's takes its server's word at once, so a
+      // long reply (a 64 KiB READ in two socket reads) is copied once, not again as it grows.
       const declared = this.length + this.remaining;
-      const size = Math.min(declared, Math.max(need, minReassembly, 2 * (buf?.length ?? 0)));
+      const size = this.reserve === undefined ? declared : Math.min(declared, Math.max(need, minReassembly, 2 * (buf?.length ?? 0)));
       if (this.reserve !== undefined && !this.reserve(size - (buf?.length ?? 0))) {
         throw new RecordError(`no room to buffer a record of ${need} bytes so far`);
       }
