@@ -176,6 +176,19 @@ describe("client and server interceptors", () => {
     expect(order).toEqual(["c1>", "c2>", "c3>", "s1>", "s2>", "handler 2+4", "<s2", "<s1", "<c3", "<c2", "<c1"]);
   });
 
+  it("may shorten a call's deadline: the call sees the timeout the interceptor set", async () => {
+    const server = serve({ ...exampleHandlers(), exprocLookup: () => new Promise((r) => setTimeout(() => r({ status: 1 }), 500)) });
+    const seen: number[] = [];
+    const deadline: Interceptor = (next) => (call) => {
+      seen.push(call.timeoutMs);
+      call.timeoutMs = Math.min(call.timeoutMs, 30);
+      return next(call);
+    };
+    const client = example.client(await inproc(server, { interceptors: [deadline] }));
+    await expect(client.exprocLookup(1, { timeoutMs: 10_000 })).rejects.toMatchObject({ status: "TIMEOUT" });
+    expect(seen).toEqual([10_000]);
+  });
+
   it("a server interceptor that throws is the server's failure: SYSTEM_ERR, told to onError, the server serves on", async () => {
     const errors: unknown[] = [];
     const refuse: ServerInterceptor = (next) => (call) => {
