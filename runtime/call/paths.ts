@@ -60,7 +60,7 @@ class ClassicPath implements ServicePath<XdrCodec<unknown>> {
     copyBytes(ledger, "runtime", w.buf, o, body);
   }
 
-  decode<T>(codec: XdrCodec<T>, message: Uint8Array, offset: number, end: number, ledger: CopyLedger | undefined, name: string): T {
+  decode<T>(codec: XdrCodec<T>, message: Uint8Array, offset: number, end: number, ledger: CopyLedger | undefined, name: string, _reader: XdrReader): T {
     try {
       if (codec.max === 0 && end === offset) return codec.decode(empty);
       const n = end - offset;
@@ -83,12 +83,11 @@ abstract class InPlacePath {
   abstract readonly mode: Mode;
   readonly lendable = true;
   abstract readonly decodesViews: boolean;
-  private readonly reader = new XdrReader(new Uint8Array(0));
 
-  decode<T>(codec: XdrCodec<T>, message: Uint8Array, offset: number, end: number, ledger: CopyLedger | undefined, name: string): T {
+  decode<T>(codec: XdrCodec<T>, message: Uint8Array, offset: number, end: number, ledger: CopyLedger | undefined, name: string, reader: XdrReader): T {
     try {
       if (codec.max === 0 && end === offset) return codec.decode(empty);
-      const r = this.reader;
+      const r = reader;
       r.reset(message, offset, end);
       const value = codec.decode(r);
       r.finish();

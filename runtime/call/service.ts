@@ -1,6 +1,7 @@
 import type { AuthContext } from "../auth/registry.js";
 import type { XdrCodec } from "../xdr/codec.js";
 import type { CopyLedger } from "../xdr/ledger.js";
+import type { XdrReader } from "../xdr/reader.js";
 import type { XdrWriter } from "../xdr/writer.js";
 
 /**
@@ -31,8 +32,12 @@ export interface MarshalPath<C extends XdrCodec<unknown> = XdrCodec<unknown>> {
   readonly decodesViews: boolean;
   /** Appends `value`'s encoding to `w`, behind the headers already there; `name` roots error paths. */
   encode<T>(codec: C & XdrCodec<T>, value: T, w: XdrWriter, ledger: CopyLedger | undefined, name: string): void;
-  /** Decodes exactly one value from `message[offset, end)`, counting the passes that move bytes. */
-  decode<T>(codec: C & XdrCodec<T>, message: Uint8Array, offset: number, end: number, ledger: CopyLedger | undefined, name: string): T;
+  /**
+   * Decodes exactly one value from `message[offset, end)`, counting the passes that move
+   * bytes. `reader` is the caller's own, the one that read the message's header: reading the
+   * same array again costs no new view of its memory.
+   */
+  decode<T>(codec: C & XdrCodec<T>, message: Uint8Array, offset: number, end: number, ledger: CopyLedger | undefined, name: string, reader: XdrReader): T;
 }
 
 /** A marshal path as generated code uses it: the maker of its service descriptions. */

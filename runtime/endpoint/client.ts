@@ -588,7 +588,7 @@ export class RpcChannel extends EventEmitter<ChannelEvents> implements Channel, 
     }
     let result: unknown;
     try {
-      result = p.service.path.decode(p.procedure.result, message, r.pos - r.start, message.length, p.ledger, p.procedure.name);
+      result = p.service.path.decode(p.procedure.result, message, r.pos - r.start, message.length, p.ledger, p.procedure.name, r);
     } catch (e) {
       this.settle(p, new RpcError("CANNOT_DECODE", e instanceof Error ? e.message : String(e), { cause: e }));
       return;

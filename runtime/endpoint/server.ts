@@ -337,7 +337,7 @@ export class ServerCore implements Dispatcher, AsyncDisposable {
     const { description, handler } = procedure;
     let args: unknown;
     try {
-      args = service.path.decode(description.args, message, r.pos - r.start, message.length, ledger, description.name);
+      args = service.path.decode(description.args, message, r.pos - r.start, message.length, ledger, description.name, r);
     } catch {
       return call.accept(AcceptStat.GARBAGE_ARGS);
     }
