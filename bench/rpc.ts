@@ -1310,12 +1310,15 @@ class RpcBench {
       if (worstOver === undefined) b.notMeasured(name, "see the shm rows");
       else b.atMost(`${name}: ${parts.join(", ")}`, worstOver / 1000, 2, (x) => `${x.toFixed(2)} µs over`, this.invalid(key("process", "synthesized", "shm", "Null"), "process/floor/shm/hop"));
     }
+    // A window over a stream pipelines freely; over UDP each call is its own datagram both ways,
+    // which a window cannot batch (node:dgram has no sendmmsg), so its target is lower.
+    const windowTarget: Record<(typeof streamTransports)[number], number> = { tcp: 8, unix: 8, udp: 3 };
     for (const t of streamTransports) {
       // calls/s ratio = C's ns per call ÷ ours.
       const w = worst(() => "process/window/c", (m) => `process/window/${m}/${t}`, true);
-      const name = `${OUTSTANDING} outstanding Null() over ${t}: ≥ 5× the calls/s of the sync C client (${where}; worst mode)`;
+      const name = `${OUTSTANDING} outstanding Null() over ${t}: ≥ ${windowTarget[t]}× the calls/s of the sync C client (${where}; worst mode)`;
       if (w === undefined) b.notMeasured(name, this.cError ?? "see the throughput rows");
-      else b.atLeast(`${name}: ${w.detail}`, w.value, 5, fmtRatioFine, w.invalid);
+      else b.atLeast(`${name}: ${w.detail}`, w.value, windowTarget[t], fmtRatioFine, w.invalid);
     }
     {
       const base = key("thread", "synthesized", "inproc", "Null");
