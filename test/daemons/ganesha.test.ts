@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { modes, type Mode } from "../../compiler/compile.js";
 import { AuthStat, connect, RpcError, type AuthSysParams, type Channel } from "../../runtime/index.js";
-import { clearRegistrations, exclusive, freePort, loadStubs, privateRun, program, registered, removeDir, repoRoot, requireRpcbind, startDaemon, tempDir, type Daemon, type Stubs } from "./harness.js";
+import { clearRegistrations, exclusive, loadStubs, privateRun, program, registered, removeDir, repoRoot, requireRpcbind, startDaemon, startGanesha, tempDir, type Daemon, type Stubs } from "./harness.js";
 
 /**
  * NFS version 3 and MOUNT version 3 (RFC 1813, idl/nfs3.x and idl/mount3.x) against
@@ -68,45 +68,11 @@ beforeAll(async () => {
   mkdirSync(exportDir);
   chmodSync(exportDir, 0o755);
   writeFileSync(join(exportDir, "seed.bin"), seed);
-  mkdirSync(join(dir, "recovery"));
-  const nfsPort = await freePort();
-  let mntPort = await freePort();
-  while (mntPort === nfsPort) mntPort = await freePort();
-  let nlmPort = await freePort();
-  while (nlmPort === nfsPort || nlmPort === mntPort) nlmPort = await freePort();
-  // RQUOTA stays off: it would claim rquotad's program.
-  writeFileSync(
-    join(dir, "ganesha.conf"),
-    `NFS_CORE_PARAM {
-  Protocols = 3;
-  Bind_addr = 127.0.0.1;
-  NFS_Port = ${nfsPort};
-  MNT_Port = ${mntPort};
-  NLM_Port = ${nlmPort};
-  Enable_NLM = true;
-  Enable_RQUOTA = false;
-}
-NFSV4 { RecoveryRoot = "${join(dir, "recovery")}"; Graceless = true; }
-EXPORT {
-  Export_Id = 1;
-  Path = "${exportDir}";
-  Pseudo = "${exportDir}";
-  Protocols = 3;
-  Transports = TCP, UDP;
-  Access_Type = RW;
-  Squash = No_Root_Squash;
-  SecType = sys;
-  FSAL { Name = VFS; }
-}
-LOG { Default_Log_Level = EVENT; }
-`,
-  );
-  ganesha = await startDaemon({
-    name: "ganesha.nfsd",
-    command: binary,
-    args: ["-F", "-f", join(dir, "ganesha.conf"), "-L", join(dir, "ganesha.log"), "-p", join(dir, "ganesha.pid"), "-N", "NIV_EVENT"],
-    cwd: dir,
-    binds: privateRun(dir), // what it keeps in /run
+  ganesha = await startGanesha({
+    binary,
+    dir,
+    exportDir,
+    nlm: true,
     ready: async () =>
       (await registered(nfs.NfsV3, "tcp")) &&
       (await registered(nfs.NfsV3, "udp")) &&
@@ -114,9 +80,6 @@ LOG { Default_Log_Level = EVENT; }
       (await registered(mount.MountV3, "udp")) &&
       (await registered(nlm.Nlm4Vers, "tcp")) &&
       (await registered(nlm.Nlm4Vers, "udp")),
-  }).catch((e: Error) => {
-    const log = existsSync(join(dir, "ganesha.log")) ? readFileSync(join(dir, "ganesha.log"), "utf8") : "(no log)";
-    throw new Error(`${e.message}\nganesha.log:\n${log}`);
   });
 }, 180_000);
 

@@ -392,3 +392,60 @@ export async function clearRegistrations(program: number, name: string): Promise
 }
 
 const program_ = (path: string) => program(path, "rpcbind");
+
+/**
+ * nfs-ganesha in the foreground on 127.0.0.1, serving `exportDir` over NFSv3 and MOUNT v3 (TCP
+ * and UDP, the VFS backend, AUTH_SYS, no root squash), with NLM on a port of its own when
+ * `nlm` is set; its recovery state, log and pid file in `dir`, its /run private. Ready once
+ * `ready` holds (the registrations the caller needs); a failure to start carries its log.
+ */
+export async function startGanesha(options: { binary: string; dir: string; exportDir: string; nlm: boolean; ready: () => Promise<boolean> }): Promise<Daemon> {
+  const { binary, dir, exportDir, nlm } = options;
+  mkdirSync(join(dir, "recovery"), { recursive: true });
+  const taken = new Set<number>();
+  const port = async (): Promise<number> => {
+    let p = await freePort();
+    while (taken.has(p)) p = await freePort();
+    taken.add(p);
+    return p;
+  };
+  const nfsPort = await port();
+  const mntPort = await port();
+  const nlmLines = nlm ? `  NLM_Port = ${await port()};\n  Enable_NLM = true;\n` : "  Enable_NLM = false;\n";
+  // RQUOTA stays off: it would claim rquotad's program.
+  writeFileSync(
+    join(dir, "ganesha.conf"),
+    `NFS_CORE_PARAM {
+  Protocols = 3;
+  Bind_addr = 127.0.0.1;
+  NFS_Port = ${nfsPort};
+  MNT_Port = ${mntPort};
+${nlmLines}  Enable_RQUOTA = false;
+}
+NFSV4 { RecoveryRoot = "${join(dir, "recovery")}"; Graceless = true; }
+EXPORT {
+  Export_Id = 1;
+  Path = "${exportDir}";
+  Pseudo = "${exportDir}";
+  Protocols = 3;
+  Transports = TCP, UDP;
+  Access_Type = RW;
+  Squash = No_Root_Squash;
+  SecType = sys;
+  FSAL { Name = VFS; }
+}
+LOG { Default_Log_Level = EVENT; }
+`,
+  );
+  return startDaemon({
+    name: "ganesha.nfsd",
+    command: binary,
+    args: ["-F", "-f", join(dir, "ganesha.conf"), "-L", join(dir, "ganesha.log"), "-p", join(dir, "ganesha.pid"), "-N", "NIV_EVENT"],
+    cwd: dir,
+    binds: privateRun(dir), // what it keeps in /run
+    ready: options.ready,
+  }).catch((e: Error) => {
+    const log = existsSync(join(dir, "ganesha.log")) ? readFileSync(join(dir, "ganesha.log"), "utf8") : "(no log)";
+    throw new Error(`${e.message}\nganesha.log:\n${log}`);
+  });
+}

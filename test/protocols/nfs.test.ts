@@ -7,7 +7,7 @@ import { pipeline } from "node:stream/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 // The runtime by its package name, as the package sees it (its types are the build's).
 import { connect, type CallRecord, type Channel, type ServiceDescription } from "@rpcgen-ts/runtime";
-import { clearRegistrations, exclusive, freePort, privateRun, program, removeDir, requireRpcbind, startDaemon, tempDir, type Daemon } from "../daemons/harness.js";
+import { clearRegistrations, exclusive, program, removeDir, requireRpcbind, startGanesha, tempDir, type Daemon } from "../daemons/harness.js";
 import { protocolsBuilt, protocolsDir } from "./built.js";
 
 /**
@@ -75,46 +75,13 @@ beforeAll(async () => {
   writeFileSync(join(exportDir, "empty"), "");
   mkdirSync(join(exportDir, "many"));
   for (const n of manyNames) writeFileSync(join(exportDir, "many", n), n);
-  mkdirSync(join(dir, "recovery"));
-  const nfsPort = await freePort();
-  let mntPort = await freePort();
-  while (mntPort === nfsPort) mntPort = await freePort();
-  writeFileSync(
-    join(dir, "ganesha.conf"),
-    `NFS_CORE_PARAM {
-  Protocols = 3;
-  Bind_addr = 127.0.0.1;
-  NFS_Port = ${nfsPort};
-  MNT_Port = ${mntPort};
-  Enable_NLM = false;
-  Enable_RQUOTA = false;
-}
-NFSV4 { RecoveryRoot = "${join(dir, "recovery")}"; Graceless = true; }
-EXPORT {
-  Export_Id = 1;
-  Path = "${exportDir}";
-  Pseudo = "${exportDir}";
-  Protocols = 3;
-  Transports = TCP, UDP;
-  Access_Type = RW;
-  Squash = No_Root_Squash;
-  SecType = sys;
-  FSAL { Name = VFS; }
-}
-LOG { Default_Log_Level = EVENT; }
-`,
-  );
-  ganesha = await startDaemon({
-    name: "ganesha.nfsd",
-    command: binary,
-    args: ["-F", "-f", join(dir, "ganesha.conf"), "-L", join(dir, "ganesha.log"), "-p", join(dir, "ganesha.pid"), "-N", "NIV_EVENT"],
-    cwd: dir,
-    binds: privateRun(dir),
+  ganesha = await startGanesha({
+    binary,
+    dir,
+    exportDir,
+    nlm: false,
     ready: async () =>
       (await registered(NfsV3, "tcp")) && (await registered(NfsV3, "udp")) && (await registered(MountV3, "tcp")) && (await registered(MountV3, "udp")),
-  }).catch((e: Error) => {
-    const log = existsSync(join(dir, "ganesha.log")) ? readFileSync(join(dir, "ganesha.log"), "utf8") : "(no log)";
-    throw new Error(`${e.message}\nganesha.log:\n${log}`);
   });
 }, 180_000);
 
