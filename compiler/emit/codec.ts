@@ -1,4 +1,4 @@
-import type { Layout, Path, Plan, Scalar, Shape, Step } from "../layout.js";
+import type { Path, Plan, Scalar, Shape, Step } from "../layout.js";
 import type { NamedType } from "../model.js";
 import { propertyKey } from "./names.js";
 import type { RunValue, Strategy } from "./strategy.js";
@@ -75,7 +75,6 @@ export class CodecWriter {
 
   constructor(
     private readonly strategy: Strategy,
-    private readonly layout: Layout,
     private readonly scope: TypeScope,
     private readonly runtime: string,
   ) {}

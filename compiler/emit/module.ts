@@ -36,7 +36,7 @@ export async function emitModule(model: Model, layout: Layout, options: EmitOpti
   for (const { module, types } of model.imports) for (const t of types) importedFrom.set(t, module);
   const scope = new TypeScope(printer, importedFrom);
   const runtime = options.runtimeModule ?? defaultRuntimeModule;
-  const codecs = new CodecWriter(strategies[options.mode], layout, scope, runtime);
+  const codecs = new CodecWriter(strategies[options.mode], scope, runtime);
 
   // Every name the module declares, before any import: an import never shadows one (it is aliased).
   const names = moduleNames(model);
@@ -52,7 +52,7 @@ export async function emitModule(model: Model, layout: Layout, options: EmitOpti
         body.push(constStatement(d.constant));
         break;
       case "type":
-        body.push(...namedTypeStatements(d.type, scope), codecStatement(d.type, layout, scope, codecs, runtime));
+        body.push(...namedTypeStatements(d.type, scope), codecStatement(d.type, layout, codecs));
         break;
       case "program": {
         const program = programStatements(d.program, programConstants, { layout, scope, codecs, runtime, mode: options.mode, names });
@@ -72,7 +72,7 @@ export async function emitModule(model: Model, layout: Layout, options: EmitOpti
   return printer.print(header);
 }
 
-function codecStatement(t: NamedType, layout: Layout, scope: TypeScope, codecs: CodecWriter, runtime: string): Statement {
+function codecStatement(t: NamedType, layout: Layout, codecs: CodecWriter): Statement {
   const name = safeName(t.name);
   const codecType = codecs.codecType();
   return {
