@@ -214,6 +214,8 @@ class Pending {
   /** Its trace, when the tracing channel has subscribers; and whether its `end` was published. */
   trace: CallTrace | undefined;
   traceEnded = false;
+  /** When the call was made (ns), if it is measured. */
+  startedAt = 0;
   sentAt = 0;
   abort: (() => void) | undefined;
   /** A synchronous call: settled into these fields, with no promise. */
@@ -361,35 +363,17 @@ export class RpcChannel extends EventEmitter<ChannelEvents> implements Channel, 
     timeout: number,
     signal: AbortSignal | undefined,
   ): Promise<R> {
-    const observed = callChannel.hasSubscribers || this.options.onCall !== undefined || callTracing.hasSubscribers;
-    const start = observed ? now() : 0;
-    if (this.closed !== undefined) return Promise.reject(new RpcError("CLOSED", `channel is closed: ${this.closed.message}`));
-    if (signal?.aborted) return Promise.reject(new RpcError("ABORTED", `${procedure.name} was aborted before it was sent`, { cause: signal.reason }));
-    if (!(timeout >= 0) || typeof timeout !== "number") {
-      return Promise.reject(new RangeError(`${procedure.name}: timeoutMs must be a number ≥ 0 (Infinity: no timeout), got ${String(timeout)}`));
-    }
-
-    let cred: OpaqueAuth;
+    let p: Pending;
     try {
-      cred = this.credentialsOf(auth);
-    } catch (error) {
-      return Promise.reject(credentialsError(procedure.name, error));
+      p = this.prepare(service, procedure as ProcedureDescription, args, auth, timeout, signal, false);
+    } catch (e) {
+      return Promise.reject(e);
     }
-
-    this.xid = (this.xid + 1) >>> 0;
-    const p = new Pending(this.xid, service, procedure as ProcedureDescription, args, cred, signal);
-    capturing = p;
-    p.promise = new Promise(capture);
-    capturing = undefined;
-    if (observed) this.observe(p);
-    p.deadline = Date.now() + timeout;
-    if (this.link.datagram) p.interval = this.options.retransmitMs ?? 500;
-    this.pending.set(p.xid, p);
     if (this.outstanding >= this.maxOutstanding || this.current !== "ready") {
       this.waiting.push(p); // sent when a call ends, or once reconnected; its deadline runs meanwhile
       this.schedule(p.deadline);
     } else {
-      if (!this.launch(p, start)) {
+      if (!this.launch(p, p.startedAt)) {
         if (p.trace !== undefined) this.traceEnd(p);
         return p.promise as Promise<R>;
       }
@@ -401,6 +385,49 @@ export class RpcChannel extends EventEmitter<ChannelEvents> implements Channel, 
     }
     if (p.trace !== undefined) this.traceEnd(p);
     return p.promise as Promise<R>;
+  }
+
+  /**
+   * Checks a call and registers it under a new xid, unsent; throws what the call fails with
+   * if it cannot be made (the channel closed, an aborted signal, a bad timeout, credentials
+   * that do not encode). `sync`: settled into the call's fields, with no promise.
+   */
+  private prepare(
+    service: ServiceDescription,
+    procedure: ProcedureDescription,
+    args: unknown,
+    auth: ClientOptions["auth"],
+    timeout: number,
+    signal: AbortSignal | undefined,
+    sync: boolean,
+  ): Pending {
+    const observed = callChannel.hasSubscribers || this.options.onCall !== undefined || callTracing.hasSubscribers;
+    const startedAt = observed ? now() : 0;
+    if (this.closed !== undefined) throw new RpcError("CLOSED", `channel is closed: ${this.closed.message}`);
+    if (signal?.aborted) throw new RpcError("ABORTED", `${procedure.name} was aborted before it was sent`, { cause: signal.reason });
+    if (!(timeout >= 0) || typeof timeout !== "number") {
+      throw new RangeError(`${procedure.name}: timeoutMs must be a number ≥ 0 (Infinity: no timeout), got ${String(timeout)}`);
+    }
+    let cred: OpaqueAuth;
+    try {
+      cred = this.credentialsOf(auth);
+    } catch (error) {
+      throw credentialsError(procedure.name, error);
+    }
+    this.xid = (this.xid + 1) >>> 0;
+    const p = new Pending(this.xid, service, procedure, args, cred, sync ? undefined : signal);
+    p.startedAt = startedAt;
+    if (sync) p.sync = true;
+    else {
+      capturing = p;
+      p.promise = new Promise(capture);
+      capturing = undefined;
+    }
+    if (observed) this.observe(p);
+    p.deadline = Date.now() + timeout;
+    if (this.link.datagram) p.interval = this.options.retransmitMs ?? 500;
+    this.pending.set(p.xid, p);
+    return p;
   }
 
   /** Sets up the measurement of a call someone listens to, and opens its trace. */
@@ -450,29 +477,10 @@ export class RpcChannel extends EventEmitter<ChannelEvents> implements Channel, 
     const link = this.link;
     if (link.waitSync === undefined) throw new TypeError(`${procedure.name}: synchronous calls need a transport that completes calls without the event loop (shm), not ${link.kind}`);
     if (this.chain !== undefined) throw new TypeError(`${procedure.name}: this channel has interceptors, which return promises: call it asynchronously`);
-    const observed = callChannel.hasSubscribers || this.options.onCall !== undefined || callTracing.hasSubscribers;
-    const start = observed ? now() : 0;
-    if (this.closed !== undefined) throw new RpcError("CLOSED", `channel is closed: ${this.closed.message}`);
-    const signal = options?.signal ?? client?.signal;
     // A blocked thread cannot see a signal fire: only one that fired already counts.
-    if (signal?.aborted) throw new RpcError("ABORTED", `${procedure.name} was aborted before it was sent`, { cause: signal.reason });
     const timeout = options?.timeoutMs ?? client?.timeoutMs ?? defaultTimeoutMs;
-    if (!(timeout >= 0) || typeof timeout !== "number") {
-      throw new RangeError(`${procedure.name}: timeoutMs must be a number ≥ 0 (Infinity: no timeout), got ${String(timeout)}`);
-    }
-    let cred: OpaqueAuth;
-    try {
-      cred = this.credentialsOf(client?.auth);
-    } catch (error) {
-      throw credentialsError(procedure.name, error);
-    }
-    this.xid = (this.xid + 1) >>> 0;
-    const p = new Pending(this.xid, service, procedure as ProcedureDescription, args, cred, undefined);
-    p.sync = true;
-    if (observed) this.observe(p);
-    p.deadline = Date.now() + timeout;
-    this.pending.set(p.xid, p);
-    this.launch(p, start);
+    const p = this.prepare(service, procedure as ProcedureDescription, args, client?.auth, timeout, options?.signal ?? client?.signal, true);
+    this.launch(p, p.startedAt);
     if (!p.settled && !link.waitSync(() => p.settled, p.deadline)) {
       const why = link.abandon?.(p.xid);
       const detail = `no reply to ${procedure.name} (xid ${p.xid}) within the timeout`;
