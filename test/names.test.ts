@@ -194,6 +194,7 @@ async function check(source: string): Promise<{ status: number; stderr: string }
 describe("names that would clash are refused with file:line:col", () => {
   it.each([
     ["a type and its codec's name", "struct foo { int a; };\nconst fooCodec = 1;\n", "clash.x:1:8: error: the codec of struct 'foo' and constant 'fooCodec' (at clash.x:2:7) would both be named 'fooCodec'"],
+    ["an enum and its name lookup", "typedef int colorName;\nenum color { RED = 0 };\n", "clash.x:2:6: error: the name lookup of enum 'color' and typedef 'colorName' (at clash.x:1:13) would both be named 'colorName'"],
     [
       "a version's service description stepping aside onto another name",
       "const V1_ = 5;\nprogram P { version V1 { int F(int) = 1; } = 1; } = 0x20000001;\n",
@@ -281,7 +282,7 @@ const pool = (
   "v v2 v3 v22 w r d o o2 dv dv2 n n2 i i2 e err at node slow next head tail more own describe encode decode min max " +
   "program_ procedures mode arity args result arg arg1 arg2 options call channel rpcCall rpcChannel rpcService rpcOptions " +
   // names that meet after a suffix or a case conversion
-  "foo fooCodec foo_ GET_X GET__X get_x getX V1 Calc CALC CalcClient CalcHandlers CALC_CLIENT _ __ _1 A_B a_b"
+  "foo fooCodec fooName foo_ GET_X GET__X get_x getX V1 Calc CALC CalcClient CalcHandlers CALC_CLIENT _ __ _1 A_B a_b"
 )
   .split(" ")
   .filter((n) => !unusable.has(n));

@@ -2,6 +2,7 @@ import fc from "fast-check";
 import { basename, join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { moduleNameOf } from "../compiler/compile.js";
+import { enumNameFunction, safeName } from "../compiler/emit/names.js";
 import { modes, type Mode } from "../compiler/emit/module.js";
 import type { Size } from "../compiler/layout.js";
 import type { NamedType, Procedure, Type, Version } from "../compiler/model.js";
@@ -114,6 +115,17 @@ for (const files of corpusGroups()) {
             expect({ min: codecs[mode].min, max: codecs[mode].max }, `${mode} codec's static size`).toEqual(size);
           }
           checkRoundTrip(codecs, arbitraryOfNamed(t), size);
+        });
+        if (t.kind !== "enum") continue;
+        it(`${file} ${t.name}: its name lookup names each value by its first member, and nothing else`, () => {
+          const first = new Map<number, string>();
+          for (const m of t.members) if (!first.has(m.value)) first.set(m.value, m.name);
+          const missing = [Math.max(...first.keys()) + 1, Math.min(...first.keys()) - 1, 0.5, Number.NaN].filter((x) => !first.has(x));
+          for (const mode of modes) {
+            const lookup = moduleOf(c, mode)[enumNameFunction(safeName(t.name))] as (value: number) => string | undefined;
+            for (const [value, name] of first) expect(lookup(value), `${mode} ${value}`).toBe(name);
+            for (const value of missing) expect(lookup(value), `${mode} ${value}`).toBeUndefined();
+          }
         });
       }
 

@@ -19,6 +19,7 @@ import type { Span } from "../source.js";
  *   trailing `_` if TypeScript forbids it as a declaration's name or the generated code
  *   needs it for a built-in (`number` → `number_`, `Promise` → `Promise_`: see `reserved`);
  * - the codec of type `T`: `TCodec` (after the rule above: `number_Codec`);
+ * - the name lookup of enum `E`: `EName` (`nfsstat3Name(2)` is `"NFS3ERR_NOENT"`);
  * - a version `CALC_V1`: `CalcV1`, `CalcV1Client`, `CalcV1Handlers` (split on `_`, each part
  *   capitalised; kept as written if its first part begins with a digit or it is all `_`);
  *   each of these steps aside with a trailing `_` for a name the IDL declares (`version V1`
@@ -29,7 +30,7 @@ import type { Span } from "../source.js";
  *   `toString`, `rpcCall`, `sync`, ...);
  * - fields, arms and enum members: the IDL name as an own property (`__proto__` too).
  *
- * Two declarations that still end up with the same name (`foo` beside `fooCodec`, versions
+ * Two declarations that still end up with the same name (`foo` beside `fooCodec` or an enum's `fooName`, versions
  * `CALC_V1` and `CALC__V1`, procedures `GET_X` and `GET__X`, `number` beside `number_`) are
  * refused with an error at the second, naming the first: names are not on the wire, so either
  * may be renamed.
@@ -73,6 +74,11 @@ export function safeName(name: string): string {
 /** `TCodec` for the type `T` (already made safe). */
 export function codecName(typeName: string): string {
   return `${typeName}Codec`;
+}
+
+/** `EName` for the enum `E` (already made safe): its value → member name lookup. */
+export function enumNameFunction(typeName: string): string {
+  return `${typeName}Name`;
 }
 
 /** `CALC_V1` → `CalcV1`: split on `_`, capitalise each part; kept as written if that is no identifier. */
@@ -176,6 +182,9 @@ function plan(model: Model): ModuleNames {
   for (const d of model.declarations) {
     if (d.kind === "type") {
       topLevel.push({ name: codecName(safeName(d.type.name)), what: `the codec of ${d.type.kind} '${d.type.name}'`, span: d.type.span });
+      if (d.type.kind === "enum") {
+        topLevel.push({ name: enumNameFunction(safeName(d.type.name)), what: `the name lookup of enum '${d.type.name}'`, span: d.type.span });
+      }
     }
     if (d.kind !== "program") continue;
     for (const v of d.program.versions) {

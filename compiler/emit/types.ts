@@ -3,7 +3,7 @@ import { StructureKind, VariableDeclarationKind } from "ts-morph";
 import type { CaseLabel, Constant, EnumType, NamedType, StructType, Type, UnionType } from "../model.js";
 import type { Span } from "../source.js";
 import { docBlock, leadingComment, withComment } from "./comments.js";
-import { propertyKey, safeName } from "./names.js";
+import { enumNameFunction, propertyKey, safeName } from "./names.js";
 import type { ModulePrinter, Statement } from "./printer.js";
 
 /**
@@ -113,9 +113,16 @@ export function namedTypeStatements(t: NamedType, scope: TypeScope): Statement[]
   }
 }
 
-/** An enum is a frozen object of its members plus the union of their values, so `E.M` reads as in C. */
+/**
+ * An enum is a frozen object of its members plus the union of their values, so `E.M` reads as
+ * in C, and a function from a value back to its member's name, for messages and logs.
+ */
 function enumStatements(t: EnumType, name: string): Statement[] {
   const members = t.members.map((m) => `${propertyKey(m.name)}: ${m.value}`).join(",\n");
+  // A value two members share is named by the first, as a C switch on it would need.
+  const named = new Map<number, string>();
+  for (const m of t.members) if (!named.has(m.value)) named.set(m.value, m.name);
+  const cases = [...named].map(([value, member]) => `case ${value}:\nreturn ${JSON.stringify(member)};`).join("\n");
   return [
     {
       kind: StructureKind.VariableStatement,
@@ -130,6 +137,17 @@ function enumStatements(t: EnumType, name: string): Statement[] {
       isExported: true,
       name,
       type: `(typeof ${name})[keyof typeof ${name}]`,
+    },
+    {
+      kind: StructureKind.Function,
+      docs: [
+        `The member of enum ${t.name} with this value (the first, if several share it), or \`undefined\`.`,
+      ],
+      isExported: true,
+      name: enumNameFunction(name),
+      parameters: [{ name: "value", type: "number" }],
+      returnType: `keyof typeof ${name} | undefined`,
+      statements: [`switch (value) {\n${cases}\ndefault:\nreturn undefined;\n}`],
     },
   ];
 }

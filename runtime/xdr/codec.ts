@@ -127,20 +127,3 @@ export const voidCodec: DescribingCodec<void> = {
   decode() {},
   describe() {},
 };
-
-const enumNames = new WeakMap<object, Map<number, string>>();
-
-/**
- * The name of `value` in a generated enum (`enumName(nfsstat3, 2)` is "NFS3ERR_NOENT"), or
- * undefined if it has none. Where two names share a value, the first declared wins. The
- * reverse map is built once per enum.
- */
-export function enumName<E extends Readonly<Record<string, number>>>(e: E, value: number): (keyof E & string) | undefined {
-  let names = enumNames.get(e);
-  if (names === undefined) {
-    names = new Map();
-    for (const [name, v] of Object.entries(e)) if (!names.has(v)) names.set(v, name);
-    enumNames.set(e, names);
-  }
-  return names.get(value) as (keyof E & string) | undefined;
-}

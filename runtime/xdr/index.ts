@@ -4,7 +4,6 @@ export { XdrReader, type XdrReaderOptions } from "./reader.js";
 export { Descriptor } from "./descriptor.js";
 export {
   atIndex,
-  enumName,
   borrowDescriptor,
   gatherDescriptor,
   returnDescriptor,

@@ -733,15 +733,3 @@ describe("decode errors on hostile input", () => {
     expect(keep?.length).toBe(1 << 20);
   });
 });
-
-describe("enumName", () => {
-  it("names a generated enum's values, the first declared where two share one, and nothing else", async () => {
-    const { enumName } = await import("./index.js");
-    const color = { RED: 0, GREEN: 1, BLUE: 16, CRIMSON: 0, COLD: -3 } as const;
-    expect(enumName(color, 16)).toBe("BLUE");
-    expect(enumName(color, 0)).toBe("RED");
-    expect(enumName(color, -3)).toBe("COLD");
-    expect(enumName(color, 2)).toBeUndefined();
-    expect(enumName(color, Number.NaN)).toBeUndefined();
-  });
-});

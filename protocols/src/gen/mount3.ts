@@ -95,6 +95,34 @@ export const mountstat3 = {
 /** The values of enum mountstat3. */
 export type mountstat3 = (typeof mountstat3)[keyof typeof mountstat3];
 
+/** The member of enum mountstat3 with this value (the first, if several share it), or `undefined`. */
+export function mountstat3Name(value: number): keyof typeof mountstat3 | undefined {
+  switch (value) {
+    case 0:
+      return "MNT3_OK";
+    case 1:
+      return "MNT3ERR_PERM";
+    case 2:
+      return "MNT3ERR_NOENT";
+    case 5:
+      return "MNT3ERR_IO";
+    case 13:
+      return "MNT3ERR_ACCES";
+    case 20:
+      return "MNT3ERR_NOTDIR";
+    case 22:
+      return "MNT3ERR_INVAL";
+    case 63:
+      return "MNT3ERR_NAMETOOLONG";
+    case 10004:
+      return "MNT3ERR_NOTSUPP";
+    case 10006:
+      return "MNT3ERR_SERVERFAULT";
+    default:
+      return undefined;
+  }
+}
+
 /** XDR codec for enum mountstat3, mount3.x line 16 */
 export const mountstat3Codec: XdrCodec<mountstat3> = {
   name: "mountstat3",

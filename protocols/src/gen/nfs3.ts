@@ -432,6 +432,72 @@ export const nfsstat3 = {
 /** The values of enum nfsstat3. */
 export type nfsstat3 = (typeof nfsstat3)[keyof typeof nfsstat3];
 
+/** The member of enum nfsstat3 with this value (the first, if several share it), or `undefined`. */
+export function nfsstat3Name(value: number): keyof typeof nfsstat3 | undefined {
+  switch (value) {
+    case 0:
+      return "NFS3_OK";
+    case 1:
+      return "NFS3ERR_PERM";
+    case 2:
+      return "NFS3ERR_NOENT";
+    case 5:
+      return "NFS3ERR_IO";
+    case 6:
+      return "NFS3ERR_NXIO";
+    case 13:
+      return "NFS3ERR_ACCES";
+    case 17:
+      return "NFS3ERR_EXIST";
+    case 18:
+      return "NFS3ERR_XDEV";
+    case 19:
+      return "NFS3ERR_NODEV";
+    case 20:
+      return "NFS3ERR_NOTDIR";
+    case 21:
+      return "NFS3ERR_ISDIR";
+    case 22:
+      return "NFS3ERR_INVAL";
+    case 27:
+      return "NFS3ERR_FBIG";
+    case 28:
+      return "NFS3ERR_NOSPC";
+    case 30:
+      return "NFS3ERR_ROFS";
+    case 31:
+      return "NFS3ERR_MLINK";
+    case 63:
+      return "NFS3ERR_NAMETOOLONG";
+    case 66:
+      return "NFS3ERR_NOTEMPTY";
+    case 69:
+      return "NFS3ERR_DQUOT";
+    case 70:
+      return "NFS3ERR_STALE";
+    case 71:
+      return "NFS3ERR_REMOTE";
+    case 10001:
+      return "NFS3ERR_BADHANDLE";
+    case 10002:
+      return "NFS3ERR_NOT_SYNC";
+    case 10003:
+      return "NFS3ERR_BAD_COOKIE";
+    case 10004:
+      return "NFS3ERR_NOTSUPP";
+    case 10005:
+      return "NFS3ERR_TOOSMALL";
+    case 10006:
+      return "NFS3ERR_SERVERFAULT";
+    case 10007:
+      return "NFS3ERR_BADTYPE";
+    case 10008:
+      return "NFS3ERR_JUKEBOX";
+    default:
+      return undefined;
+  }
+}
+
 /** XDR codec for enum nfsstat3, nfs3.x line 38 */
 export const nfsstat3Codec: XdrCodec<nfsstat3> = {
   name: "nfsstat3",
@@ -468,6 +534,28 @@ export const ftype3 = {
 
 /** The values of enum ftype3. */
 export type ftype3 = (typeof ftype3)[keyof typeof ftype3];
+
+/** The member of enum ftype3 with this value (the first, if several share it), or `undefined`. */
+export function ftype3Name(value: number): keyof typeof ftype3 | undefined {
+  switch (value) {
+    case 1:
+      return "NF3REG";
+    case 2:
+      return "NF3DIR";
+    case 3:
+      return "NF3BLK";
+    case 4:
+      return "NF3CHR";
+    case 5:
+      return "NF3LNK";
+    case 6:
+      return "NF3SOCK";
+    case 7:
+      return "NF3FIFO";
+    default:
+      return undefined;
+  }
+}
 
 /** XDR codec for enum ftype3, nfs3.x line 70 */
 export const ftype3Codec: XdrCodec<ftype3> = {
@@ -1302,6 +1390,20 @@ export const time_how = {
 
 /** The values of enum time_how. */
 export type time_how = (typeof time_how)[keyof typeof time_how];
+
+/** The member of enum time_how with this value (the first, if several share it), or `undefined`. */
+export function time_howName(value: number): keyof typeof time_how | undefined {
+  switch (value) {
+    case 0:
+      return "DONT_CHANGE";
+    case 1:
+      return "SET_TO_SERVER_TIME";
+    case 2:
+      return "SET_TO_CLIENT_TIME";
+    default:
+      return undefined;
+  }
+}
 
 /** XDR codec for enum time_how, nfs3.x line 147 */
 export const time_howCodec: XdrCodec<time_how> = {
@@ -3417,6 +3519,20 @@ export const stable_how = {
 /** The values of enum stable_how. */
 export type stable_how = (typeof stable_how)[keyof typeof stable_how];
 
+/** The member of enum stable_how with this value (the first, if several share it), or `undefined`. */
+export function stable_howName(value: number): keyof typeof stable_how | undefined {
+  switch (value) {
+    case 0:
+      return "UNSTABLE";
+    case 1:
+      return "DATA_SYNC";
+    case 2:
+      return "FILE_SYNC";
+    default:
+      return undefined;
+  }
+}
+
 /** XDR codec for enum stable_how, nfs3.x line 354 */
 export const stable_howCodec: XdrCodec<stable_how> = {
   name: "stable_how",
@@ -3696,6 +3812,20 @@ export const createmode3 = {
 
 /** The values of enum createmode3. */
 export type createmode3 = (typeof createmode3)[keyof typeof createmode3];
+
+/** The member of enum createmode3 with this value (the first, if several share it), or `undefined`. */
+export function createmode3Name(value: number): keyof typeof createmode3 | undefined {
+  switch (value) {
+    case 0:
+      return "UNCHECKED";
+    case 1:
+      return "GUARDED";
+    case 2:
+      return "EXCLUSIVE";
+    default:
+      return undefined;
+  }
+}
 
 /** XDR codec for enum createmode3, nfs3.x line 387 */
 export const createmode3Codec: XdrCodec<createmode3> = {

@@ -57,6 +57,34 @@ export const nlm4_stats = {
 /** The values of enum nlm4_stats. */
 export type nlm4_stats = (typeof nlm4_stats)[keyof typeof nlm4_stats];
 
+/** The member of enum nlm4_stats with this value (the first, if several share it), or `undefined`. */
+export function nlm4_statsName(value: number): keyof typeof nlm4_stats | undefined {
+  switch (value) {
+    case 0:
+      return "NLM4_GRANTED";
+    case 1:
+      return "NLM4_DENIED";
+    case 2:
+      return "NLM4_DENIED_NOLOCKS";
+    case 3:
+      return "NLM4_BLOCKED";
+    case 4:
+      return "NLM4_DENIED_GRACE_PERIOD";
+    case 5:
+      return "NLM4_DEADLCK";
+    case 6:
+      return "NLM4_ROFS";
+    case 7:
+      return "NLM4_STALE_FH";
+    case 8:
+      return "NLM4_FBIG";
+    case 9:
+      return "NLM4_FAILED";
+    default:
+      return undefined;
+  }
+}
+
 /** XDR codec for enum nlm4_stats, nlm4_prot.x line 11 */
 export const nlm4_statsCodec: XdrCodec<nlm4_stats> = {
   name: "nlm4_stats",
@@ -258,6 +286,22 @@ export const fsh4_mode = {
 /** The values of enum fsh4_mode. */
 export type fsh4_mode = (typeof fsh4_mode)[keyof typeof fsh4_mode];
 
+/** The member of enum fsh4_mode with this value (the first, if several share it), or `undefined`. */
+export function fsh4_modeName(value: number): keyof typeof fsh4_mode | undefined {
+  switch (value) {
+    case 0:
+      return "fsm_DN";
+    case 1:
+      return "fsm_DR";
+    case 2:
+      return "fsm_DW";
+    case 3:
+      return "fsm_DRW";
+    default:
+      return undefined;
+  }
+}
+
 /** XDR codec for enum fsh4_mode, nlm4_prot.x line 43 */
 export const fsh4_modeCodec: XdrCodec<fsh4_mode> = {
   name: "fsh4_mode",
@@ -291,6 +335,22 @@ export const fsh4_access = {
 
 /** The values of enum fsh4_access. */
 export type fsh4_access = (typeof fsh4_access)[keyof typeof fsh4_access];
+
+/** The member of enum fsh4_access with this value (the first, if several share it), or `undefined`. */
+export function fsh4_accessName(value: number): keyof typeof fsh4_access | undefined {
+  switch (value) {
+    case 0:
+      return "fsa_NONE";
+    case 1:
+      return "fsa_R";
+    case 2:
+      return "fsa_W";
+    case 3:
+      return "fsa_RW";
+    default:
+      return undefined;
+  }
+}
 
 /** XDR codec for enum fsh4_access, nlm4_prot.x line 50 */
 export const fsh4_accessCodec: XdrCodec<fsh4_access> = {

@@ -50,6 +50,24 @@ export const nlm_stats = {
 /** The values of enum nlm_stats. */
 export type nlm_stats = (typeof nlm_stats)[keyof typeof nlm_stats];
 
+/** The member of enum nlm_stats with this value (the first, if several share it), or `undefined`. */
+export function nlm_statsName(value: number): keyof typeof nlm_stats | undefined {
+  switch (value) {
+    case 0:
+      return "nlm_granted";
+    case 1:
+      return "nlm_denied";
+    case 2:
+      return "nlm_denied_nolocks";
+    case 3:
+      return "nlm_blocked";
+    case 4:
+      return "nlm_denied_grace_period";
+    default:
+      return undefined;
+  }
+}
+
 /** XDR codec for enum nlm_stats, nlm_prot.x line 44 */
 export const nlm_statsCodec: XdrCodec<nlm_stats> = {
   name: "nlm_stats",
@@ -634,6 +652,22 @@ export const fsh_mode = {
 /** The values of enum fsh_mode. */
 export type fsh_mode = (typeof fsh_mode)[keyof typeof fsh_mode];
 
+/** The member of enum fsh_mode with this value (the first, if several share it), or `undefined`. */
+export function fsh_modeName(value: number): keyof typeof fsh_mode | undefined {
+  switch (value) {
+    case 0:
+      return "fsm_DN";
+    case 1:
+      return "fsm_DR";
+    case 2:
+      return "fsm_DW";
+    case 3:
+      return "fsm_DRW";
+    default:
+      return undefined;
+  }
+}
+
 /** XDR codec for enum fsh_mode, nlm_prot.x line 124 */
 export const fsh_modeCodec: XdrCodec<fsh_mode> = {
   name: "fsh_mode",
@@ -667,6 +701,22 @@ export const fsh_access = {
 
 /** The values of enum fsh_access. */
 export type fsh_access = (typeof fsh_access)[keyof typeof fsh_access];
+
+/** The member of enum fsh_access with this value (the first, if several share it), or `undefined`. */
+export function fsh_accessName(value: number): keyof typeof fsh_access | undefined {
+  switch (value) {
+    case 0:
+      return "fsa_NONE";
+    case 1:
+      return "fsa_R";
+    case 2:
+      return "fsa_W";
+    case 3:
+      return "fsa_RW";
+    default:
+      return undefined;
+  }
+}
 
 /** XDR codec for enum fsh_access, nlm_prot.x line 131 */
 export const fsh_accessCodec: XdrCodec<fsh_access> = {

@@ -165,6 +165,20 @@ export const gqr_status = {
 /** The values of enum gqr_status. */
 export type gqr_status = (typeof gqr_status)[keyof typeof gqr_status];
 
+/** The member of enum gqr_status with this value (the first, if several share it), or `undefined`. */
+export function gqr_statusName(value: number): keyof typeof gqr_status | undefined {
+  switch (value) {
+    case 1:
+      return "Q_OK";
+    case 2:
+      return "Q_NOQUOTA";
+    case 3:
+      return "Q_EPERM";
+    default:
+      return undefined;
+  }
+}
+
 /** XDR codec for enum gqr_status, rquota.x line 32 */
 export const gqr_statusCodec: XdrCodec<gqr_status> = {
   name: "gqr_status",

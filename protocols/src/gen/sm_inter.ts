@@ -262,6 +262,18 @@ export const res = {
 /** The values of enum res. */
 export type res = (typeof res)[keyof typeof res];
 
+/** The member of enum res with this value (the first, if several share it), or `undefined`. */
+export function resName(value: number): keyof typeof res | undefined {
+  switch (value) {
+    case 0:
+      return "stat_succ";
+    case 1:
+      return "stat_fail";
+    default:
+      return undefined;
+  }
+}
+
 /** XDR codec for enum res, sm_inter.x line 92 */
 export const resCodec: XdrCodec<res> = {
   name: "res",

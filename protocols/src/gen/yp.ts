@@ -47,6 +47,36 @@ export const ypstat = {
 /** The values of enum ypstat. */
 export type ypstat = (typeof ypstat)[keyof typeof ypstat];
 
+/** The member of enum ypstat with this value (the first, if several share it), or `undefined`. */
+export function ypstatName(value: number): keyof typeof ypstat | undefined {
+  switch (value) {
+    case 1:
+      return "YP_TRUE";
+    case 2:
+      return "YP_NOMORE";
+    case 0:
+      return "YP_FALSE";
+    case -1:
+      return "YP_NOMAP";
+    case -2:
+      return "YP_NODOM";
+    case -3:
+      return "YP_NOKEY";
+    case -4:
+      return "YP_BADOP";
+    case -5:
+      return "YP_BADDB";
+    case -6:
+      return "YP_YPERR";
+    case -7:
+      return "YP_BADARGS";
+    case -8:
+      return "YP_VERS";
+    default:
+      return undefined;
+  }
+}
+
 /** XDR codec for enum ypstat, yp.x line 44 */
 export const ypstatCodec: XdrCodec<ypstat> = {
   name: "ypstat",
@@ -92,6 +122,46 @@ export const ypxfrstat = {
 
 /** The values of enum ypxfrstat. */
 export type ypxfrstat = (typeof ypxfrstat)[keyof typeof ypxfrstat];
+
+/** The member of enum ypxfrstat with this value (the first, if several share it), or `undefined`. */
+export function ypxfrstatName(value: number): keyof typeof ypxfrstat | undefined {
+  switch (value) {
+    case 1:
+      return "YPXFR_SUCC";
+    case 2:
+      return "YPXFR_AGE";
+    case -1:
+      return "YPXFR_NOMAP";
+    case -2:
+      return "YPXFR_NODOM";
+    case -3:
+      return "YPXFR_RSRC";
+    case -4:
+      return "YPXFR_RPC";
+    case -5:
+      return "YPXFR_MADDR";
+    case -6:
+      return "YPXFR_YPERR";
+    case -7:
+      return "YPXFR_BADARGS";
+    case -8:
+      return "YPXFR_DBM";
+    case -9:
+      return "YPXFR_FILE";
+    case -10:
+      return "YPXFR_SKEW";
+    case -11:
+      return "YPXFR_CLEAR";
+    case -12:
+      return "YPXFR_FORCE";
+    case -13:
+      return "YPXFR_XFRERR";
+    case -14:
+      return "YPXFR_REFUSED";
+    default:
+      return undefined;
+  }
+}
 
 /** XDR codec for enum ypxfrstat, yp.x line 59 */
 export const ypxfrstatCodec: XdrCodec<ypxfrstat> = {
@@ -828,6 +898,46 @@ export const yppush_status = {
 /** The values of enum yppush_status. */
 export type yppush_status = (typeof yppush_status)[keyof typeof yppush_status];
 
+/** The member of enum yppush_status with this value (the first, if several share it), or `undefined`. */
+export function yppush_statusName(value: number): keyof typeof yppush_status | undefined {
+  switch (value) {
+    case 1:
+      return "YPPUSH_SUCC";
+    case 2:
+      return "YPPUSH_AGE";
+    case -1:
+      return "YPPUSH_NOMAP";
+    case -2:
+      return "YPPUSH_NODOM";
+    case -3:
+      return "YPPUSH_RSRC";
+    case -4:
+      return "YPPUSH_RPC";
+    case -5:
+      return "YPPUSH_MADDR";
+    case -6:
+      return "YPPUSH_YPERR";
+    case -7:
+      return "YPPUSH_BADARGS";
+    case -8:
+      return "YPPUSH_DBM";
+    case -9:
+      return "YPPUSH_FILE";
+    case -10:
+      return "YPPUSH_SKEW";
+    case -11:
+      return "YPPUSH_CLEAR";
+    case -12:
+      return "YPPUSH_FORCE";
+    case -13:
+      return "YPPUSH_XFRERR";
+    case -14:
+      return "YPPUSH_REFUSED";
+    default:
+      return undefined;
+  }
+}
+
 /** XDR codec for enum yppush_status, yp.x line 166 */
 export const yppush_statusCodec: XdrCodec<yppush_status> = {
   name: "yppush_status",
@@ -898,6 +1008,18 @@ export const ypbind_resptype = {
 
 /** The values of enum ypbind_resptype. */
 export type ypbind_resptype = (typeof ypbind_resptype)[keyof typeof ypbind_resptype];
+
+/** The member of enum ypbind_resptype with this value (the first, if several share it), or `undefined`. */
+export function ypbind_resptypeName(value: number): keyof typeof ypbind_resptype | undefined {
+  switch (value) {
+    case 1:
+      return "YPBIND_SUCC_VAL";
+    case 2:
+      return "YPBIND_FAIL_VAL";
+    default:
+      return undefined;
+  }
+}
 
 /** XDR codec for enum ypbind_resptype, yp.x line 195 */
 export const ypbind_resptypeCodec: XdrCodec<ypbind_resptype> = {

@@ -1,6 +1,5 @@
-import { enumName } from "@rpcgen-ts/runtime";
-import { mountstat3 } from "../gen/mount3.js";
-import { nfsstat3 } from "../gen/nfs3.js";
+import { type mountstat3, mountstat3Name } from "../gen/mount3.js";
+import { type nfsstat3, nfsstat3Name } from "../gen/nfs3.js";
 
 /** The name of an nfsstat3 value (RFC 1813 §2.6), e.g. "NFS3ERR_NOENT". */
 export type NfsStatus = keyof typeof nfsstat3;
@@ -68,11 +67,11 @@ export class NfsError extends Error {
 
   /** From an nfsstat3 value. */
   static nfs(code: number, operation: string, path: string): NfsError {
-    return new NfsError(enumName(nfsstat3, code) ?? `NFS3ERR_${code}`, code, operation, path);
+    return new NfsError(nfsstat3Name(code) ?? `NFS3ERR_${code}`, code, operation, path);
   }
 
   /** From a mountstat3 value. */
   static mount(code: number, operation: string, path: string): NfsError {
-    return new NfsError(enumName(mountstat3, code) ?? `MNT3ERR_${code}`, code, operation, path);
+    return new NfsError(mountstat3Name(code) ?? `MNT3ERR_${code}`, code, operation, path);
   }
 }

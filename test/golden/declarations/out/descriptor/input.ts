@@ -41,10 +41,31 @@ export const color = {
   INDIGO: 17,
   COLD: -3,
   WARM: -2,
+  SCARLET: 0,
 } as const;
 
 /** The values of enum color. */
 export type color = (typeof color)[keyof typeof color];
+
+/** The member of enum color with this value (the first, if several share it), or `undefined`. */
+export function colorName(value: number): keyof typeof color | undefined {
+  switch (value) {
+    case 0:
+      return "RED";
+    case 1:
+      return "GREEN";
+    case 16:
+      return "BLUE";
+    case 17:
+      return "INDIGO";
+    case -3:
+      return "COLD";
+    case -2:
+      return "WARM";
+    default:
+      return undefined;
+  }
+}
 
 /** XDR codec for enum color, input.x line 13 */
 export const colorCodec: DescribingCodec<color> = {
@@ -77,7 +98,7 @@ export const colorCodec: DescribingCodec<color> = {
   },
 };
 
-/** struct scalars, input.x line 22 */
+/** struct scalars, input.x line 23 */
 export interface scalars {
   i: number;
   ui: number;
@@ -100,7 +121,7 @@ export interface scalars {
   tint: color;
 }
 
-/** XDR codec for struct scalars, input.x line 22 */
+/** XDR codec for struct scalars, input.x line 23 */
 export const scalarsCodec: DescribingCodec<scalars> = {
   name: "scalars",
   min: 88,
@@ -256,7 +277,7 @@ export const scalarsCodec: DescribingCodec<scalars> = {
   },
 };
 
-/** struct shapes, input.x line 44 */
+/** struct shapes, input.x line 45 */
 export interface shapes {
   fixed_bytes: Uint8Array;
   var_bytes: Uint8Array;
@@ -272,7 +293,7 @@ export interface shapes {
   tagged_enum: color;
 }
 
-/** XDR codec for struct shapes, input.x line 44 */
+/** XDR codec for struct shapes, input.x line 45 */
 export const shapesCodec: DescribingCodec<shapes> = {
   name: "shapes",
   min: 316,
@@ -996,10 +1017,10 @@ export const shapesCodec: DescribingCodec<shapes> = {
   },
 };
 
-/** typedef counter, input.x line 59 */
+/** typedef counter, input.x line 60 */
 export type counter = number;
 
-/** XDR codec for typedef counter, input.x line 59 */
+/** XDR codec for typedef counter, input.x line 60 */
 export const counterCodec: DescribingCodec<counter> = {
   name: "counter",
   min: 4,
@@ -1027,10 +1048,10 @@ export const counterCodec: DescribingCodec<counter> = {
   },
 };
 
-/** typedef tally, input.x line 60 */
+/** typedef tally, input.x line 61 */
 export type tally = counter;
 
-/** XDR codec for typedef tally, input.x line 60 */
+/** XDR codec for typedef tally, input.x line 61 */
 export const tallyCodec: DescribingCodec<tally> = {
   name: "tally",
   min: 4,
@@ -1058,10 +1079,10 @@ export const tallyCodec: DescribingCodec<tally> = {
   },
 };
 
-/** typedef tallies, input.x line 61 */
+/** typedef tallies, input.x line 62 */
 export type tallies = tally[];
 
-/** XDR codec for typedef tallies, input.x line 61 */
+/** XDR codec for typedef tallies, input.x line 62 */
 export const talliesCodec: DescribingCodec<tallies> = {
   name: "tallies",
   min: 4,
@@ -1111,10 +1132,10 @@ export const talliesCodec: DescribingCodec<tallies> = {
   },
 };
 
-/** typedef digest, input.x line 62 */
+/** typedef digest, input.x line 63 */
 export type digest = Uint8Array;
 
-/** XDR codec for typedef digest, input.x line 62 */
+/** XDR codec for typedef digest, input.x line 63 */
 export const digestCodec: DescribingCodec<digest> = {
   name: "digest",
   min: 20,
@@ -1137,10 +1158,10 @@ export const digestCodec: DescribingCodec<digest> = {
   },
 };
 
-/** typedef label, input.x line 63 */
+/** typedef label, input.x line 64 */
 export type label = string;
 
-/** XDR codec for typedef label, input.x line 63 */
+/** XDR codec for typedef label, input.x line 64 */
 export const labelCodec: DescribingCodec<label> = {
   name: "label",
   min: 4,
@@ -1163,10 +1184,10 @@ export const labelCodec: DescribingCodec<label> = {
   },
 };
 
-/** typedef shapes_ptr, input.x line 64 */
+/** typedef shapes_ptr, input.x line 65 */
 export type shapes_ptr = shapes | null;
 
-/** XDR codec for typedef shapes_ptr, input.x line 64 */
+/** XDR codec for typedef shapes_ptr, input.x line 65 */
 export const shapes_ptrCodec: DescribingCodec<shapes_ptr> = {
   name: "shapes_ptr",
   min: 4,
@@ -1199,10 +1220,10 @@ export const shapes_ptrCodec: DescribingCodec<shapes_ptr> = {
   },
 };
 
-/** typedef scalars_alias, input.x line 65 */
+/** typedef scalars_alias, input.x line 66 */
 export type scalars_alias = scalars;
 
-/** XDR codec for typedef scalars_alias, input.x line 65 */
+/** XDR codec for typedef scalars_alias, input.x line 66 */
 export const scalars_aliasCodec: DescribingCodec<scalars_alias> = {
   name: "scalars_alias",
   min: 88,

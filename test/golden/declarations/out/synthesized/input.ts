@@ -37,10 +37,31 @@ export const color = {
   INDIGO: 17,
   COLD: -3,
   WARM: -2,
+  SCARLET: 0,
 } as const;
 
 /** The values of enum color. */
 export type color = (typeof color)[keyof typeof color];
+
+/** The member of enum color with this value (the first, if several share it), or `undefined`. */
+export function colorName(value: number): keyof typeof color | undefined {
+  switch (value) {
+    case 0:
+      return "RED";
+    case 1:
+      return "GREEN";
+    case 16:
+      return "BLUE";
+    case 17:
+      return "INDIGO";
+    case -3:
+      return "COLD";
+    case -2:
+      return "WARM";
+    default:
+      return undefined;
+  }
+}
 
 /** XDR codec for enum color, input.x line 13 */
 export const colorCodec: XdrCodec<color> = {
@@ -64,7 +85,7 @@ export const colorCodec: XdrCodec<color> = {
   },
 };
 
-/** struct scalars, input.x line 22 */
+/** struct scalars, input.x line 23 */
 export interface scalars {
   i: number;
   ui: number;
@@ -87,7 +108,7 @@ export interface scalars {
   tint: color;
 }
 
-/** XDR codec for struct scalars, input.x line 22 */
+/** XDR codec for struct scalars, input.x line 23 */
 export const scalarsCodec: XdrCodec<scalars> = {
   name: "scalars",
   min: 88,
@@ -240,7 +261,7 @@ export const scalarsCodec: XdrCodec<scalars> = {
   },
 };
 
-/** struct shapes, input.x line 44 */
+/** struct shapes, input.x line 45 */
 export interface shapes {
   fixed_bytes: Uint8Array;
   var_bytes: Uint8Array;
@@ -256,7 +277,7 @@ export interface shapes {
   tagged_enum: color;
 }
 
-/** XDR codec for struct shapes, input.x line 44 */
+/** XDR codec for struct shapes, input.x line 45 */
 export const shapesCodec: XdrCodec<shapes> = {
   name: "shapes",
   min: 316,
@@ -1018,10 +1039,10 @@ export const shapesCodec: XdrCodec<shapes> = {
   },
 };
 
-/** typedef counter, input.x line 59 */
+/** typedef counter, input.x line 60 */
 export type counter = number;
 
-/** XDR codec for typedef counter, input.x line 59 */
+/** XDR codec for typedef counter, input.x line 60 */
 export const counterCodec: XdrCodec<counter> = {
   name: "counter",
   min: 4,
@@ -1040,10 +1061,10 @@ export const counterCodec: XdrCodec<counter> = {
   },
 };
 
-/** typedef tally, input.x line 60 */
+/** typedef tally, input.x line 61 */
 export type tally = counter;
 
-/** XDR codec for typedef tally, input.x line 60 */
+/** XDR codec for typedef tally, input.x line 61 */
 export const tallyCodec: XdrCodec<tally> = {
   name: "tally",
   min: 4,
@@ -1062,10 +1083,10 @@ export const tallyCodec: XdrCodec<tally> = {
   },
 };
 
-/** typedef tallies, input.x line 61 */
+/** typedef tallies, input.x line 62 */
 export type tallies = tally[];
 
-/** XDR codec for typedef tallies, input.x line 61 */
+/** XDR codec for typedef tallies, input.x line 62 */
 export const talliesCodec: XdrCodec<tallies> = {
   name: "tallies",
   min: 4,
@@ -1106,10 +1127,10 @@ export const talliesCodec: XdrCodec<tallies> = {
   },
 };
 
-/** typedef digest, input.x line 62 */
+/** typedef digest, input.x line 63 */
 export type digest = Uint8Array;
 
-/** XDR codec for typedef digest, input.x line 62 */
+/** XDR codec for typedef digest, input.x line 63 */
 export const digestCodec: XdrCodec<digest> = {
   name: "digest",
   min: 20,
@@ -1123,10 +1144,10 @@ export const digestCodec: XdrCodec<digest> = {
   },
 };
 
-/** typedef label, input.x line 63 */
+/** typedef label, input.x line 64 */
 export type label = string;
 
-/** XDR codec for typedef label, input.x line 63 */
+/** XDR codec for typedef label, input.x line 64 */
 export const labelCodec: XdrCodec<label> = {
   name: "label",
   min: 4,
@@ -1140,10 +1161,10 @@ export const labelCodec: XdrCodec<label> = {
   },
 };
 
-/** typedef shapes_ptr, input.x line 64 */
+/** typedef shapes_ptr, input.x line 65 */
 export type shapes_ptr = shapes | null;
 
-/** XDR codec for typedef shapes_ptr, input.x line 64 */
+/** XDR codec for typedef shapes_ptr, input.x line 65 */
 export const shapes_ptrCodec: XdrCodec<shapes_ptr> = {
   name: "shapes_ptr",
   min: 4,
@@ -1168,10 +1189,10 @@ export const shapes_ptrCodec: XdrCodec<shapes_ptr> = {
   },
 };
 
-/** typedef scalars_alias, input.x line 65 */
+/** typedef scalars_alias, input.x line 66 */
 export type scalars_alias = scalars;
 
-/** XDR codec for typedef scalars_alias, input.x line 65 */
+/** XDR codec for typedef scalars_alias, input.x line 66 */
 export const scalars_aliasCodec: XdrCodec<scalars_alias> = {
   name: "scalars_alias",
   min: 88,

@@ -29,6 +29,18 @@ export const status = {
 /** The values of enum status. */
 export type status = (typeof status)[keyof typeof status];
 
+/** The member of enum status with this value (the first, if several share it), or `undefined`. */
+export function statusName(value: number): keyof typeof status | undefined {
+  switch (value) {
+    case 0:
+      return "OK";
+    case 1:
+      return "BAD";
+    default:
+      return undefined;
+  }
+}
+
 /** XDR codec for enum status, input.x line 6 */
 export const statusCodec: XdrCodec<status> = {
   name: "status",

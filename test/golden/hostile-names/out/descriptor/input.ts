@@ -230,6 +230,18 @@ export const proto_enum = {
 /** The values of enum proto_enum. */
 export type proto_enum = (typeof proto_enum)[keyof typeof proto_enum];
 
+/** The member of enum proto_enum with this value (the first, if several share it), or `undefined`. */
+export function proto_enumName(value: number): keyof typeof proto_enum | undefined {
+  switch (value) {
+    case 1:
+      return "__proto__";
+    case 2:
+      return "toString";
+    default:
+      return undefined;
+  }
+}
+
 /** XDR codec for enum proto_enum, input.x line 27 */
 export const proto_enumCodec: DescribingCodec<proto_enum> = {
   name: "proto_enum",
@@ -453,6 +465,18 @@ export const Set_ = {
 
 /** The values of enum Set. */
 export type Set_ = (typeof Set_)[keyof typeof Set_];
+
+/** The member of enum Set with this value (the first, if several share it), or `undefined`. */
+export function Set_Name(value: number): keyof typeof Set_ | undefined {
+  switch (value) {
+    case 1:
+      return "A";
+    case 3:
+      return "C";
+    default:
+      return undefined;
+  }
+}
 
 /** XDR codec for enum Set, input.x line 45 */
 export const Set_Codec: DescribingCodec<Set_> = {

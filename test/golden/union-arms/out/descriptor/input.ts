@@ -25,6 +25,22 @@ export const kind = {
 /** The values of enum kind. */
 export type kind = (typeof kind)[keyof typeof kind];
 
+/** The member of enum kind with this value (the first, if several share it), or `undefined`. */
+export function kindName(value: number): keyof typeof kind | undefined {
+  switch (value) {
+    case 1:
+      return "NUMBER";
+    case 2:
+      return "TEXT";
+    case 3:
+      return "NOTHING";
+    case 4:
+      return "BLOB";
+    default:
+      return undefined;
+  }
+}
+
 /** XDR codec for enum kind, input.x line 1 */
 export const kindCodec: DescribingCodec<kind> = {
   name: "kind",
