@@ -333,7 +333,7 @@ function scriptedLink(respond: (call: Uint8Array) => Uint8Array[]): ClientTransp
         for (const m of respond(call)) link.onMessage(m, new CopyLedger());
       });
     },
-    onMessage: () => {},
+    onMessage: () => false,
     onClose: () => {},
     close: async () => {},
   };

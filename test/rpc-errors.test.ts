@@ -180,7 +180,7 @@ describe("access and unreadable replies", () => {
     // Rewrites the accept_stat word (bytes 20..23 of the reply) to 99 on its way in.
     link.onMessage = (m, re) => {
       m[23] = 99;
-      deliver(m, re);
+      return deliver(m, re);
     };
     const e = await failure(channel.call(example.service, procedure("exprocAdd"), [1, 2], { timeoutMs: 60_000 }, undefined));
     expect(e.status).toBe("CANNOT_DECODE");

@@ -123,19 +123,9 @@ describe.each(kinds)("over %s", (kind) => {
   });
 });
 
-/**
- * A TCP relay that re-sends every record, in both directions, as two fragments (RFC 5531
- * §11): each side must copy the pieces together once, and counts that copy itself.
- */
-async function fragmentingRelay(target: number): Promise<{ port: number; close: () => Promise<void> }> {
+/** A TCP relay to `target`; `wire` connects the two sockets of each connection through it. */
+async function tcpRelay(target: number, wire: (client: Socket, server: Socket) => void): Promise<{ port: number; close: () => Promise<void> }> {
   const sockets = new Set<Socket>();
-  const split = (from: Socket, to: Socket) => {
-    const decoder = new RecordDecoder((record) => {
-      const half = record.length >> 1;
-      to.write(concat(words(half), record.subarray(0, half), words((0x80000000 | (record.length - half)) >>> 0), record.subarray(half)));
-    });
-    from.on("data", (chunk: Buffer) => decoder.push(chunk));
-  };
   const relay: NetServer = createNetServer((client) => {
     const server = netConnect({ host: "127.0.0.1", port: target });
     for (const s of [client, server]) {
@@ -146,8 +136,7 @@ async function fragmentingRelay(target: number): Promise<{ port: number; close: 
         server.destroy();
       });
     }
-    split(client, server);
-    split(server, client);
+    wire(client, server);
   });
   await new Promise<void>((resolve) => relay.listen(0, "127.0.0.1", resolve));
   const address = relay.address();
@@ -159,6 +148,24 @@ async function fragmentingRelay(target: number): Promise<{ port: number; close: 
         relay.close(() => resolve());
       }),
   };
+}
+
+/**
+ * A relay that re-sends every record, in both directions, as two fragments (RFC 5531 §11):
+ * each side must copy the pieces together once, and counts that copy itself.
+ */
+function fragmentingRelay(target: number): Promise<{ port: number; close: () => Promise<void> }> {
+  const split = (from: Socket, to: Socket) => {
+    const decoder = new RecordDecoder((record) => {
+      const half = record.length >> 1;
+      to.write(concat(words(half), record.subarray(0, half), words((0x80000000 | (record.length - half)) >>> 0), record.subarray(half)));
+    });
+    from.on("data", (chunk: Buffer) => decoder.push(chunk));
+  };
+  return tcpRelay(target, (client, server) => {
+    split(client, server);
+    split(server, client);
+  });
 }
 
 describe.each(modes)("fragmented records in %s mode", (mode) => {
@@ -195,6 +202,99 @@ describe.each(modes)("fragmented records in %s mode", (mode) => {
         expect(step, layer).toBe(both[layer] * 720);
       }
     }
+  });
+});
+
+/** A relay that passes the server's bytes to the client in `piece`-byte writes, a macrotask apart, so a reply takes several reads. */
+function tricklingRelay(target: number, piece: number): Promise<{ port: number; close: () => Promise<void> }> {
+  return tcpRelay(target, (client, server) => {
+    client.on("data", (chunk: Buffer) => server.write(chunk));
+    let queue = Promise.resolve();
+    server.on("data", (chunk: Buffer) => {
+      const bytes = Buffer.from(chunk);
+      queue = queue.then(async () => {
+        for (let at = 0; at < bytes.length; at += piece) {
+          client.write(bytes.subarray(at, at + piece));
+          await new Promise((resolve) => setTimeout(resolve, 1));
+        }
+      });
+    });
+  });
+}
+
+describe.each(modes)("replies read in pieces, in %s mode", (mode) => {
+  it("are one view of the client's read arena (no reassembly copy), and every result stays intact as the arena is reused", async () => {
+    const example = examples[mode];
+    const server = createServer().register(example.service, exampleHandlers());
+    const { port } = await server.listen({ transport: "tcp" });
+    const relay = await tricklingRelay(port, 500);
+    const called: CallRecord[] = [];
+    const channel = await connect({ transport: "tcp", port: relay.port, onCall: (r) => called.push(r) });
+    try {
+      const client = example.client(channel);
+      const sizes = Array.from({ length: 24 }, (_, i) => 1440 - i * 7);
+      // One at a time, then all at once: results are checked only after every call is done,
+      // so a result left as a view of memory read over again would show it.
+      const results: Uint8Array[] = [];
+      for (const n of sizes.slice(0, 12)) results.push(await client.exprocReverse(payload(n)));
+      results.push(...(await Promise.all(sizes.slice(12).map((n) => client.exprocReverse(payload(n))))));
+      await client.exprocNull();
+      sizes.forEach((n, i) => expect(results[i], `call ${i}`).toEqual(payload(n).reverse()));
+    } finally {
+      await channel.close();
+      await relay.close();
+      await server.close();
+    }
+    // The receive side's runtime copies: only the decode's copy-out, in the modes that make one.
+    const decodeCopies = mode === "descriptor" ? 0 : 1;
+    const reverses = called.filter((r) => r.procedure === 7); // EXPROC_REVERSE
+    expect(reverses).toHaveLength(24);
+    const send = { stub: mode === "classic" ? 1 : 0, runtime: 1, wire: 1 };
+    for (const r of reverses) expect(r.copies).toEqual({ stub: send.stub * 2, runtime: send.runtime + decodeCopies, wire: 2 });
+  });
+});
+
+describe("record decoding from a read arena", () => {
+  const record = (xid: number, n: number) => concat(words((0x80000000 | n) >>> 0), words(xid), new Uint8Array(n - 4).fill(xid));
+
+  it("keeps a record spread over back-to-back chunks as one view of them, copying nothing", () => {
+    const input = concat(record(1, 100), record(2, 8), record(3, 64));
+    for (const chunk of [1, 3, 7, 50, input.length]) {
+      const got: { r: Uint8Array; runtime: number }[] = [];
+      const d = new RecordDecoder((r, received) => got.push({ r, runtime: received.copies.runtime }), undefined, undefined, undefined, "arena");
+      for (let at = 0; at < input.length; at += chunk) d.push(input.subarray(at, at + chunk));
+      expect(got.map(({ r }) => new DataView(r.buffer, r.byteOffset).getUint32(0)), `chunks of ${chunk}`).toEqual([1, 2, 3]);
+      expect(got.map(({ r }) => r.buffer === input.buffer), `chunks of ${chunk}`).toEqual([true, true, true]);
+      expect(got.map(({ runtime }) => runtime)).toEqual([0, 0, 0]);
+      expect(d.buffered).toBe(0);
+    }
+  });
+
+  it("copies once, counted, where the bytes are not back to back: chunks elsewhere, a second fragment, a moved run", () => {
+    const body = concat(words(9), new Uint8Array(96).fill(9));
+    const delivered: { r: Uint8Array; runtime: number; bytes: number }[] = [];
+    const d = new RecordDecoder((r, received) => delivered.push({ r, runtime: received.copies.runtime, bytes: received.bytesCopied.runtime }), undefined, undefined, undefined, "arena");
+    // Chunks from two separate buffers: the run breaks, the record is copied together.
+    const whole = concat(words((0x80000000 | body.length) >>> 0), body);
+    d.push(whole.slice(0, 40));
+    expect(d.awaited).toBe(body.length - 36);
+    d.push(whole.slice(40));
+    // Two fragments back to back in memory: the second mark sits between them.
+    d.push(concat(words(50), body.subarray(0, 50), words((0x80000000 | 50) >>> 0), body.subarray(50)));
+    // A run moved to a fresh slab (an arena out of room), then read on behind it there.
+    const slab = new Uint8Array(256);
+    d.push(whole.subarray(0, 30));
+    expect(d.runLength).toBe(26);
+    expect(d.moveRun(slab)).toBe(26);
+    slab.set(whole.subarray(30), 26);
+    d.push(slab.subarray(26, 26 + whole.length - 30));
+    expect(delivered.map(({ r }) => Buffer.from(r).equals(Buffer.from(body)))).toEqual([true, true, true]);
+    expect(delivered.map(({ runtime, bytes }) => [runtime, bytes])).toEqual([
+      [1, body.length],
+      [1, body.length],
+      [1, 26],
+    ]);
+    expect(delivered[2]!.r.buffer).toBe(slab.buffer);
   });
 });
 

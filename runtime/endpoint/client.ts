@@ -573,7 +573,8 @@ export class RpcChannel extends EventEmitter<ChannelEvents> implements Channel, 
     }
   }
 
-  private receive(message: Uint8Array, received: CopyLedger): void {
+  /** A reply arrived; returns whether its decoded result keeps views of `message` (see `ClientTransport.onMessage`). */
+  private receive(message: Uint8Array, received: CopyLedger): boolean {
     const arrived = this.observedCalls > 0 ? now() : 0;
     const r = this.reader;
     r.reset(message);
@@ -582,27 +583,29 @@ export class RpcChannel extends EventEmitter<ChannelEvents> implements Channel, 
       header = readReplyHeader(r);
     } catch (e) {
       this.unreadable(message, e);
-      return;
+      return false;
     }
     const p = this.pending.get(header.xid);
-    if (p === undefined) return; // a late or duplicate reply
+    if (p === undefined) return false; // a late or duplicate reply
     if (p.phases !== undefined) {
       p.phases.transit = arrived - p.sentAt;
       p.ledger!.add(received);
     }
     if (header.kind !== "accepted" || header.stat !== AcceptStat.SUCCESS) {
       this.settle(p, replyError(header, p));
-      return;
+      return false;
     }
     let result: unknown;
     try {
       result = p.service.path.decode(p.procedure.result, message, r.pos - r.start, message.length, p.ledger, p.procedure.name, r);
     } catch (e) {
       this.settle(p, new RpcError("CANNOT_DECODE", e instanceof Error ? e.message : String(e), { cause: e }));
-      return;
+      return false;
     }
     if (p.phases !== undefined) p.phases.resume = now() - arrived;
+    const keeps = p.service.path.decodesViews;
     this.settle(p, undefined, result);
+    return keeps;
   }
 
   /** A reply the transport discarded for its size: its call fails now, rather than at its timeout. */

@@ -53,9 +53,11 @@ export interface ClientTransport extends MessageTarget {
   readonly peer?: string;
   /**
    * Set by the channel: a whole RPC message arrived, with the copies the transport made to
-   * deliver it (read before `onMessage` returns; the transport reuses it).
+   * deliver it. Returns whether the channel keeps views of its bytes past the call (a
+   * descriptor-mode result): if not, a transport may write over them (a stream client's read
+   * arena rewinds); if so, they must stay as they are.
    */
-  onMessage: (message: Uint8Array, received: CopyLedger) => void;
+  onMessage: (message: Uint8Array, received: CopyLedger) => boolean;
   /** Set by the channel: the connection is gone; every waiter must be released. */
   onClose: (error: Error | undefined) => void;
   /**

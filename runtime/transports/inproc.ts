@@ -53,7 +53,7 @@ export function connectInproc(server: Dispatcher): ClientTransport {
     datagram: false,
     readsInPlace: true,
     send,
-    onMessage: () => {},
+    onMessage: () => false,
     onClose: () => {},
     close: async () => {
       open = false;

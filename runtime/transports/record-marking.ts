@@ -4,7 +4,9 @@
  * bits give its length. The decoder hands out each whole record; a record whose bytes
  * arrive in one chunk (one fragment body, behind any number of empty fragments) is handed
  * out as a view of it (no copy), one spread over chunks or fragments is copied together
- * once, a runtime copy counted in the ledger delivered with the record.
+ * once, a runtime copy counted in the ledger delivered with the record. Input read into an
+ * arena (see `awaited`) can do better: a one-fragment record whose chunks lie back to back in
+ * memory is kept and handed out as one view of them, however many reads it took.
  *
  * Limits: a record longer than `maxRecordBytes` or with more than `maxFragments` fragments
  * is an error before anything is allocated for it — or, for a decoder given `oversize` (a
@@ -62,6 +64,10 @@ export class RecordDecoder {
   private last = false;
   /** The record so far, when it did not arrive in one piece: `buf[0, length)`. */
   private buf: Uint8Array | undefined;
+  /** Or, with arena input, the record so far as a view of the input while it lies contiguous there. */
+  private run: Uint8Array | undefined;
+  /** Bytes of the run copied by `moveRun`, counted when the record is delivered. */
+  private moved = 0;
   private length = 0;
   /** Fragments of the current record begun so far (empty ones included). */
   private fragments = 0;
@@ -86,11 +92,41 @@ export class RecordDecoder {
     private readonly limits: RecordLimits = defaultRecordLimits,
     private readonly reserve?: ReserveBytes,
     private readonly oversize?: OversizeRecord,
+    /**
+     * "arena": chunks come from a reader that fills memory front to back and never writes a
+     * byte twice, so a partial record may be kept as a view of its chunk and grown in place
+     * while the next chunk follows it in memory. "chunks": any input; a partial record is copied.
+     */
+    private readonly input: "chunks" | "arena" = "chunks",
   ) {}
 
-  /** Received bytes held now: the partial record's buffer and any held input. */
+  /** Received bytes held now: the partial record's buffer or run, and any held input. */
   get buffered(): number {
-    return (this.buf?.length ?? 0) + (this.held?.length ?? 0);
+    return (this.buf?.length ?? 0) + (this.run?.length ?? 0) + (this.held?.length ?? 0);
+  }
+
+  /**
+   * For an arena choosing where the next read goes: the bytes of the current fragment still to
+   * come while the record is kept as a run (0 otherwise). Reading them right behind the run
+   * keeps the record one view; if the arena has no room there it calls `moveRun` first.
+   */
+  get awaited(): number {
+    return this.run === undefined || this.remaining < 0 ? 0 : this.remaining;
+  }
+
+  /** The bytes of the record kept as a run (0: none). */
+  get runLength(): number {
+    return this.run?.length ?? 0;
+  }
+
+  /** Copies the run to the front of `to` (a fresh arena slab) and keeps it there; returns its length. */
+  moveRun(to: Uint8Array): number {
+    const run = this.run;
+    if (run === undefined) return 0;
+    to.set(run);
+    this.run = to.subarray(0, run.length);
+    this.moved += run.length;
+    return run.length;
   }
 
   /** Whether part of a record (a mark byte at least) has arrived and the rest has not. */
@@ -197,7 +233,9 @@ export class RecordDecoder {
   /** From here to the record's end, its bytes pass unkept; what was kept of it goes. */
   private startSkipping(): void {
     this.skipping = true;
-    const buf = this.buf;
+    const buf = this.run ?? this.buf;
+    this.run = undefined;
+    this.moved = 0;
     this.skipped = this.length;
     this.skippedHead = 0;
     this.skippedHeadBytes = 0;
@@ -217,9 +255,24 @@ export class RecordDecoder {
     this.oversize!(xid, bytes);
   }
 
-  /** Copies `chunk[at, at + take)` behind the record so far, growing the buffer by doubling. */
+  /** Puts `chunk[at, at + take)` behind the record so far: in place (a run), or copied into a buffer grown by doubling. */
   private append(chunk: Uint8Array, at: number, take: number): void {
     const need = this.length + take;
+    const run = this.run;
+    if (this.input === "arena") {
+      if (this.length === 0) {
+        this.run = chunk.subarray(at, at + take);
+        this.length = need;
+        return;
+      }
+      if (run !== undefined && chunk.buffer === run.buffer && chunk.byteOffset + at === run.byteOffset + run.length) {
+        this.run = new Uint8Array(run.buffer, run.byteOffset, need);
+        this.length = need;
+        return;
+      }
+    }
+    // Not (or no longer) in place — a second fragment, or a chunk elsewhere: copy into a buffer.
+    this.run = undefined;
     let buf = this.buf;
     if (buf === undefined || buf.length < need) {
       // Never past what the marks declare (this fragment's end). A server's decoder (one that
@@ -232,7 +285,8 @@ export class RecordDecoder {
         throw new RecordError(`no room to buffer a record of ${need} bytes so far`);
       }
       const grown = new Uint8Array(size);
-      if (buf !== undefined) grown.set(buf.subarray(0, this.length));
+      const kept = run ?? buf;
+      if (kept !== undefined) grown.set(kept.subarray(0, this.length));
       this.buf = buf = grown;
     }
     buf.set(chunk.subarray(at, at + take), this.length);
@@ -240,15 +294,20 @@ export class RecordDecoder {
   }
 
   private complete(): void {
-    const record = this.buf === undefined ? new Uint8Array(0) : this.buf.subarray(0, this.length);
+    const run = this.run;
+    const record = run ?? (this.buf === undefined ? new Uint8Array(0) : this.buf.subarray(0, this.length));
+    // A run was copied only if it was moved; pieces in a buffer were copied together as they
+    // came (append): one pass over the record.
+    const copied = run === undefined ? record.length : this.moved;
     // The delivered record is never written again (descriptor-mode views into it stay valid):
-    // the next split record gets a buffer of its own.
+    // the next split record gets a buffer (or arena room) of its own.
     this.buf = undefined;
+    this.run = undefined;
+    this.moved = 0;
     this.length = 0;
     this.fragments = 0;
-    // The pieces were copied together as they came (append): one pass over the record.
     this.received.reset();
-    this.received.record("runtime", record.length);
+    if (run === undefined || copied > 0) this.received.record("runtime", copied);
     this.deliver(record, this.received);
   }
 

@@ -246,7 +246,7 @@ class ShmTransport implements ClientTransport {
   readonly datagram = false;
   /** A message is marshaled into a slot, or copied into one: never read out of the sender's buffer. */
   readonly readsInPlace = false;
-  onMessage: ClientTransport["onMessage"] = () => {};
+  onMessage: ClientTransport["onMessage"] = () => false;
   onClose: ClientTransport["onClose"] = () => {};
 
   private readonly words: Int32Array;

@@ -98,12 +98,62 @@ function limits(maxMessageBytes: number | undefined) {
   return { ...defaultRecordLimits, maxRecordBytes: maxMessageBytes ?? defaultMaxReplyBytes };
 }
 
+/** A client's read arena: slabs of this size, each read given at least `minReadBytes` of room (Node's own read size). */
+const slabBytes = 256 * 1024;
+const minReadBytes = 64 * 1024;
+
+/**
+ * Where a client socket's reads land (Node's `onread`): each read goes into the free tail of
+ * one slab, right behind the last, so a reply that takes several reads lies contiguous and
+ * the decoder hands it out as one view — a 64 KiB READ reply costs no reassembly copy. While
+ * no reply read into the slab is kept (the channel says so: only descriptor-mode results
+ * hold views), the next read starts again at its front, so a client of the other modes
+ * reads into the same memory call after call, allocating nothing; once one is kept, the
+ * slab is never written over, and views handed out stay valid. When a slab has no room for
+ * what a partial reply still awaits, a new one (as large as the reply needs) takes over and
+ * the part already read moves there: one counted copy.
+ */
+class ReadArena {
+  private slab: Uint8Array = new Uint8Array(0);
+  private used = 0;
+  /** A message delivered from this slab may still be referenced. */
+  kept = false;
+  /** Set once the transport exists: where chunks go. */
+  decoder: RecordDecoder | undefined;
+  onChunk: (chunk: Uint8Array) => void = () => {};
+
+  /** The room for the next read (Node calls it after each read). */
+  readonly room = (): Uint8Array => {
+    const decoder = this.decoder;
+    // At a record boundary (nothing of a record held in the slab) with nothing kept: rewind.
+    if (!this.kept && decoder !== undefined && decoder.runLength === 0) this.used = 0;
+    const awaited = decoder?.awaited ?? 0;
+    if (this.slab.length - this.used < Math.max(awaited, minReadBytes)) {
+      const run = awaited > 0 ? decoder!.runLength : 0;
+      const slab = Buffer.allocUnsafeSlow(Math.max(slabBytes, run + awaited + minReadBytes));
+      this.used = run > 0 ? decoder!.moveRun(slab) : 0;
+      this.slab = slab;
+      this.kept = false;
+    }
+    return this.slab.subarray(this.used);
+  };
+
+  /** `n` bytes were read into `room`. */
+  readonly read = (n: number, room: Uint8Array): boolean => {
+    this.used += n;
+    this.onChunk(room.subarray(0, n));
+    return true;
+  };
+}
+
 export function connectStream(options: StreamConnectOptions): Promise<ClientTransport> {
   return new Promise((resolve, reject) => {
+    const arena = new ReadArena();
+    const onread = { buffer: arena.room, callback: arena.read };
     const socket =
       options.transport === "unix"
-        ? netConnect({ path: options.path! })
-        : netConnect({ host: options.host ?? "127.0.0.1", port: options.port!, noDelay: true });
+        ? netConnect({ path: options.path!, onread })
+        : netConnect({ host: options.host ?? "127.0.0.1", port: options.port!, noDelay: true, onread });
     const ms = options.connectTimeoutMs ?? defaultConnectTimeoutMs;
     const timer = setTimeout(() => {
       const where = options.transport === "unix" ? options.path : `${options.host ?? "127.0.0.1"}:${options.port}`;
@@ -117,12 +167,12 @@ export function connectStream(options: StreamConnectOptions): Promise<ClientTran
     socket.once("connect", () => {
       clearTimeout(timer);
       socket.off("error", onError);
-      resolve(streamTransport(socket, options.transport, options.maxMessageBytes));
+      resolve(streamTransport(socket, arena, options.transport, options.maxMessageBytes));
     });
   });
 }
 
-function streamTransport(socket: Socket, kind: TransportKind, maxMessageBytes: number | undefined): ClientTransport {
+function streamTransport(socket: Socket, arena: ReadArena, kind: TransportKind, maxMessageBytes: number | undefined): ClientTransport {
   socket.setNoDelay(true);
   const writer = new RecordWriter(socket);
   let failure: Error | undefined;
@@ -133,7 +183,7 @@ function streamTransport(socket: Socket, kind: TransportKind, maxMessageBytes: n
     datagram: false,
     readsInPlace: false,
     send: (buffer, end, ledger, release) => writer.send(buffer, end, ledger, release),
-    onMessage: () => {},
+    onMessage: () => false,
     onClose: () => {},
     close: () =>
       new Promise<void>((resolve) => {
@@ -146,14 +196,16 @@ function streamTransport(socket: Socket, kind: TransportKind, maxMessageBytes: n
   const decoder = new RecordDecoder(
     (record, received) => {
       received.record("wire", record.length); // the kernel's copy off the socket
-      transport.onMessage(record, received);
+      if (transport.onMessage(record, received)) arena.kept = true;
     },
     recordLimits,
     undefined,
     // A reply over the limit is read past, not kept: its call fails, the connection serves on.
     (xid, bytes) => transport.onTooLarge?.(xid, bytes, recordLimits.maxRecordBytes),
+    "arena",
   );
-  socket.on("data", (chunk: Buffer) => {
+  arena.decoder = decoder;
+  arena.onChunk = (chunk) => {
     try {
       decoder.push(chunk);
     } catch (e) {
@@ -161,7 +213,7 @@ function streamTransport(socket: Socket, kind: TransportKind, maxMessageBytes: n
       failure = e instanceof RecordError ? e : new Error(String(e));
       socket.destroy(failure);
     }
-  });
+  };
   socket.on("error", (e) => {
     failure ??= e;
   });

@@ -104,7 +104,7 @@ function udpTransport(socket: Socket, maxMessageBytes: number): ClientTransport 
       });
       ledger?.record("wire", end);
     },
-    onMessage: () => {},
+    onMessage: () => false,
     onClose: () => {},
     close: () =>
       new Promise<void>((resolve) => {
