@@ -13,10 +13,15 @@ import type { MarshalPath } from "../call/service.js";
  *   collector is not pressed by a stream of external buffers;
  * - otherwise a buffer from a free list, lent to the transport and given back once the
  *   bytes are on their way (a socket's write callback), so steady traffic marshals into the
- *   same few buffers.
+ *   same few buffers. A buffer a long message grew comes back to the list too (up to a
+ *   bound on the bytes kept), so a stream of 64 KiB NFS WRITEs marshals into one buffer
+ *   rather than growing a new one per call.
  */
 
 const bufferSize = 8192;
+/** The free list keeps at most this many bytes, and no buffer larger than this. */
+const keepFreeBytes = 4 * 1024 * 1024;
+const keepLargest = 1024 * 1024;
 const slabSize = 256 * 1024;
 /** A slab with less room than this left is retired (messages that outgrow their region move, uncounted as copies, to a buffer of their own). */
 const slabMinRoom = 16 * 1024;
@@ -33,12 +38,17 @@ const enum Kind {
 
 export class MessageBuffers {
   private readonly free: Uint8Array[] = [];
+  private freeBytes = 0;
   private slab = new Uint8Array(0);
   private slabUsed = 0;
   private kind = Kind.Pooled;
   private region: Uint8Array | undefined;
   private readonly release = (buffer: Uint8Array) => {
-    if (this.free.length < keepFree && buffer.length === bufferSize) this.free.push(buffer);
+    const n = buffer.length;
+    if (this.free.length < keepFree && n >= bufferSize && n <= keepLargest && this.freeBytes + n <= keepFreeBytes) {
+      this.free.push(buffer);
+      this.freeBytes += n;
+    }
   };
 
   /** Points `w` at the buffer for the next message to `target`, behind its header room. */
@@ -57,7 +67,9 @@ export class MessageBuffers {
       w.reset(this.region, target.headerRoom);
     } else {
       this.kind = Kind.Pooled;
-      w.reset(this.free.pop() ?? new Uint8Array(bufferSize), target.headerRoom);
+      const reused = this.free.pop();
+      if (reused !== undefined) this.freeBytes -= reused.length;
+      w.reset(reused ?? new Uint8Array(bufferSize), target.headerRoom);
     }
   }
 
