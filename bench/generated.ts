@@ -3,13 +3,12 @@ import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { promisify } from "node:util";
-import { generate } from "../compiler/compile.js";
 import type { Mode, XdrCodec } from "../runtime/index.js";
 import type { BenchRecord } from "./handwritten.js";
 
 /**
- * The modules under test, made the way a user makes them: the compiler's `generate` (what the
- * command runs) compiles idl/bench.x once per mode, the project's `tsc` compiles the output, and the benchmark
+ * The modules under test, made the way a user makes them: the compiler's command compiles
+ * idl/bench.x once per mode, the project's `tsc` compiles the output, and the benchmark
  * imports the JavaScript. The generated code imports the same compiled runtime the
  * benchmark itself uses (`../runtime/index.js` in the bench build), so there is one copy
  * of every runtime class in the process.
@@ -46,6 +45,22 @@ export interface GenerateOptions {
   readonly log: (text: string) => void;
 }
 
+/**
+ * Generates TypeScript from `inputs` in `mode` into `outDir` with the compiler's command
+ * (compiler/dist, built by `npm run build`), in a child process as a user's build runs it:
+ * the benchmark's heap then holds none of the compiler (ts-morph, TypeScript, prettier), and
+ * the full collections that the clients' allocations cause cost what they cost in an app.
+ */
+export async function generateWithCli(root: string, inputs: readonly string[], mode: Mode, runtimeModule: string, outDir: string): Promise<void> {
+  mkdirSync(outDir, { recursive: true });
+  try {
+    await run(process.execPath, [join(root, "compiler", "dist", "bin.js"), ...inputs, "--mode", mode, "--runtime", runtimeModule, "--out", outDir], { cwd: root });
+  } catch (e) {
+    const stderr = (e as { stderr?: string }).stderr ?? String(e);
+    throw new Error(`${inputs.map((f) => relative(root, f)).join(" and ")} do not compile in ${mode} mode:\n${stderr}`);
+  }
+}
+
 /** Generates, compiles and imports idl/bench.x (and bench/echo.x) in every mode. */
 export async function loadBenchModules(options: GenerateOptions): Promise<Map<Mode, BenchModule>> {
   const { root, outDir } = options;
@@ -55,12 +70,7 @@ export async function loadBenchModules(options: GenerateOptions): Promise<Map<Mo
 
   let runtimeModule = relative(join(outDir, "mode"), join(runtimeDir, "index.js")).split("\\").join("/");
   if (!runtimeModule.startsWith(".")) runtimeModule = `./${runtimeModule}`;
-  for (const mode of allModes) {
-    const { outputs, diagnostics } = await generate({ files: inputs, mode, runtimeModule });
-    if (outputs.length !== inputs.length) throw new Error(`idl/bench.x or bench/echo.x does not compile:\n${diagnostics.map((d) => d.text).join("")}`);
-    mkdirSync(join(outDir, mode), { recursive: true });
-    for (const o of outputs) writeFileSync(join(outDir, mode, o.path), o.text);
-  }
+  for (const mode of allModes) await generateWithCli(root, inputs, mode, runtimeModule, join(outDir, mode));
 
   // One tsc run for all three: strict, as a user would compile them; .js lands beside .ts.
   writeFileSync(

@@ -7,9 +7,12 @@ import { cpus, loadavg, tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { promisify } from "node:util";
-import { generate } from "../compiler/compile.js";
-import { connect, type AuthSysParams, type Mode, type RpcChannel } from "../runtime/index.js";
-import { allModes } from "./generated.js";
+import { AUTH_NONE, connect, type AuthSysParams, type Mode, type RpcChannel } from "../runtime/index.js";
+import { authSys, writeCallHeader } from "../runtime/rpc/message.js";
+import { markRecord } from "../runtime/transports/record-marking.js";
+import { XdrWriter } from "../runtime/xdr/index.js";
+import { nodeFloor, type FloorOp } from "./nfs-floor.js";
+import { allModes, generateWithCli } from "./generated.js";
 import { fmtRatio, measureGroupAsync, ratio, table, type AsyncCase, type RoundsOptions, type Timing } from "./harness.js";
 import { cpuMeter } from "./peers.js";
 import type { BenchContext, Section } from "./section.js";
@@ -37,6 +40,8 @@ const CHUNK = 65536;
 /** Large enough that offsets walk well past any one cache line of the server; small enough to write quickly. */
 const FILE_SIZE = 8 * 1024 * 1024;
 const WINDOW = 16;
+/** The row of the Node floor (bench/nfs-floor.ts). */
+const FLOOR = "Node socket, no runtime (floor)";
 const OTHERS_LIMIT = envNumber("BENCH_OTHERS_LIMIT", 0.25);
 const auth: AuthSysParams = { stamp: 1, machinename: "rpcgen-ts-bench", uid: 0, gid: 0, gids: [] };
 
@@ -322,12 +327,7 @@ async function loadNfsStubs(root: string, outDir: string, log: (t: string) => vo
   const inputs = [join(root, "idl", "nfs3.x"), join(root, "idl", "mount3.x")];
   let runtimeModule = relative(join(outDir, "mode"), join(runtimeDir, "index.js")).split("\\").join("/");
   if (!runtimeModule.startsWith(".")) runtimeModule = `./${runtimeModule}`;
-  for (const mode of allModes) {
-    const { outputs, diagnostics } = await generate({ files: inputs, mode, runtimeModule });
-    if (outputs.length !== inputs.length) throw new Error(`idl/nfs3.x or idl/mount3.x does not compile:\n${diagnostics.map((d) => d.text).join("")}`);
-    mkdirSync(join(outDir, mode), { recursive: true });
-    for (const o of outputs) writeFileSync(join(outDir, mode, o.path), o.text);
-  }
+  for (const mode of allModes) await generateWithCli(root, inputs, mode, runtimeModule, join(outDir, mode));
   writeFileSync(
     join(outDir, "tsconfig.json"),
     JSON.stringify({
@@ -485,6 +485,33 @@ async function ours(mode: Mode, stubs: { nfs: Stubs }, port: number, readFh: Uin
   };
 }
 
+/**
+ * The calls of the Node floor, record-marked and ready to send: one GETATTR, and a READ and
+ * an UNSTABLE WRITE of 64 KiB at each offset of the files, encoded by the synthesized stubs.
+ */
+function floorRequests(nfs: Stubs, readFh: Uint8Array, writeFh: Uint8Array): Record<FloorOp, Uint8Array[]> {
+  const cred = authSys(auth, new XdrWriter());
+  const w = new XdrWriter(CHUNK + 1024);
+  const message = (proc: number, codec: { encode(w: XdrWriter, v: unknown): void }, args: unknown): Uint8Array => {
+    w.reset();
+    w.uint(0); // the record mark's room
+    writeCallHeader(w, 0, nfs.NFS_PROGRAM as number, nfs.NFS_V3 as number, proc, cred, AUTH_NONE);
+    codec.encode(w, args);
+    const bytes = w.bytes().slice();
+    markRecord(bytes, bytes.length);
+    return bytes;
+  };
+  const offsets = Array.from({ length: FILE_SIZE / CHUNK }, (_, i) => BigInt(i * CHUNK));
+  const payload = randomBytes(CHUNK);
+  return {
+    getattr: [message(nfs.NFSPROC3_GETATTR as number, nfs.GETATTR3argsCodec, { object: { data: readFh } })],
+    read: offsets.map((offset) => message(nfs.NFSPROC3_READ as number, nfs.READ3argsCodec, { file: { data: readFh }, offset, count: CHUNK })),
+    write: offsets.map((offset) =>
+      message(nfs.NFSPROC3_WRITE as number, nfs.WRITE3argsCodec, { file: { data: writeFh }, offset, count: CHUNK, stable: nfs.stable_how.UNSTABLE as number, data: payload }),
+    ),
+  };
+}
+
 /** `n` calls of `op`, `window` outstanding at a time. */
 async function windowed(n: number, window: number, op: () => Promise<number>): Promise<number> {
   let started = 0;
@@ -566,6 +593,8 @@ async function runSection(ctx: BenchContext): Promise<void> {
 
     const c = await startCClient(cExe, server.nfsPort, readFh, writeFh);
     cleanup.push(() => c.close());
+    const floor = await nodeFloor(server.nfsPort, floorRequests(nfs, readFh, writeFh));
+    cleanup.push(() => floor.close());
     const clients: Ours[] = [];
     for (const mode of allModes) clients.push(await ours(mode, stubs.get(mode)!, server.nfsPort, readFh, writeFh, seed));
     cleanup.push(async () => void (await Promise.all(clients.map((o) => o.close()))));
@@ -577,7 +606,10 @@ async function runSection(ctx: BenchContext): Promise<void> {
     const pids = [process.pid, c.pid, server.pid];
     const groups = new Map<Op, { timings: Map<string, Timing>; warning?: string; cpu: { ours: number; others: number }; load: string }>();
     for (const op of ["getattr", "read", "write"] as const) {
-      const cases: AsyncCase[] = [{ label: "C libtirpc", selfTimed: true, run: (n) => c.calls(op, n) }];
+      const cases: AsyncCase[] = [
+        { label: "C libtirpc", selfTimed: true, run: (n) => c.calls(op, n) },
+        { label: FLOOR, run: (n) => floor.calls(op, n) },
+      ];
       for (const o of clients) {
         const f = o[op].bind(o);
         cases.push({ label: op === "getattr" ? o.mode : `${o.mode}, 1 outstanding`, run: (n) => sequential(n, f) });
@@ -593,14 +625,16 @@ async function runSection(ctx: BenchContext): Promise<void> {
       ctx.results.group("nfs", op, timings, { cpu: { ours: use.ours, others: use.others }, ...(warning === undefined ? {} : { warning }) });
 
       const cT = timings.get("C libtirpc")!;
+      const floorT = timings.get(FLOOR)!;
       const rows = [...timings].map(([label, t]) => {
         const vsC = label === "C libtirpc" ? "1" : op === "getattr" ? `${fmtRatio(ratio(t, cT))} C's time` : `${fmtRatio(ratio(cT, t))} C's MB/s`;
+        const vsFloor = label === "C libtirpc" || label === FLOOR ? "" : op === "getattr" ? fmtRatio(ratio(t, floorT)) : fmtRatio(ratio(floorT, t));
         const figure = op === "getattr" ? `${(t.ns / 1000).toFixed(1)} µs` : `${mbps(t).toFixed(0)} MB/s`;
         const spread = op === "getattr" ? `${(t.q1 / 1000).toFixed(1)}–${(t.q3 / 1000).toFixed(1)} µs` : `${mbps({ ...t, ns: t.q3 }).toFixed(0)}–${mbps({ ...t, ns: t.q1 }).toFixed(0)}`;
-        return [label, figure, spread, vsC, String(t.batch)];
+        return [label, figure, spread, vsC, vsFloor, String(t.batch)];
       });
       log(`${op.toUpperCase()}${op === "getattr" ? "" : " 64 KiB"} (median over ${options.rounds} rounds of per-call mean; ${load})`);
-      log(table(["client", op === "getattr" ? "latency" : "throughput", "IQR", "paired vs C", "calls/batch"], rows, ["left", "right", "right", "right", "right"]));
+      log(table(["client", op === "getattr" ? "latency" : "throughput", "IQR", "paired vs C", "vs Node floor", "calls/batch"], rows, ["left", "right", "right", "right", "right", "right"]));
       if (warning !== undefined) log(`WARNING: ${warning}: its ratios are printed NOT MEASURED`);
       log();
     }
@@ -641,4 +675,4 @@ export const nfsSection: Section = {
 };
 
 /** For bench/nfs-profile.ts: the same server, stubs and client. */
-export const nfsInternals = { ensureRpcbind, startGanesha, answersNull, loadNfsStubs, buildCClient, startCClient, ours, windowed, sequential, lock, nfsProblem, FILE_SIZE, auth };
+export const nfsInternals = { floorRequests, ensureRpcbind, startGanesha, answersNull, loadNfsStubs, buildCClient, startCClient, ours, windowed, sequential, lock, nfsProblem, FILE_SIZE, auth };
