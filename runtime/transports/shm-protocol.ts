@@ -156,6 +156,22 @@ export function publish(words: Int32Array, at: number, state: number, counter: n
 }
 
 /** Bumps `counter` and wakes the other side only if it may sleep; returns whether it had to. */
+/** Looks at the shared word between reads of the clock: a read of the clock costs far more than a look. */
+const looksPerClockRead = 64;
+
+/**
+ * Spins while `words[index]` is `seen`, for about `ms` milliseconds; returns whether it
+ * changed. The clock is read once per 64 looks, so a change is seen a look later, not a
+ * clock read later (`performance.now()` costs ~100 ns: on the critical path of every hand-off).
+ */
+export function spinWhile(words: Int32Array, index: number, seen: number, ms: number): boolean {
+  const deadline = performance.now() + ms;
+  for (;;) {
+    for (let k = 0; k < looksPerClockRead; k++) if (Atomics.load(words, index) !== seen) return true;
+    if (performance.now() >= deadline) return Atomics.load(words, index) !== seen;
+  }
+}
+
 export function signal(words: Int32Array, counter: number, sleeping: number): boolean {
   Atomics.add(words, counter, 1);
   if (Atomics.load(words, sleeping) === 0) return false;

@@ -19,6 +19,7 @@ import {
   slotWord,
   SlotWord,
   SpinBudget,
+  spinWhile,
   waitAsync,
   type ShmLayout,
   type WorkerInit,
@@ -380,9 +381,7 @@ class ShmTransport implements ClientTransport {
       this.collect();
       if (done()) return true;
       if (this.closed) return false;
-      const spinEnd = performance.now() + this.spin.next();
-      while (Atomics.load(words, Control.REPLIES) === seen && performance.now() < spinEnd);
-      if (Atomics.load(words, Control.REPLIES) !== seen) {
+      if (spinWhile(words, Control.REPLIES, seen, this.spin.next())) {
         this.spin.hit();
         continue;
       }
@@ -472,15 +471,13 @@ class ShmTransport implements ClientTransport {
     if (this.collect() === 0) {
       const deadline = performance.now() + this.spin.next();
       for (;;) {
-        const v = Atomics.load(words, Control.REPLIES);
-        if (v !== seen) {
-          seen = v;
-          if (this.collect() > 0) break;
-        } else if (performance.now() >= deadline) {
+        if (!spinWhile(words, Control.REPLIES, seen, deadline - performance.now())) {
           this.spin.miss();
           this.sleep(seen);
           return;
         }
+        seen = Atomics.load(words, Control.REPLIES);
+        if (this.collect() > 0) break;
       }
       this.spin.hit();
     }
