@@ -155,7 +155,6 @@ export function publish(words: Int32Array, at: number, state: number, counter: n
   return signal(words, counter, sleeping);
 }
 
-/** Bumps `counter` and wakes the other side only if it may sleep; returns whether it had to. */
 /** Looks at the shared word between reads of the clock: a read of the clock costs far more than a look. */
 const looksPerClockRead = 64;
 
@@ -172,6 +171,7 @@ export function spinWhile(words: Int32Array, index: number, seen: number, ms: nu
   }
 }
 
+/** Bumps `counter` and wakes the other side only if it may sleep; returns whether it had to. */
 export function signal(words: Int32Array, counter: number, sleeping: number): boolean {
   Atomics.add(words, counter, 1);
   if (Atomics.load(words, sleeping) === 0) return false;
