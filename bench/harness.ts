@@ -340,6 +340,11 @@ export class Budgets {
     return this.judge(budget, value, `${show(value)} (need ≥ ${show(limit)})`, value >= limit, invalid);
   }
 
+  /** Verdicts judged elsewhere (a section run in a process of its own). */
+  adopt(verdicts: readonly Verdict[]): void {
+    for (const v of verdicts) this.add(v);
+  }
+
   /** A budget with no figure in this run. */
   notMeasured(budget: string, why: string): Verdict {
     return this.add({ budget, measured: "—", status: "NOT MEASURED", why, pass: false });

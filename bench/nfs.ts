@@ -670,6 +670,7 @@ async function runSection(ctx: BenchContext): Promise<void> {
 
 export const nfsSection: Section = {
   name: "nfs",
+  ownProcess: true,
   title: "NFSv3 against nfs-ganesha: our client in each mode and libtirpc's C client, same server, paired per round",
   run: runSection,
 };

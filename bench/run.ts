@@ -1,4 +1,5 @@
-import { existsSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -8,10 +9,10 @@ import { codecSection } from "./codecs.js";
 import { rpcSection } from "./rpc.js";
 import { nfsSection } from "./nfs.js";
 import { loadBenchModules, type BenchModule } from "./generated.js";
-import { Budgets, defaultRounds, sinkChecksum, type RoundsOptions } from "./harness.js";
+import { Budgets, defaultRounds, sinkChecksum, type RoundsOptions, type Verdict } from "./harness.js";
 import { describePinning, pinModes, pinning, type PinMode } from "./peers.js";
 import { phaseSection } from "./phases.js";
-import { budgetsOf, chartData, LoadSampler, machine, redraw, RESULTS_SCHEMA, ResultCollector, writeReport, type Results } from "./report.js";
+import { budgetsOf, chartData, LoadSampler, machine, redraw, RESULTS_SCHEMA, ResultCollector, writeReport, type Results, type SectionResults } from "./report.js";
 import type { BenchContext, Section } from "./section.js";
 
 /**
@@ -50,7 +51,12 @@ function repoRoot(): string {
 }
 
 async function main(args: readonly string[]): Promise<void> {
-  const { values, positionals: argv } = parseArgs({ args: [...args], allowPositionals: true, options: { pin: { type: "string" }, quick: { type: "boolean" }, redraw: { type: "boolean" } } });
+  const { values, positionals: argv } = parseArgs({
+    args: [...args],
+    allowPositionals: true,
+    // --section-process FILE: internal, a section run in a process of its own (see `ownProcess`).
+    options: { pin: { type: "string" }, quick: { type: "boolean" }, redraw: { type: "boolean" }, "section-process": { type: "string" } },
+  });
   const quick = values.quick === true;
   if (values.redraw === true) {
     process.stdout.write(`redrew ${redraw(repoRoot())} from bench/results.json\n`);
@@ -89,6 +95,15 @@ async function main(args: readonly string[]): Promise<void> {
     },
   };
 
+  const childOut = values["section-process"];
+  if (childOut !== undefined) {
+    // A section in a process of its own: run it, hand its figures and verdicts back in a file.
+    for (const s of chosen) await s.run(ctx);
+    const handed: HandedBack = { sections: collector.sections, verdicts: ctx.budgets.verdicts };
+    writeFileSync(childOut, JSON.stringify(handed));
+    return;
+  }
+
   const cpu = cpus()[0]?.model.trim() ?? "unknown CPU";
   const startedAt = new Date();
   const sampler = new LoadSampler(cpus().length);
@@ -105,7 +120,8 @@ async function main(args: readonly string[]): Promise<void> {
     log(`== ${s.title} ==`);
     log();
     const t0 = performance.now();
-    await s.run(ctx);
+    if (s.ownProcess === true) await runInOwnProcess(s, args, work, collector, ctx.budgets);
+    else await s.run(ctx);
     const seconds = (performance.now() - t0) / 1000;
     collector.section(s.name).seconds = Number(seconds.toFixed(1));
     log(`(${s.name}: ${seconds.toFixed(1)} s)`);
@@ -149,6 +165,27 @@ async function main(args: readonly string[]): Promise<void> {
     `wrote ${out.json} and ${out.svg} (load: 1-min average ${loadSummary.loadavgAtStart[0]} at start, ${loadSummary.load1Max} at most; ` +
       `busy CPUs ${loadSummary.busyCpusMean} on average, others ≥ ${loadSummary.othersCpusMean})`,
   );
+}
+
+/** What a section run in a process of its own hands back. */
+interface HandedBack {
+  readonly sections: Record<string, SectionResults>;
+  readonly verdicts: readonly Verdict[];
+}
+
+/** Runs section `s` in a child process (this script, the same options), its output shown as it comes, and takes its figures and verdicts. */
+async function runInOwnProcess(s: Section, args: readonly string[], work: string, collector: ResultCollector, budgets: Budgets): Promise<void> {
+  mkdirSync(work, { recursive: true });
+  const out = join(work, `section-${s.name}.json`);
+  writeFileSync(out, "");
+  const flags = args.filter((a) => !sections.some((x) => x.name === a));
+  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), s.name, ...flags, "--section-process", out], { stdio: ["ignore", "inherit", "inherit"] });
+  const code = await new Promise<number | null>((resolve) => child.once("close", resolve));
+  const text = readFileSync(out, "utf8");
+  if (code !== 0 || text === "") throw new Error(`the ${s.name} section's process failed (exit ${code})`);
+  const handed = JSON.parse(text) as HandedBack;
+  for (const [name, results] of Object.entries(handed.sections)) collector.sections[name] = results;
+  budgets.adopt(handed.verdicts);
 }
 
 main(process.argv.slice(2)).catch((e: unknown) => {

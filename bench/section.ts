@@ -44,5 +44,11 @@ export interface GroupLoad {
 export interface Section {
   readonly name: string;
   readonly title: string;
+  /**
+   * Run in a Node process of its own, as an app runs its client: a fresh heap, so the
+   * collections its clients' allocations cause cost what they cost there, not what the
+   * earlier sections' modules and figures make them cost in a long benchmark process.
+   */
+  readonly ownProcess?: boolean;
   run(ctx: BenchContext): Promise<void>;
 }
