@@ -123,6 +123,8 @@ export interface Results {
     readonly pinning: Pinning & { readonly description: string };
     readonly rpc: string;
     readonly sections: readonly string[];
+    /** Sections run in processes of their own (`ownProcess`), and the Node flags those processes got (`--node-flag`). */
+    readonly ownProcess: { readonly sections: readonly string[]; readonly nodeFlags: readonly string[] };
   };
   readonly options: RoundsOptions;
   readonly load: LoadSummary;

@@ -24,6 +24,11 @@ import type { BenchContext, Section } from "./section.js";
  * `--pin same` runs the RPC section's client and server on one CPU, `--pin split` on two
  * (taskset); without it the scheduler places them. The header says which.
  *
+ * Sections marked `ownProcess` (NFS) run in a Node process of their own; `--node-flag FLAG`
+ * (repeatable) starts those processes with a Node or V8 flag, e.g.
+ * `--node-flag=--initial-old-space-size=256` to see what a bigger first heap limit does to a
+ * client that allocates 64 KiB per call. The header and bench/results.json say which.
+ *
  * `--quick` runs every section with few, short rounds and warm-ups (under a minute): a check
  * that everything runs and a first look, not figures to quote. `--redraw` measures nothing:
  * it draws bench/latency.svg again from bench/results.json (after a change to the drawing).
@@ -55,7 +60,13 @@ async function main(args: readonly string[]): Promise<void> {
     args: [...args],
     allowPositionals: true,
     // --section-process FILE: internal, a section run in a process of its own (see `ownProcess`).
-    options: { pin: { type: "string" }, quick: { type: "boolean" }, redraw: { type: "boolean" }, "section-process": { type: "string" } },
+    options: {
+      pin: { type: "string" },
+      quick: { type: "boolean" },
+      redraw: { type: "boolean" },
+      "node-flag": { type: "string", multiple: true },
+      "section-process": { type: "string" },
+    },
   });
   const quick = values.quick === true;
   if (values.redraw === true) {
@@ -63,6 +74,7 @@ async function main(args: readonly string[]): Promise<void> {
     return;
   }
   const pin = values.pin ?? "none";
+  const nodeFlags = values["node-flag"] ?? [];
   if (!(pinModes as readonly string[]).includes(pin)) throw new Error(`--pin ${pin}: expected ${pinModes.join(", ")}`);
   const unknown = argv.filter((a) => !sections.some((s) => s.name === a));
   if (unknown.length > 0) {
@@ -111,6 +123,8 @@ async function main(args: readonly string[]): Promise<void> {
   const load = loadavg();
   log(`load average at start: ${load.map((l) => l.toFixed(2)).join(" ")}`);
   log(`pinning: ${describePinning(ctx.pinning)}`);
+  const own = chosen.filter((s) => s.ownProcess === true).map((s) => s.name);
+  if (own.length > 0) log(`in processes of their own: ${own.join(", ")}${nodeFlags.length > 0 ? `, started with ${nodeFlags.join(" ")}` : ""}`);
   if (load[0]! > cpus().length * 0.75) {
     log(`WARNING: the machine is busy (load ${load[0]!.toFixed(1)} on ${cpus().length} cores): expect noisy figures; ratios are paired per round, absolute ns are not (the RPC section measures other processes' CPU per group, and does not judge a busy group's ratios)`);
   }
@@ -120,7 +134,7 @@ async function main(args: readonly string[]): Promise<void> {
     log(`== ${s.title} ==`);
     log();
     const t0 = performance.now();
-    if (s.ownProcess === true) await runInOwnProcess(s, args, work, collector, ctx.budgets);
+    if (s.ownProcess === true) await runInOwnProcess(s, args, nodeFlags, work, collector, ctx.budgets);
     else await s.run(ctx);
     const seconds = (performance.now() - t0) / 1000;
     collector.section(s.name).seconds = Number(seconds.toFixed(1));
@@ -152,6 +166,7 @@ async function main(args: readonly string[]): Promise<void> {
       pinning: { ...ctx.pinning, description: describePinning(ctx.pinning) },
       rpc: "headline: tcp, unix, udp servers (and their raw floors' servers) in processes of their own, shm's server in a worker thread; second table: client and server in one thread",
       sections: chosen.map((s) => s.name),
+      ownProcess: { sections: own, nodeFlags },
     },
     options: ctx.options,
     load: loadSummary,
@@ -174,12 +189,12 @@ interface HandedBack {
 }
 
 /** Runs section `s` in a child process (this script, the same options), its output shown as it comes, and takes its figures and verdicts. */
-async function runInOwnProcess(s: Section, args: readonly string[], work: string, collector: ResultCollector, budgets: Budgets): Promise<void> {
+async function runInOwnProcess(s: Section, args: readonly string[], nodeFlags: readonly string[], work: string, collector: ResultCollector, budgets: Budgets): Promise<void> {
   mkdirSync(work, { recursive: true });
   const out = join(work, `section-${s.name}.json`);
   writeFileSync(out, "");
   const flags = args.filter((a) => !sections.some((x) => x.name === a));
-  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), s.name, ...flags, "--section-process", out], { stdio: ["ignore", "inherit", "inherit"] });
+  const child = spawn(process.execPath, [...nodeFlags, fileURLToPath(import.meta.url), s.name, ...flags, "--section-process", out], { stdio: ["ignore", "inherit", "inherit"] });
   const code = await new Promise<number | null>((resolve) => child.once("close", resolve));
   const text = readFileSync(out, "utf8");
   if (code !== 0 || text === "") throw new Error(`the ${s.name} section's process failed (exit ${code})`);
