@@ -5,7 +5,7 @@ import { modes, type Mode } from "../compiler/emit/module.js";
 import { connect, createServer, RpcError, type CallRecord, type Channel, type Server } from "../runtime/index.js";
 import { exampleCalls, exampleHandlers, loadExample, payload, type Example } from "./example.js";
 import { RecordDecoder } from "../runtime/transports/record-marking.js";
-import { defaultMaxReplyBytes } from "../runtime/transports/stream.js";
+import { connectStream, defaultMaxReplyBytes } from "../runtime/transports/stream.js";
 import { concat, words } from "./bytes.js";
 import { removeDir, tempDir } from "./support.js";
 
@@ -295,6 +295,51 @@ describe("record decoding from a read arena", () => {
       [1, 26],
     ]);
     expect(delivered[2]!.r.buffer).toBe(slab.buffer);
+  });
+});
+
+describe("a stream client's read arena", () => {
+  it("takes replies larger than a slab, read in pieces, whole: the part read before the reply outgrew its slab moves once, the rest is read in place", async () => {
+    const sizes = [3 * 1024 * 1024 + 12, 40, 700 * 1024, 300 * 1024];
+    const records = sizes.map((n, k) => concat(words((0x80000000 | n) >>> 0), Uint8Array.from({ length: n }, (_, i) => (i * 13 + k) & 0xff)));
+    const sockets = new Set<Socket>();
+    const server: NetServer = createNetServer((s) => {
+      sockets.add(s);
+      s.on("error", () => {});
+      void (async () => {
+        // Back to back, in 64 KiB writes a macrotask apart: records straddle reads and slabs.
+        const all = concat(...records);
+        for (let at = 0; at < all.length; at += 64 * 1024) {
+          s.write(all.subarray(at, at + 64 * 1024));
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+      })();
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const address = server.address();
+    const port = typeof address === "object" && address !== null ? address.port : 0;
+    const transport = await connectStream({ transport: "tcp", host: "127.0.0.1", port });
+    const got: { bytes: Uint8Array; moved: number }[] = [];
+    const done = new Promise<void>((resolve) => {
+      transport.onMessage = (message, received) => {
+        got.push({ bytes: Buffer.from(message), moved: received.bytesCopied.runtime });
+        if (got.length === records.length) resolve();
+        return false;
+      };
+    });
+    try {
+      await done;
+    } finally {
+      await transport.close();
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+    got.forEach(({ bytes }, k) => expect(Buffer.compare(bytes, Buffer.from(records[k]!.subarray(4))), `record ${k}`).toBe(0));
+    // Never more than one read's worth moved for a record, and never the whole of a large one.
+    for (const [k, { moved }] of got.entries()) {
+      expect(moved, `record ${k}`).toBeLessThanOrEqual(Math.min(sizes[k]!, 256 * 1024));
+      if (sizes[k]! > 256 * 1024) expect(moved, `record ${k}`).toBeLessThan(sizes[k]!);
+    }
   });
 });
 
