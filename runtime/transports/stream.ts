@@ -98,9 +98,14 @@ function limits(maxMessageBytes: number | undefined) {
   return { ...defaultRecordLimits, maxRecordBytes: maxMessageBytes ?? defaultMaxReplyBytes };
 }
 
-/** A client's read arena: slabs of this size, each read given at least `minReadBytes` of room (Node's own read size). */
-const slabBytes = 256 * 1024;
-const minReadBytes = 64 * 1024;
+/**
+ * A client's read arena starts with slabs of 64 KiB (what Node reads at a time), so an idle
+ * connection holds no more; once a reply outgrows its slab, the connection's next slabs hold
+ * four replies that long (at most 1 MiB), so that few are moved. A read gets at least 16 KiB.
+ */
+const firstSlabBytes = 64 * 1024;
+const maxSlabBytes = 1024 * 1024;
+const minReadBytes = 16 * 1024;
 
 /**
  * Where a client socket's reads land (Node's `onread`): each read goes into the free tail of
@@ -116,6 +121,7 @@ const minReadBytes = 64 * 1024;
 class ReadArena {
   private slab: Uint8Array = new Uint8Array(0);
   private used = 0;
+  private slabBytes = firstSlabBytes;
   /** A message delivered from this slab may still be referenced. */
   kept = false;
   /** Set once the transport exists: where chunks go. */
@@ -130,7 +136,8 @@ class ReadArena {
     const awaited = decoder?.awaited ?? 0;
     if (this.slab.length - this.used < Math.max(awaited, minReadBytes)) {
       const run = awaited > 0 ? decoder!.runLength : 0;
-      const slab = Buffer.allocUnsafeSlow(Math.max(slabBytes, run + awaited + minReadBytes));
+      if (run > 0) this.slabBytes = Math.min(maxSlabBytes, Math.max(this.slabBytes, 4 * (run + awaited)));
+      const slab = Buffer.allocUnsafeSlow(Math.max(this.slabBytes, run + awaited + minReadBytes));
       this.used = run > 0 ? decoder!.moveRun(slab) : 0;
       this.slab = slab;
       this.kept = false;
