@@ -119,6 +119,11 @@ export class RecordDecoder {
     return this.run?.length ?? 0;
   }
 
+  /** Whether any input is kept as it came (a run, or the rest of a chunk held while paused): memory an arena must not write over. */
+  get holdsInput(): boolean {
+    return this.run !== undefined || this.held !== undefined;
+  }
+
   /** Copies the run to the front of `to` (a fresh arena slab) and keeps it there; returns its length. */
   moveRun(to: Uint8Array): number {
     const run = this.run;

@@ -131,8 +131,8 @@ class ReadArena {
   /** The room for the next read (Node calls it after each read). */
   readonly room = (): Uint8Array => {
     const decoder = this.decoder;
-    // At a record boundary (nothing of a record held in the slab) with nothing kept: rewind.
-    if (!this.kept && decoder !== undefined && decoder.runLength === 0) this.used = 0;
+    // At a record boundary (no input held in the slab) with nothing kept: rewind.
+    if (!this.kept && decoder !== undefined && !decoder.holdsInput) this.used = 0;
     const awaited = decoder?.awaited ?? 0;
     if (this.slab.length - this.used < Math.max(awaited, minReadBytes)) {
       const run = awaited > 0 ? decoder!.runLength : 0;
