@@ -87,7 +87,7 @@ describe("the packed packages", () => {
       expect(m.repository?.url).toMatch(/^git\+https:/);
       for (const entry of Object.values(m.exports)) if (typeof entry === "object") expect(Object.keys(entry)[0]).toBe("types");
     }
-    expect(Object.keys(runtime.exports)).toEqual([".", "./xdr", "./package.json"]);
+    expect(Object.keys(runtime.exports)).toEqual([".", "./xdr", "./rpcbind", "./portmap", "./package.json"]);
   });
 
   it("an app generates stubs with its npx rpcgen-ts, type-checks, then runs with the runtime alone", async () => {

@@ -8,15 +8,16 @@ import { generate } from "rpcgen-ts";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 
-/** The .x files compiled, one module each (the name of the module is the file's). */
+/**
+ * The .x files compiled, one module each (the name of the module is the file's). Not
+ * rpcb_prot.x and pmap_prot.x: `/rpcbind` and `/portmap` re-export the runtime's stubs.
+ */
 export const sources = [
   "mount.x",
   "mount3.x",
   "nfs3.x",
   "nlm_prot.x",
   "nlm4_prot.x",
-  "pmap_prot.x",
-  "rpcb_prot.x",
   "rquota.x",
   "rstat.x",
   "rusers.x",
