@@ -559,9 +559,9 @@ describe("UDP retransmission and failure", () => {
     const silent = await Raw.open();
     const transport = await connectUdp({ host, port: silent.port });
     const client = ex.client(new RpcChannel(transport, { retransmitMs: 20 }));
-    const pending = client.exprocAdd(1, 2);
+    const pending = rejection(client.exprocAdd(1, 2)); // handled from the start: it fails while the transport closes
     await transport.close();
-    expect((await rejection(pending)).status).toBe("CLOSED");
+    expect((await pending).status).toBe("CLOSED");
   });
 });
 
@@ -941,10 +941,11 @@ describe("UDP: outstanding calls bounded per channel", () => {
     const { handlers } = slowLookups(400);
     const { listener } = await serve(ex, {}, handlers);
     const client = clientWith(ex, await channelTo(listener.address.port, { maxOutstanding: 1 }), { timeoutMs: 150 });
-    const first = client.exprocLookup(1);
+    // Handled from the start: the first may time out in the same sweep as the second.
+    const first = rejection(client.exprocLookup(1));
     const second = await rejection(client.exprocLookup(2)); // waits behind the first, which takes 400 ms
     expect(second.status).toBe("TIMEOUT");
-    expect((await rejection(first)).status).toBe("TIMEOUT");
+    expect((await first).status).toBe("TIMEOUT");
     await expect(channelTo(listener.address.port, { maxOutstanding: 0 })).rejects.toThrow(/maxOutstanding must be a number ≥ 1/);
   });
 
