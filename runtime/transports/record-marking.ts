@@ -312,7 +312,7 @@ export class RecordDecoder {
     this.length = 0;
     this.fragments = 0;
     this.received.reset();
-    if (run === undefined || copied > 0) this.received.record("runtime", copied);
+    this.received.record("runtime", copied); // a run never moved: no copy (the ledger counts none of 0 bytes)
     this.deliver(record, this.received);
   }
 
