@@ -8,7 +8,7 @@ import type { Worker } from "node:worker_threads";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { modes, type Mode } from "../compiler/modes.js";
 import type { ShmConnectOptions } from "../runtime/connect.js";
-import { connect, createServer, RpcError, type CallRecord, type Channel, type CopyCounts } from "../runtime/index.js";
+import { connect, createServer, renumber, RpcError, type CallRecord, type Channel, type ChannelOptions, type ClientTransport, type CopyCounts } from "../runtime/index.js";
 import { SpinBudget, waitAsync } from "../runtime/transports/shm-protocol.js";
 import { exampleCalls, exampleFile, exampleHandlers, list, loadExample, payload, record, type Example, type ExampleClient } from "./example.js";
 import { moduleText } from "./generated.js";
@@ -100,7 +100,7 @@ interface Binding {
 async function bind(
   mode: Mode,
   example: Example,
-  options: Partial<Omit<ShmConnectOptions, "transport" | "module">> = {},
+  options: Partial<Omit<ShmConnectOptions, "transport" | "module">> & Pick<ChannelOptions, "onCall"> = {},
 ): Promise<Binding> {
   const records: CallRecord[] = [];
   const stats = new ServeStats();
@@ -327,6 +327,134 @@ describe.each(modes)("shm, %s", (mode) => {
   });
 });
 
+/** Counts the calls a channel's transport exchanges directly (`exchangeSync`), wrapping it. */
+function countExchanges(channel: Channel): { count: number } {
+  const link = (channel as unknown as { link: ClientTransport }).link;
+  const exchange = link.exchangeSync;
+  if (exchange === undefined) throw new Error("the shm transport has no exchangeSync");
+  const counter = { count: 0 };
+  link.exchangeSync = (...args) => {
+    counter.count++;
+    return exchange.apply(link, args);
+  };
+  return counter;
+}
+
+describe.each(modes)("shm, %s: synchronous calls nobody observes (the direct exchange)", (mode) => {
+  let example: Example;
+  let b: Binding;
+  let exchanged: { count: number };
+
+  beforeAll(async () => {
+    example = await loadExample(mode);
+    b = await bind(mode, example, { slots: 4, onCall: undefined });
+    exchanged = countExchanges(b.channel);
+  });
+
+  afterAll(async () => {
+    await b?.channel.close();
+  });
+
+  it("exchanges each call in its slot alone: results, errors and late answers", () => {
+    const s = b.client.sync;
+    const data = payload(1440);
+    const before = exchanged.count;
+    expect(s.exprocAdd(40, 2)).toBe(42);
+    expect(s.exprocReverse(data)).toEqual(data.slice().reverse());
+    expect(s.exprocEcho(record(7))).toEqual(record(7));
+    expect(s.exprocRange(3)).toEqual(list([1, 2, 3]));
+    expect(s.exprocGreet("a", 2)).toBe("a!a!"); // answered by a promise in the worker
+    expect(s.exprocLookup(505)).toEqual({ status: 2, reason: "no 505" }); // after 5 ms: the thread sleeps
+    expect(thrown(() => s.exprocFail()).status).toBe("SYSTEM_ERR");
+    expect(s.exprocNull()).toBeUndefined();
+    expect(exchanged.count - before).toBe(8);
+    // Arguments that do not encode fail before anything is sent.
+    expect(thrown(() => s.exprocAdd(1.5, 1)).status).toBe("CANNOT_ENCODE");
+    expect(exchanged.count - before).toBe(8);
+    expect(b.records).toEqual([]);
+  });
+
+  it("answers a version or a procedure the server lacks as the asynchronous path does", () => {
+    const other = renumber(example.service, { version: example.service.version + 5 });
+    const add = example.service.procedures.exprocAdd!;
+    const mismatch = thrown(() => b.channel.callSync!(other, other.procedures.exprocAdd!, [1, 2], undefined, undefined));
+    expect(mismatch.status).toBe("PROG_MISMATCH");
+    expect(mismatch.message).toMatch(/supports versions 1 to 1 of program/);
+    const missing = { ...add, number: 99 };
+    expect(thrown(() => b.channel.callSync!(example.service, missing, [1, 2], undefined, undefined)).status).toBe("PROC_UNAVAIL");
+  });
+
+  it("hands out results that stay valid after the slot is reused", () => {
+    const first = payload(1000);
+    const other = first.map((x) => 255 - x);
+    const kept = b.client.sync.exprocReverse(first);
+    expect(kept.buffer instanceof SharedArrayBuffer).toBe(false);
+    for (let i = 0; i < 24; i++) expect(b.client.sync.exprocReverse(other)).toEqual(other.slice().reverse());
+    expect(kept).toEqual(first.slice().reverse());
+  });
+
+  it("takes a free slot while asynchronous calls hold the others; with none free it queues as the general path does", async () => {
+    const before = exchanged.count;
+    const few = Array.from({ length: 3 }, (_, i) => b.client.exprocLookup(520 + i));
+    expect(b.client.sync.exprocAdd(2, 3)).toBe(5);
+    expect(exchanged.count - before).toBe(1);
+    // Their replies waited in their slots for the poll: every call is answered once.
+    (await Promise.all(few)).forEach((r, i) => expect(r).toEqual({ status: 2, reason: `no ${520 + i}` }));
+    const many = Array.from({ length: 6 }, (_, i) => b.client.exprocLookup(510 + i)); // 4 slots: 2 queue
+    expect(b.client.sync.exprocAdd(4, 5)).toBe(9);
+    expect(exchanged.count - before).toBe(1);
+    (await Promise.all(many)).forEach((r, i) => expect(r).toEqual({ status: 2, reason: `no ${510 + i}` }));
+  });
+
+  it("a call past its timeout throws TIMEOUT; its slot comes back once the late reply is dropped", async () => {
+    for (let i = 0; i < 6; i++) {
+      const e = thrown(() => b.client.sync.exprocLookup(2060, { timeoutMs: 20 }));
+      expect(e.status).toBe("TIMEOUT");
+      expect(e.message).toMatch(/^RPC TIMEOUT: no reply to EXPROC_LOOKUP \(xid \d+\) within the timeout$/);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 300)); // the handlers finish; their replies are dropped
+    const before = exchanged.count;
+    for (let i = 0; i < 16; i++) expect(b.client.sync.exprocAdd(i, 1)).toBe(i + 1);
+    expect(exchanged.count - before).toBe(16);
+    expect(await b.client.exprocAdd(1, 1)).toBe(2);
+  });
+
+  it("replies racing their calls' timeouts: each call returns its own answer or TIMEOUT, and no slot is lost", async () => {
+    const c = await bind(mode, example, { slots: 2, spinMicros: 0, onCall: undefined });
+    try {
+      for (let i = 0; i < 60; i++) {
+        try {
+          expect(c.client.sync.exprocLookup(500 + (i % 6), { timeoutMs: 1 + (i % 5) })).toEqual({ status: 2, reason: `no ${500 + (i % 6)}` });
+        } catch (e) {
+          expect((e as RpcError).status).toBe("TIMEOUT");
+        }
+        expect(c.client.sync.exprocAdd(i, 1)).toBe(i + 1); // never another call's reply
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const sums = await Promise.all(Array.from({ length: 8 }, (_, i) => c.client.exprocAdd(i, 7)));
+      expect(sums).toEqual(Array.from({ length: 8 }, (_, i) => i + 7));
+    } finally {
+      await c.channel.close();
+    }
+  });
+
+  it("carries calls and replies larger than a slot out of band, sleeping", async () => {
+    const small = await bind(mode, example, { slotBytes: 256, slots: 2, spinMicros: 0, onCall: undefined });
+    try {
+      const counter = countExchanges(small.channel);
+      const data = payload(1440);
+      expect(small.client.sync.exprocReverse(data)).toEqual(data.slice().reverse());
+      const values = Array.from({ length: 150 }, (_, i) => i * 3);
+      expect(small.client.sync.exprocSum(list(values))).toBe(values.reduce((sum, v) => sum + v, 0));
+      expect(small.client.sync.exprocRange(150)).toEqual(list(Array.from({ length: 150 }, (_, i) => i + 1)));
+      expect(small.client.sync.exprocAdd(2, 2)).toBe(4);
+      expect(counter.count).toBe(4);
+    } finally {
+      await small.channel.close();
+    }
+  });
+});
+
 describe("synchronous calls elsewhere", () => {
   it("throw a TypeError on a channel that cannot complete a call without the event loop", async () => {
     const example = await loadExample("synthesized");
@@ -477,6 +605,26 @@ describe.each(modes)("shm, %s: calls given up on give their slots back", (mode) 
       const held = await Promise.all(Array.from({ length: slots }, () => rejection(within(channel, example, 150).lookup(1))));
       for (const e of held) expect(e.message).not.toMatch(/never got one/);
       expect(await client.exprocEcho(record(3))).toEqual(record(3));
+    } finally {
+      await channel.close();
+    }
+  });
+
+  it("synchronous calls that time out on a handler that never answers give their slots back", async () => {
+    const slots = 2;
+    const { channel } = await bindFaults(mode, example, { slots });
+    try {
+      const exchanged = countExchanges(channel);
+      const p = example.service.procedures;
+      const sync = <R>(name: string, args: unknown, timeoutMs: number) => channel.callSync!(example.service, p[name]!, args, { timeoutMs }, undefined) as R;
+      for (let round = 0; round < 3; round++) {
+        for (let i = 0; i < slots; i++) expect(thrown(() => sync("exprocLookup", 1, 30)).status).toBe("TIMEOUT");
+        // The worker hands the slots back (it drops the calls); the asynchronous poll collects them.
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        const before = exchanged.count;
+        for (let i = 0; i < 2 * slots; i++) expect(sync<number>("exprocAdd", [i, 1000], 5000)).toBe(i + 1000);
+        expect(exchanged.count - before).toBe(2 * slots);
+      }
     } finally {
       await channel.close();
     }

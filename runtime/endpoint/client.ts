@@ -401,19 +401,9 @@ export class RpcChannel extends EventEmitter<ChannelEvents> implements Channel, 
     signal: AbortSignal | undefined,
     sync: boolean,
   ): Pending {
-    const observed = callChannel.hasSubscribers || this.options.onCall !== undefined || callTracing.hasSubscribers;
+    const observed = this.observing();
     const startedAt = observed ? now() : 0;
-    if (this.closed !== undefined) throw new RpcError("CLOSED", `channel is closed: ${this.closed.message}`);
-    if (signal?.aborted) throw new RpcError("ABORTED", `${procedure.name} was aborted before it was sent`, { cause: signal.reason });
-    if (!(timeout >= 0) || typeof timeout !== "number") {
-      throw new RangeError(`${procedure.name}: timeoutMs must be a number ≥ 0 (Infinity: no timeout), got ${String(timeout)}`);
-    }
-    let cred: OpaqueAuth;
-    try {
-      cred = this.credentialsOf(auth);
-    } catch (error) {
-      throw credentialsError(procedure.name, error);
-    }
+    const cred = this.admit(procedure, auth, timeout, signal);
     this.xid = (this.xid + 1) >>> 0;
     const p = new Pending(this.xid, service, procedure, args, cred, sync ? undefined : signal);
     p.startedAt = startedAt;
@@ -428,6 +418,28 @@ export class RpcChannel extends EventEmitter<ChannelEvents> implements Channel, 
     if (this.link.datagram) p.interval = this.options.retransmitMs ?? 500;
     this.pending.set(p.xid, p);
     return p;
+  }
+
+  /** Whether someone measures calls (a hook, a diagnostics channel, tracing). */
+  private observing(): boolean {
+    return callChannel.hasSubscribers || this.options.onCall !== undefined || callTracing.hasSubscribers;
+  }
+
+  /**
+   * Whether a call may be made (the channel open, the signal not fired, a valid timeout);
+   * returns its credentials; throws what the call fails with, unsent.
+   */
+  private admit(procedure: ProcedureDescription, auth: ClientOptions["auth"], timeout: number, signal: AbortSignal | undefined): OpaqueAuth {
+    if (this.closed !== undefined) throw new RpcError("CLOSED", `channel is closed: ${this.closed.message}`);
+    if (signal?.aborted) throw new RpcError("ABORTED", `${procedure.name} was aborted before it was sent`, { cause: signal.reason });
+    if (!(timeout >= 0) || typeof timeout !== "number") {
+      throw new RangeError(`${procedure.name}: timeoutMs must be a number ≥ 0 (Infinity: no timeout), got ${String(timeout)}`);
+    }
+    try {
+      return this.credentialsOf(auth);
+    } catch (error) {
+      throw credentialsError(procedure.name, error);
+    }
   }
 
   /** Sets up the measurement of a call someone listens to, and opens its trace. */
@@ -479,7 +491,11 @@ export class RpcChannel extends EventEmitter<ChannelEvents> implements Channel, 
     if (this.chain !== undefined) throw new TypeError(`${procedure.name}: this channel has interceptors, which return promises: call it asynchronously`);
     // A blocked thread cannot see a signal fire: only one that fired already counts.
     const timeout = options?.timeoutMs ?? client?.timeoutMs ?? defaultTimeoutMs;
-    const p = this.prepare(service, procedure as ProcedureDescription, args, client?.auth, timeout, options?.signal ?? client?.signal, true);
+    const signal = options?.signal ?? client?.signal;
+    if (link.syncReady?.() === true && this.outstanding < this.maxOutstanding && this.current === "ready" && !this.observing()) {
+      return this.exchangeSync(link, service, procedure, args, client?.auth, timeout, signal);
+    }
+    const p = this.prepare(service, procedure as ProcedureDescription, args, client?.auth, timeout, signal, true);
     this.launch(p, p.startedAt);
     if (!p.settled && !link.waitSync(() => p.settled, p.deadline)) {
       const why = link.abandon?.(p.xid);
@@ -489,6 +505,46 @@ export class RpcChannel extends EventEmitter<ChannelEvents> implements Channel, 
     if (p.trace !== undefined) this.traceEnd(p); // as traceSync: start, error, end
     if (p.error !== undefined) throw p.error;
     return p.value as R;
+  }
+
+  /**
+   * A synchronous call nobody observes, when the transport has its memory ready: marshaled
+   * into it and exchanged by the transport alone (`exchangeSync`), its reply decoded here.
+   * Nothing is registered — no xid table entry, no deadline, no record — since nothing else
+   * can run on this thread until the call returns.
+   */
+  private exchangeSync<A, R>(
+    link: ClientTransport,
+    service: ServiceDescription,
+    procedure: ProcedureDescription<A, R>,
+    args: A,
+    auth: ClientOptions["auth"],
+    timeout: number,
+    signal: AbortSignal | undefined,
+  ): R {
+    const cred = this.admit(procedure as ProcedureDescription, auth, timeout, signal);
+    const xid = (this.xid = (this.xid + 1) >>> 0);
+    const path = service.path;
+    const w = this.writer;
+    this.buffers.start(w, link, path);
+    try {
+      writeCallHeader(w, xid, service.program, service.version, procedure.number, cred, AUTH_NONE);
+      path.encode(procedure.args, args, w, undefined, procedure.name);
+    } catch (e) {
+      throw e instanceof XdrError ? new RpcError("CANNOT_ENCODE", e.message, { cause: e }) : e;
+    }
+    const message = link.exchangeSync!(w.buf, w.pos, this.buffers.finish(w), path, timeout);
+    if (message === undefined) throw new RpcError("TIMEOUT", `no reply to ${procedure.name} (xid ${xid}) within the timeout`);
+    const r = this.reader;
+    r.reset(message);
+    let header: ReplyHeader;
+    try {
+      header = readReplyHeader(r);
+      if (header.xid !== xid) throw new Error(`it answers xid ${header.xid}`);
+    } catch (e) {
+      throw unreadableReply(procedure, xid, e);
+    }
+    return resultOf(header, message, r, service, procedure, undefined);
   }
 
   /**
@@ -591,15 +647,11 @@ export class RpcChannel extends EventEmitter<ChannelEvents> implements Channel, 
       p.phases.transit = arrived - p.sentAt;
       p.ledger!.add(received);
     }
-    if (header.kind !== "accepted" || header.stat !== AcceptStat.SUCCESS) {
-      this.settle(p, replyError(header, p));
-      return false;
-    }
     let result: unknown;
     try {
-      result = p.service.path.decode(p.procedure.result, message, r.pos - r.start, message.length, p.ledger, p.procedure.name, r);
+      result = resultOf(header, message, r, p.service, p.procedure, p.ledger);
     } catch (e) {
-      this.settle(p, new RpcError("CANNOT_DECODE", e instanceof Error ? e.message : String(e), { cause: e }));
+      this.settle(p, e);
       return false;
     }
     if (p.phases !== undefined) p.phases.resume = now() - arrived;
@@ -636,8 +688,7 @@ export class RpcChannel extends EventEmitter<ChannelEvents> implements Channel, 
     const view = new DataView(message.buffer, message.byteOffset, message.length);
     const p = this.pending.get(view.getUint32(0));
     if (p === undefined || (message.length >= 8 && view.getUint32(4) === MsgType.CALL)) return;
-    const why = error instanceof Error ? error.message : String(error);
-    this.settle(p, new RpcError("CANNOT_DECODE", `the reply to ${p.procedure.name} (xid ${p.xid}) cannot be read: ${why}`, { cause: error }));
+    this.settle(p, unreadableReply(p.procedure, p.xid, error));
   }
 
   /** Completes a call exactly once: removes it, resolves or rejects, publishes its record. */
@@ -860,8 +911,30 @@ function credentialsError(procedure: string, error: unknown): unknown {
   return error instanceof XdrError ? new RpcError("CANNOT_ENCODE", `${procedure}: the credentials cannot be encoded: ${error.message}`, { cause: error }) : error;
 }
 
-function replyError(h: ReplyHeader, p: Pending): RpcError {
-  const what = `${p.procedure.name} (program ${p.service.program} version ${p.service.version} procedure ${p.procedure.number})`;
+function unreadableReply(procedure: ProcedureDescription, xid: number, error: unknown): RpcError {
+  const why = error instanceof Error ? error.message : String(error);
+  return new RpcError("CANNOT_DECODE", `the reply to ${procedure.name} (xid ${xid}) cannot be read: ${why}`, { cause: error });
+}
+
+/** The results in a reply whose header `r` has read; throws what the call fails with. */
+function resultOf<R>(
+  header: ReplyHeader,
+  message: Uint8Array,
+  r: XdrReader,
+  service: ServiceDescription,
+  procedure: ProcedureDescription<unknown, R>,
+  ledger: CopyLedger | undefined,
+): R {
+  if (header.kind !== "accepted" || header.stat !== AcceptStat.SUCCESS) throw replyError(header, service, procedure);
+  try {
+    return service.path.decode(procedure.result, message, r.pos - r.start, message.length, ledger, procedure.name, r);
+  } catch (e) {
+    throw new RpcError("CANNOT_DECODE", e instanceof Error ? e.message : String(e), { cause: e });
+  }
+}
+
+function replyError(h: ReplyHeader, service: ServiceDescription, procedure: ProcedureDescription): RpcError {
+  const what = `${procedure.name} (program ${service.program} version ${service.version} procedure ${procedure.number})`;
   switch (h.kind) {
     case "rpc-mismatch":
       return new RpcError("RPC_MISMATCH", `the server speaks RPC versions ${h.low} to ${h.high}`, { low: h.low, high: h.high });
@@ -870,9 +943,9 @@ function replyError(h: ReplyHeader, p: Pending): RpcError {
     case "accepted":
       switch (h.stat) {
         case AcceptStat.PROG_UNAVAIL:
-          return new RpcError("PROG_UNAVAIL", `the server does not export program ${p.service.program}`);
+          return new RpcError("PROG_UNAVAIL", `the server does not export program ${service.program}`);
         case AcceptStat.PROG_MISMATCH:
-          return new RpcError("PROG_MISMATCH", `the server supports versions ${h.low} to ${h.high} of program ${p.service.program}`, {
+          return new RpcError("PROG_MISMATCH", `the server supports versions ${h.low} to ${h.high} of program ${service.program}`, {
             low: h.low,
             high: h.high,
           });

@@ -83,6 +83,16 @@ export interface ClientTransport extends MessageTarget {
    * whether `done()` held.
    */
   waitSync?(done: () => boolean, deadline: number): boolean;
+  /** Optional, with `waitSync`: whether a call made now would get the transport's memory at once (`exchangeSync` may run). */
+  syncReady?(): boolean;
+  /**
+   * Optional, with `waitSync`: one synchronous call's whole exchange, for a call the channel
+   * does not observe (LRPC's direct hand-off). Sends `buffer[0, end)` — marshaled into the
+   * memory `acquire` lent, or into a buffer of the runtime's — waits for that call's reply
+   * alone, and returns it, to be decoded before anything else is sent; undefined if none came
+   * within `timeoutMs` (the transport takes back what the call held). Only when `syncReady()`.
+   */
+  exchangeSync?(buffer: Uint8Array, end: number, release: (buffer: Uint8Array) => void, path: MarshalPath, timeoutMs: number): Uint8Array | undefined;
   close(): Promise<void>;
 }
 

@@ -1,5 +1,6 @@
 import type { MessagePort } from "node:worker_threads";
-import { copyBytes, type CopyLedger } from "../xdr/ledger.js";
+import type { MarshalPath } from "../call/service.js";
+import { copyBytes, sliceBytes, type CopyLedger } from "../xdr/ledger.js";
 
 /**
  * The shared-memory protocol between a client (`shm.ts`) and its server worker
@@ -82,9 +83,38 @@ export function slotWord(layout: ShmLayout, i: number): number {
   return (CONTROL_BYTES + i * layout.stride) >> 2;
 }
 
-/** The message area of slot `i`, as a byte view over the shared memory. */
-export function slotView(sab: SharedArrayBuffer, layout: ShmLayout, i: number): Uint8Array {
-  return new Uint8Array(sab, CONTROL_BYTES + i * layout.stride + SLOT_HEADER_BYTES, layout.slotBytes);
+/** The message area of slot `i`, and views of the messages in it. */
+export class SlotMemory {
+  /** The whole message area, as a byte view over the shared memory. */
+  readonly area: Uint8Array;
+  private last: Uint8Array;
+
+  constructor(sab: SharedArrayBuffer, layout: ShmLayout, i: number) {
+    this.area = new Uint8Array(sab, CONTROL_BYTES + i * layout.stride + SLOT_HEADER_BYTES, layout.slotBytes);
+    this.last = this.area.subarray(0, 0);
+  }
+
+  /**
+   * The first `length` bytes of the area. The view of the last length is kept: a stream of
+   * messages of one length (a procedure called again and again) is read through one array,
+   * which a reader given again skips setting up.
+   */
+  message(length: number): Uint8Array {
+    if (this.last.length !== length) this.last = this.area.subarray(0, length);
+    return this.last;
+  }
+}
+
+/**
+ * The message in a slot, as the path that reads it needs it, with the copy counted in
+ * `received` where it is made: read in place by a path that reads lent memory and keeps no
+ * views into it; copied out for one whose views must outlive the slot (a runtime copy, its
+ * receive pass); copied out by the transport, as a socket would, for classic (the wire copy).
+ */
+export function readSlot(slot: SlotMemory, length: number, path: MarshalPath | undefined, received: CopyLedger): Uint8Array {
+  if (path === undefined || !path.lendable) return sliceBytes(received, "wire", slot.area, 0, length);
+  if (path.decodesViews) return sliceBytes(received, "runtime", slot.area, 0, length);
+  return slot.message(length);
 }
 
 /**
@@ -159,11 +189,13 @@ export function publish(words: Int32Array, at: number, state: number, counter: n
 const looksPerClockRead = 64;
 
 /**
- * Spins while `words[index]` is `seen`, for about `ms` milliseconds; returns whether it
- * changed. The clock is read once per 64 looks, so a change is seen a look later, not a
- * clock read later (`performance.now()` costs ~100 ns: on the critical path of every hand-off).
+ * Spins while `words[index]` is `seen`, for about `ms` milliseconds (counted after the first
+ * 64 looks); returns whether it changed. The clock is read once per 64 looks, and not at all
+ * when the change comes within the first 64, so a change is seen a look later, not a clock
+ * read later (`performance.now()` costs ~100 ns: on the critical path of every hand-off).
  */
 export function spinWhile(words: Int32Array, index: number, seen: number, ms: number): boolean {
+  for (let k = 0; k < looksPerClockRead; k++) if (Atomics.load(words, index) !== seen) return true;
   const deadline = performance.now() + ms;
   for (;;) {
     for (let k = 0; k < looksPerClockRead; k++) if (Atomics.load(words, index) !== seen) return true;

@@ -1,17 +1,17 @@
 import { parentPort, receiveMessageOnPort, workerData } from "node:worker_threads";
 import type { Dispatcher, ReplySink } from "../transport/types.js";
 import { copyBytes, CopyLedger } from "../xdr/ledger.js";
-import { readSlot } from "./shm.js";
 import {
   Control,
   isOutOfBand,
   isWorkerInit,
   postOutOfBand,
   publish,
+  readSlot,
   shmLayout,
   signal,
+  SlotMemory,
   SlotState,
-  slotView,
   slotWord,
   SlotWord,
   SpinBudget,
@@ -53,13 +53,15 @@ const oob = init.port;
 oob.unref();
 
 let server: Dispatcher;
+const memory: SlotMemory[] = [];
 const views: Uint8Array[] = [];
 const headers: DataView[] = [];
 const at: number[] = [];
 for (let i = 0; i < layout.slots; i++) {
-  const v = slotView(sab, layout, i);
-  views.push(v);
-  headers.push(new DataView(sab, v.byteOffset, 24));
+  const m = new SlotMemory(sab, layout, i);
+  memory.push(m);
+  views.push(m.area);
+  headers.push(new DataView(sab, m.area.byteOffset, 24));
   at.push(slotWord(layout, i));
 }
 
@@ -201,7 +203,7 @@ function serveSlot(i: number): void {
     // short to name a program is read in place (the server drops it).
     const h = headers[i]!;
     const path = length < 24 ? undefined : server.pathOf(h.getUint32(12), h.getUint32(16));
-    message = path === undefined ? views[i]!.subarray(0, length) : readSlot(views[i]!, length, path, received);
+    message = path === undefined ? memory[i]!.message(length) : readSlot(memory[i]!, length, path, received);
   }
   server.dispatch(message, sinks[i]!, received);
 }

@@ -3,19 +3,21 @@ import { resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from "node:worker_threads";
 import type { MarshalPath, ServiceDescription } from "../call/service.js";
+import { RpcError } from "../rpc/errors.js";
 import { acceptedReplySize, AUTH_NONE, MAX_AUTH_BYTES } from "../rpc/message.js";
 import type { AcquireBuffer, ClientTransport, SendMessage } from "../transport/types.js";
-import { copyBytes, CopyLedger, sliceBytes } from "../xdr/ledger.js";
+import { copyBytes, CopyLedger } from "../xdr/ledger.js";
 import {
   Control,
   isOutOfBand,
   isWorkerReport,
   postOutOfBand,
   publish,
+  readSlot,
   shmLayout,
   signal,
+  SlotMemory,
   SlotState,
-  slotView,
   slotWord,
   SlotWord,
   SpinBudget,
@@ -149,18 +151,6 @@ export function slotBytesFor(services: readonly ServiceDescription[]): number {
   return Math.min(need, Math.max(maxAutoSlotBytes, minSlotBytes));
 }
 
-/**
- * The message in a slot, as the path that reads it needs it, with the copy counted in
- * `received` where it is made: read in place by a path that reads lent memory and keeps no
- * views into it; copied out for one whose views must outlive the slot (a runtime copy, its
- * receive pass); copied out by the transport, as a socket would, for classic (the wire copy).
- */
-export function readSlot(view: Uint8Array, length: number, path: MarshalPath | undefined, received: CopyLedger): Uint8Array {
-  if (path === undefined || !path.lendable) return sliceBytes(received, "wire", view, 0, length);
-  if (path.decodesViews) return sliceBytes(received, "runtime", view, 0, length);
-  return view.subarray(0, length);
-}
-
 /** A module named by URL, or by a path (relative to the working directory). */
 function moduleHref(module: string | URL): string {
   if (module instanceof URL) return module.href;
@@ -252,6 +242,7 @@ class ShmTransport implements ClientTransport {
 
   private readonly words: Int32Array;
   private readonly views: Uint8Array[] = [];
+  private readonly memory: SlotMemory[] = [];
   private readonly at: number[] = [];
   /** Free slots (a stack: the most recently freed slot is warm in cache). */
   private readonly free: number[] = [];
@@ -288,7 +279,9 @@ class ShmTransport implements ClientTransport {
     this.words = new Int32Array(sab);
     this.spin = new SpinBudget(spinMicros / 1000);
     for (let i = 0; i < layout.slots; i++) {
-      this.views.push(slotView(sab, layout, i));
+      const m = new SlotMemory(sab, layout, i);
+      this.memory.push(m);
+      this.views.push(m.area);
       this.at.push(slotWord(layout, i));
       this.free.push(layout.slots - 1 - i);
     }
@@ -331,8 +324,62 @@ class ShmTransport implements ClientTransport {
       return;
     }
     free.pop();
-    this.place(top, buffer, end, ledger, release, path);
+    this.launch(top, end, this.place(top, buffer, end, ledger, release), path, ledger);
   };
+
+  /** Whether a call made now gets a slot at once (a synchronous exchange may start). */
+  syncReady(): boolean {
+    return !this.closed && this.queue.length === 0 && this.free.length > 0;
+  }
+
+  /**
+   * One synchronous call's whole exchange (RpcChannel.callSync, for a call nobody observes;
+   * only when `syncReady()`): publishes the call marshaled into `buffer` — the slot `acquire`
+   * lent, or a buffer of the runtime's, copied in — then waits on that slot alone, spinning,
+   * then sleeping in `Atomics.wait`, and hands back the reply as the path reads it. No
+   * registry of calls, no scan of the other slots (their replies wait for the poll) and no
+   * clock read while the reply comes within the first looks. Returns undefined if no reply
+   * came within `timeoutMs` (counted from the end of the first looks): the slot is then taken
+   * back, as for an abandoned call.
+   */
+  exchangeSync(buffer: Uint8Array, end: number, release: (b: Uint8Array) => void, path: MarshalPath, timeoutMs: number): Uint8Array | undefined {
+    const i = this.free.pop()!;
+    const lent = buffer === this.views[i];
+    const outOfBand = lent ? 0 : this.place(i, buffer, end, undefined, release);
+    const words = this.words;
+    const w = this.at[i]!;
+    let seen = Atomics.load(words, Control.REPLIES);
+    this.publishCall(i, end, outOfBand, path, undefined);
+    let deadline = 0;
+    while (Atomics.load(words, w + SlotWord.STATE) !== SlotState.REPLY) {
+      if (spinWhile(words, Control.REPLIES, seen, this.spin.next())) {
+        this.spin.hit();
+        seen = Atomics.load(words, Control.REPLIES);
+        continue;
+      }
+      this.spin.miss();
+      const t = Date.now();
+      if (deadline === 0) deadline = t + timeoutMs;
+      if (t >= deadline || this.closed) {
+        this.takeBack(i);
+        this.schedulePoll(); // whoever polls collects the slot when the worker hands it back
+        return undefined;
+      }
+      this.sleepSync(seen, deadline - t);
+      seen = Atomics.load(words, Control.REPLIES);
+    }
+    this.busy--;
+    const length = Atomics.load(words, w + SlotWord.LENGTH);
+    const oob = Atomics.load(words, w + SlotWord.OUT_OF_BAND) !== 0;
+    Atomics.store(words, w + SlotWord.STATE, SlotState.FREE);
+    const received = this.received;
+    received.reset();
+    // Decoded before anything else can marshal into the slot: the caller reads the reply at once.
+    const message = oob ? this.takeOutOfBand(i) : readSlot(this.memory[i]!, length, path, received);
+    this.free.push(i);
+    if (message === undefined) throw new RpcError("CLOSED", `the shm binding failed: ${this.failure?.message ?? "its server worker is gone"}`);
+    return message;
+  }
 
   /**
    * The channel gave up on call `xid`. Queued, it leaves the queue. In a slot, the slot is
@@ -355,16 +402,25 @@ class ShmTransport implements ClientTransport {
       if (this.abandoned[i] || Atomics.load(words, this.at[i]! + SlotWord.STATE) === SlotState.FREE) continue;
       // The call's xid opens its message; a reply being written over it opens with the same xid.
       if (this.oobXids.get(i) !== xid && xidOf(this.views[i]!, 0) !== xid) continue;
-      const w = this.at[i]! + SlotWord.STATE;
-      let state = Atomics.compareExchange(words, w, SlotState.CALL, SlotState.WITHDRAWN);
-      if (state === SlotState.SERVING) state = Atomics.compareExchange(words, w, SlotState.SERVING, SlotState.CANCELLED);
-      this.abandoned[i] = true;
-      this.abandonedAt[i] = performance.now();
-      // A reply already published (REPLY) is collected as usual, and dropped.
-      if (state !== SlotState.REPLY) signal(words, Control.CALLS, Control.SERVER_SLEEPING);
+      this.takeBack(i);
       return undefined;
     }
     return undefined;
+  }
+
+  /**
+   * Takes back slot `i`, whose call was given up on, with a compare-exchange (CALL →
+   * WITHDRAWN, SERVING → CANCELLED), and wakes the worker to hand it back; a reply already
+   * published (REPLY) is collected as usual, and dropped.
+   */
+  private takeBack(i: number): void {
+    const words = this.words;
+    const w = this.at[i]! + SlotWord.STATE;
+    let state = Atomics.compareExchange(words, w, SlotState.CALL, SlotState.WITHDRAWN);
+    if (state === SlotState.SERVING) state = Atomics.compareExchange(words, w, SlotState.SERVING, SlotState.CANCELLED);
+    this.abandoned[i] = true;
+    this.abandonedAt[i] = performance.now();
+    if (state !== SlotState.REPLY) signal(words, Control.CALLS, Control.SERVER_SLEEPING);
   }
 
   /**
@@ -388,11 +444,17 @@ class ShmTransport implements ClientTransport {
       this.spin.miss();
       const left = deadline - Date.now();
       if (left <= 0) return false;
-      Atomics.store(words, Control.CLIENT_SLEEPING, 1);
-      Atomics.wait(words, Control.REPLIES, seen, Math.min(left, syncSliceMs));
-      // An asynchronous waiter may still be registered: the flag stays up for it.
-      if (!this.sleeping) Atomics.store(words, Control.CLIENT_SLEEPING, 0);
+      this.sleepSync(seen, left);
     }
+  }
+
+  /** Blocks this thread until the reply counter moves from `seen`, for at most `ms` (and a slice). */
+  private sleepSync(seen: number, ms: number): void {
+    const words = this.words;
+    Atomics.store(words, Control.CLIENT_SLEEPING, 1);
+    Atomics.wait(words, Control.REPLIES, seen, Math.min(ms, syncSliceMs));
+    // An asynchronous waiter may still be registered: the flag stays up for it.
+    if (!this.sleeping) Atomics.store(words, Control.CLIENT_SLEEPING, 0);
   }
 
   /** Why a call found no slot: who holds them. */
@@ -421,30 +483,30 @@ class ShmTransport implements ClientTransport {
     await this.worker.terminate();
   }
 
-  /** Copies a message marshaled elsewhere into slot `i` (the wire copy), or sends it aside if it is larger. */
-  private place(
-    i: number,
-    buffer: Uint8Array,
-    end: number,
-    ledger: CopyLedger | undefined,
-    release: (b: Uint8Array) => void,
-    path: MarshalPath | undefined,
-  ): void {
+  /**
+   * Copies a message marshaled elsewhere into slot `i` (the wire copy), or sends it aside if
+   * it is larger; returns the slot's out-of-band flag.
+   */
+  private place(i: number, buffer: Uint8Array, end: number, ledger: CopyLedger | undefined, release: (b: Uint8Array) => void): number {
     const view = this.views[i]!;
-    if (end <= view.length) {
-      copyBytes(ledger, "wire", view, 0, buffer.subarray(0, end));
-      release(buffer);
-      this.launch(i, end, 0, path, ledger);
-    } else {
+    let outOfBand = 0;
+    if (end <= view.length) copyBytes(ledger, "wire", view, 0, buffer.subarray(0, end));
+    else {
       this.oobXids.set(i, xidOf(buffer, 0));
       postOutOfBand(this.port, i, buffer, end, ledger);
-      release(buffer);
-      this.launch(i, end, 1, path, ledger);
+      outOfBand = 1;
     }
+    release(buffer);
+    return outOfBand;
   }
 
   /** Publishes the call in slot `i` and makes sure someone polls for its reply. */
   private launch(i: number, end: number, outOfBand: number, path: MarshalPath | undefined, ledger: CopyLedger | undefined): void {
+    this.publishCall(i, end, outOfBand, path, ledger);
+    this.schedulePoll();
+  }
+
+  private publishCall(i: number, end: number, outOfBand: number, path: MarshalPath | undefined, ledger: CopyLedger | undefined): void {
     const words = this.words;
     const w = this.at[i]!;
     this.paths[i] = path;
@@ -453,7 +515,6 @@ class ShmTransport implements ClientTransport {
     Atomics.store(words, w + SlotWord.LENGTH, end);
     Atomics.store(words, w + SlotWord.OUT_OF_BAND, outOfBand);
     publish(words, w, SlotState.CALL, Control.CALLS, Control.SERVER_SLEEPING);
-    this.schedulePoll();
   }
 
   /**
@@ -552,7 +613,7 @@ class ShmTransport implements ClientTransport {
       if (taken === undefined) return;
       message = taken;
     } else {
-      message = readSlot(this.views[i]!, length, this.paths[i], received);
+      message = readSlot(this.memory[i]!, length, this.paths[i], received);
     }
     try {
       this.onMessage(message, received);
@@ -579,7 +640,8 @@ class ShmTransport implements ClientTransport {
     const queue = this.queue;
     while (queue.length > 0 && this.free.length > 0 && !this.closed) {
       const q = queue.shift()!;
-      this.place(this.free.pop()!, q.buffer, q.end, q.ledger, q.release, q.path);
+      const i = this.free.pop()!;
+      this.launch(i, q.end, this.place(i, q.buffer, q.end, q.ledger, q.release), q.path, q.ledger);
     }
   }
 

@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { MessageChannel, Worker } from "node:worker_threads";
-import { Control, publish, shmLayout, signal, SlotState, slotView, slotWord, SlotWord, type ShmLayout, type WorkerInit } from "../../runtime/transports/shm-protocol.js";
+import { Control, publish, shmLayout, signal, SlotMemory, SlotState, slotWord, SlotWord, type ShmLayout, type WorkerInit } from "../../runtime/transports/shm-protocol.js";
 import { repoRoot } from "../support.js";
 
 /**
@@ -31,7 +31,7 @@ export class RawShm {
   ) {
     this.words = new Int32Array(sab);
     for (let i = 0; i < layout.slots; i++) {
-      this.views.push(slotView(sab, layout, i));
+      this.views.push(new SlotMemory(sab, layout, i).area);
       this.at.push(slotWord(layout, i));
       this.free.push(layout.slots - 1 - i);
     }
