@@ -14,8 +14,8 @@ import { connect as netConnect, type Socket } from "node:net";
 export type FloorOp = "getattr" | "read" | "write";
 
 export interface NodeFloor {
-  /** `n` calls of `op`, one outstanding, each walking to the next prepared request. */
-  calls(op: FloorOp, n: number): Promise<number>;
+  /** `n` calls of `op`, `window` outstanding (default one), each walking to the next prepared request. */
+  calls(op: FloorOp, n: number, window?: number): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -34,11 +34,13 @@ export function nodeFloor(port: number, requests: Readonly<Record<FloorOp, reado
   let next = 0;
   let xid = 1;
   let left = 0;
+  let unsent = 0;
   let done: ((sum: number) => void) | undefined;
   let fail: ((e: Error) => void) | undefined;
   let failure: Error | undefined;
 
   const send = () => {
+    unsent--;
     const request = queue[next++ % queue.length]!;
     new DataView(request.buffer, request.byteOffset).setUint32(4, xid++);
     socket.write(request);
@@ -50,7 +52,10 @@ export function nodeFloor(port: number, requests: Readonly<Record<FloorOp, reado
       socket.destroy(failure);
       return;
     }
-    if (--left > 0) return send();
+    if (--left > 0) {
+      if (unsent > 0) send();
+      return;
+    }
     const finish = done!;
     done = fail = undefined;
     finish(headView.getUint32(0));
@@ -93,14 +98,16 @@ export function nodeFloor(port: number, requests: Readonly<Record<FloorOp, reado
     socket.once("connect", () => {
       socket.off("error", reject);
       resolve({
-        calls: (op, n) =>
+        calls: (op, n, window = 1) =>
           new Promise<number>((res, rej) => {
             if (failure !== undefined) return rej(failure);
             queue = requests[op];
-            left = n;
+            left = unsent = n;
             done = res;
             fail = rej;
-            send();
+            // Replies may come in any order: only their count matters. A prepared request is
+            // sent again only after all the others (there are more of them than the window).
+            for (let k = Math.min(window, n); k > 0; k--) send();
           }),
         close: () =>
           new Promise<void>((res) => {

@@ -384,6 +384,14 @@ describe.each(modes)("shm, %s: synchronous calls nobody observes (the direct exc
     expect(thrown(() => b.channel.callSync!(example.service, missing, [1, 2], undefined, undefined)).status).toBe("PROC_UNAVAIL");
   });
 
+  it("decodes a result's opaque data into memory the caller lends", () => {
+    const into = new Uint8Array(2048);
+    const data = payload(1000);
+    const reversed = b.channel.callSync!(example.service, example.service.procedures.exprocReverse!, data, undefined, { into }) as Uint8Array;
+    expect(reversed.buffer).toBe(into.buffer);
+    expect(reversed).toEqual(data.slice().reverse());
+  });
+
   it("hands out results that stay valid after the slot is reused", () => {
     const first = payload(1000);
     const other = first.map((x) => 255 - x);

@@ -60,20 +60,34 @@ class ClassicPath implements ServicePath<XdrCodec<unknown>> {
     copyBytes(ledger, "runtime", w.buf, o, body);
   }
 
-  decode<T>(codec: XdrCodec<T>, message: Uint8Array, offset: number, end: number, ledger: CopyLedger | undefined, name: string, _reader: XdrReader): T {
+  decode<T>(
+    codec: XdrCodec<T>,
+    message: Uint8Array,
+    offset: number,
+    end: number,
+    ledger: CopyLedger | undefined,
+    name: string,
+    reader: XdrReader,
+    into?: Uint8Array,
+  ): T {
+    // Only the stub's reader reads the body: the caller's hands out nothing.
+    reader.viewsTaken = false;
+    const r = this.reader;
     try {
       if (codec.max === 0 && end === offset) return codec.decode(empty);
       const n = end - offset;
       if (this.stubIn.length < n) this.stubIn = new Uint8Array(Math.max(n, this.stubIn.length * 2));
       copyBytes(ledger, "runtime", this.stubIn, 0, message.subarray(offset, end));
-      const r = this.reader;
       r.reset(this.stubIn, 0, n);
+      if (into !== undefined) r.lend(into);
       const value = codec.decode(r);
       r.finish();
       ledger?.record("stub", n);
       return value;
     } catch (e) {
       throw rooted(e, name);
+    } finally {
+      if (into !== undefined) r.lend(undefined);
     }
   }
 }
@@ -84,18 +98,36 @@ abstract class InPlacePath {
   readonly lendable = true;
   abstract readonly decodesViews: boolean;
 
-  decode<T>(codec: XdrCodec<T>, message: Uint8Array, offset: number, end: number, ledger: CopyLedger | undefined, name: string, reader: XdrReader): T {
+  decode<T>(
+    codec: XdrCodec<T>,
+    message: Uint8Array,
+    offset: number,
+    end: number,
+    ledger: CopyLedger | undefined,
+    name: string,
+    reader: XdrReader,
+    into?: Uint8Array,
+  ): T {
+    const r = reader;
     try {
-      if (codec.max === 0 && end === offset) return codec.decode(empty);
-      const r = reader;
+      if (codec.max === 0 && end === offset) {
+        r.viewsTaken = false;
+        return codec.decode(empty);
+      }
       r.reset(message, offset, end);
+      if (into !== undefined) r.lend(into);
       const value = codec.decode(r);
       r.finish();
-      // A decode that hands out views into the message moves no bytes: no copy to count.
-      if (ledger !== undefined && !this.decodesViews) ledger.record("runtime", end - offset);
+      if (ledger !== undefined) {
+        // A decode that hands out views into the message moves no bytes: only what it placed in lent memory is a copy.
+        if (!this.decodesViews) ledger.record("runtime", end - offset);
+        else if (r.lentBytes > 0) ledger.record("runtime", r.lentBytes);
+      }
       return value;
     } catch (e) {
       throw rooted(e, name);
+    } finally {
+      if (into !== undefined) r.lend(undefined);
     }
   }
 }

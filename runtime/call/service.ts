@@ -35,9 +35,20 @@ export interface MarshalPath<C extends XdrCodec<unknown> = XdrCodec<unknown>> {
   /**
    * Decodes exactly one value from `message[offset, end)`, counting the passes that move
    * bytes. `reader` is the caller's own, the one that read the message's header: reading the
-   * same array again costs no new view of its memory.
+   * same array again costs no new view of its memory; afterwards its `viewsTaken` says
+   * whether the value holds views into the message. `into`: memory the caller lends for the
+   * value's opaque data (`XdrReader.lend`).
    */
-  decode<T>(codec: C & XdrCodec<T>, message: Uint8Array, offset: number, end: number, ledger: CopyLedger | undefined, name: string, reader: XdrReader): T;
+  decode<T>(
+    codec: C & XdrCodec<T>,
+    message: Uint8Array,
+    offset: number,
+    end: number,
+    ledger: CopyLedger | undefined,
+    name: string,
+    reader: XdrReader,
+    into?: Uint8Array,
+  ): T;
 }
 
 /** A marshal path as generated code uses it: the maker of its service descriptions. */

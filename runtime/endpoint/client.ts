@@ -37,9 +37,18 @@ export interface CallOptions {
    */
   readonly timeoutMs?: number;
   readonly signal?: AbortSignal;
+  /**
+   * Memory for the reply's opaque data: each opaque in the result (a READ's `data`) is
+   * placed in it, one after another, and the result holds views of it — the bytes land where
+   * the caller wants them, as C's `xdr_bytes` decodes into a buffer the caller supplies, and
+   * no fresh memory is made per call. One copy in every mode (in descriptor mode, instead of
+   * a view into the reply). An opaque that does not fit in the room left is decoded as usual.
+   * The result is valid until the memory is used again.
+   */
+  readonly into?: Uint8Array;
 }
 
-export interface ClientOptions extends CallOptions {
+export interface ClientOptions extends Omit<CallOptions, "into"> {
   /**
    * Credentials sent with every call: AUTH_NONE (default), AUTH_SYS parameters, any
    * opaque_auth as it is, or the parameters of a flavor the channel knows (`authFlavors`),
@@ -144,6 +153,8 @@ export interface ClientCall<A = unknown> {
   /** The call's timeout as resolved from its options, the client's and the default (30 s). */
   timeoutMs: number;
   signal: AbortSignal | undefined;
+  /** Memory lent for the reply's opaque data (`CallOptions.into`). */
+  into: Uint8Array | undefined;
   readonly transport: TransportKind;
 }
 
@@ -218,6 +229,8 @@ class Pending {
   startedAt = 0;
   sentAt = 0;
   abort: (() => void) | undefined;
+  /** Memory lent for the reply's opaque data. */
+  into: Uint8Array | undefined;
   /** A synchronous call: settled into these fields, with no promise. */
   sync = false;
   settled = false;
@@ -289,7 +302,7 @@ export class RpcChannel extends EventEmitter<ChannelEvents> implements Channel, 
     }
     this.maxOutstanding = max;
     try {
-      this.chain = compose(options.interceptors, (c) => this.invoke(c.service, c.procedure, c.args, c.auth, c.timeoutMs, c.signal));
+      this.chain = compose(options.interceptors, (c) => this.invoke(c.service, c.procedure, c.args, c.auth, c.timeoutMs, c.signal, c.into));
     } catch (e) {
       void link.close();
       throw e;
@@ -344,9 +357,10 @@ export class RpcChannel extends EventEmitter<ChannelEvents> implements Channel, 
   ): Promise<R> {
     const timeout = options?.timeoutMs ?? client?.timeoutMs ?? defaultTimeoutMs;
     const signal = options?.signal ?? client?.signal;
+    const into = options?.into;
     const chain = this.chain;
-    if (chain === undefined) return this.invoke(service, procedure, args, client?.auth, timeout, signal);
-    const call: ClientCall<A> = { service, procedure, args, auth: client?.auth, timeoutMs: timeout, signal, transport: this.transport };
+    if (chain === undefined) return this.invoke(service, procedure, args, client?.auth, timeout, signal, into);
+    const call: ClientCall<A> = { service, procedure, args, auth: client?.auth, timeoutMs: timeout, signal, into, transport: this.transport };
     try {
       return chain(call as ClientCall) as Promise<R>;
     } catch (e) {
@@ -362,10 +376,11 @@ export class RpcChannel extends EventEmitter<ChannelEvents> implements Channel, 
     auth: ClientOptions["auth"],
     timeout: number,
     signal: AbortSignal | undefined,
+    into: Uint8Array | undefined,
   ): Promise<R> {
     let p: Pending;
     try {
-      p = this.prepare(service, procedure as ProcedureDescription, args, auth, timeout, signal, false);
+      p = this.prepare(service, procedure as ProcedureDescription, args, auth, timeout, signal, into, false);
     } catch (e) {
       return Promise.reject(e);
     }
@@ -399,14 +414,16 @@ export class RpcChannel extends EventEmitter<ChannelEvents> implements Channel, 
     auth: ClientOptions["auth"],
     timeout: number,
     signal: AbortSignal | undefined,
+    into: Uint8Array | undefined,
     sync: boolean,
   ): Pending {
     const observed = this.observing();
     const startedAt = observed ? now() : 0;
-    const cred = this.admit(procedure, auth, timeout, signal);
+    const cred = this.admit(procedure, auth, timeout, signal, into);
     this.xid = (this.xid + 1) >>> 0;
     const p = new Pending(this.xid, service, procedure, args, cred, sync ? undefined : signal);
     p.startedAt = startedAt;
+    p.into = into;
     if (sync) p.sync = true;
     else {
       capturing = p;
@@ -429,12 +446,19 @@ export class RpcChannel extends EventEmitter<ChannelEvents> implements Channel, 
    * Whether a call may be made (the channel open, the signal not fired, a valid timeout);
    * returns its credentials; throws what the call fails with, unsent.
    */
-  private admit(procedure: ProcedureDescription, auth: ClientOptions["auth"], timeout: number, signal: AbortSignal | undefined): OpaqueAuth {
+  private admit(
+    procedure: ProcedureDescription,
+    auth: ClientOptions["auth"],
+    timeout: number,
+    signal: AbortSignal | undefined,
+    into: Uint8Array | undefined,
+  ): OpaqueAuth {
     if (this.closed !== undefined) throw new RpcError("CLOSED", `channel is closed: ${this.closed.message}`);
     if (signal?.aborted) throw new RpcError("ABORTED", `${procedure.name} was aborted before it was sent`, { cause: signal.reason });
     if (!(timeout >= 0) || typeof timeout !== "number") {
       throw new RangeError(`${procedure.name}: timeoutMs must be a number ≥ 0 (Infinity: no timeout), got ${String(timeout)}`);
     }
+    if (into !== undefined && !(into instanceof Uint8Array)) throw new TypeError(`${procedure.name}: into must be a Uint8Array, got ${String(into)}`);
     try {
       return this.credentialsOf(auth);
     } catch (error) {
@@ -492,10 +516,11 @@ export class RpcChannel extends EventEmitter<ChannelEvents> implements Channel, 
     // A blocked thread cannot see a signal fire: only one that fired already counts.
     const timeout = options?.timeoutMs ?? client?.timeoutMs ?? defaultTimeoutMs;
     const signal = options?.signal ?? client?.signal;
+    const into = options?.into;
     if (link.syncReady?.() === true && this.outstanding < this.maxOutstanding && this.current === "ready" && !this.observing()) {
-      return this.exchangeSync(link, service, procedure, args, client?.auth, timeout, signal);
+      return this.exchangeSync(link, service, procedure, args, client?.auth, timeout, signal, into);
     }
-    const p = this.prepare(service, procedure as ProcedureDescription, args, client?.auth, timeout, signal, true);
+    const p = this.prepare(service, procedure as ProcedureDescription, args, client?.auth, timeout, signal, into, true);
     this.launch(p, p.startedAt);
     if (!p.settled && !link.waitSync(() => p.settled, p.deadline)) {
       const why = link.abandon?.(p.xid);
@@ -521,8 +546,9 @@ export class RpcChannel extends EventEmitter<ChannelEvents> implements Channel, 
     auth: ClientOptions["auth"],
     timeout: number,
     signal: AbortSignal | undefined,
+    into: Uint8Array | undefined,
   ): R {
-    const cred = this.admit(procedure as ProcedureDescription, auth, timeout, signal);
+    const cred = this.admit(procedure as ProcedureDescription, auth, timeout, signal, into);
     const xid = (this.xid = (this.xid + 1) >>> 0);
     const path = service.path;
     const w = this.writer;
@@ -544,7 +570,7 @@ export class RpcChannel extends EventEmitter<ChannelEvents> implements Channel, 
     } catch (e) {
       throw unreadableReply(procedure, xid, e);
     }
-    return resultOf(header, message, r, service, procedure, undefined);
+    return resultOf(header, message, r, service, procedure, undefined, into);
   }
 
   /**
@@ -649,13 +675,14 @@ export class RpcChannel extends EventEmitter<ChannelEvents> implements Channel, 
     }
     let result: unknown;
     try {
-      result = resultOf(header, message, r, p.service, p.procedure, p.ledger);
+      result = resultOf(header, message, r, p.service, p.procedure, p.ledger, p.into);
     } catch (e) {
       this.settle(p, e);
       return false;
     }
     if (p.phases !== undefined) p.phases.resume = now() - arrived;
-    const keeps = p.service.path.decodesViews;
+    // Views of the message, if the result took any (descriptor mode), keep it from reuse.
+    const keeps = p.service.path.decodesViews && r.viewsTaken;
     this.settle(p, undefined, result);
     return keeps;
   }
@@ -924,10 +951,11 @@ function resultOf<R>(
   service: ServiceDescription,
   procedure: ProcedureDescription<unknown, R>,
   ledger: CopyLedger | undefined,
+  into: Uint8Array | undefined,
 ): R {
   if (header.kind !== "accepted" || header.stat !== AcceptStat.SUCCESS) throw replyError(header, service, procedure);
   try {
-    return service.path.decode(procedure.result, message, r.pos - r.start, message.length, ledger, procedure.name, r);
+    return service.path.decode(procedure.result, message, r.pos - r.start, message.length, ledger, procedure.name, r, into);
   } catch (e) {
     throw new RpcError("CANNOT_DECODE", e instanceof Error ? e.message : String(e), { cause: e });
   }

@@ -1,4 +1,4 @@
-import { sliceBytes, type CopyLayer, type CopyLedger } from "./ledger.js";
+import { copyBytes, sliceBytes, type CopyLayer, type CopyLedger } from "./ledger.js";
 import { XdrError } from "./error.js";
 import { padded } from "./pad.js";
 import { decodeUtf8 } from "./utf8.js";
@@ -47,6 +47,11 @@ export class XdrReader {
    */
   private bytes: Uint8Array;
   private base: number;
+  /** Memory lent for opaque data (`lend`), and how much of it is used. */
+  private lent: Uint8Array | undefined = undefined;
+  private lentUsed = 0;
+  /** Whether a view into the message was handed out since the last `reset`. */
+  viewsTaken = false;
 
   constructor(bytes: Uint8Array, offset = 0, end = bytes.length, options: XdrReaderOptions = {}) {
     checkRange(bytes, offset, end);
@@ -74,6 +79,24 @@ export class XdrReader {
     this.pos = this.start = base + offset;
     this.end = base + end;
     this.depth = 0;
+    this.viewsTaken = false;
+  }
+
+  /**
+   * Lends memory for opaque data (undefined: no more): each opaque read next lands in it,
+   * one after another, while it has room, and is returned as a view of it — a copy either
+   * way, or one instead of a view. So a reply's data reaches memory its caller chose, as C's
+   * `xdr_bytes` decodes into a buffer the caller supplies, and no fresh memory is made per
+   * message. An opaque that does not fit where the lent memory's room ends is read as usual.
+   */
+  lend(memory: Uint8Array | undefined): void {
+    this.lent = memory;
+    this.lentUsed = 0;
+  }
+
+  /** Bytes placed in the lent memory since `lend`. */
+  get lentBytes(): number {
+    return this.lentUsed;
   }
 
   /** Checks that `n` bytes remain, advances past them and returns where they start. */
@@ -168,8 +191,7 @@ export class XdrReader {
    * long as the buffer is not reused.
    */
   fixedOpaque(n: number, copy = true): Uint8Array {
-    const o = this.take(padded(n));
-    return copy ? sliceBytes(this.ledger, this.layer, this.buf, o, o + n) : this.buf.subarray(o, o + n);
+    return this.opaqueAt(this.take(padded(n)), n, copy);
   }
 
   /** opaque<max> (RFC 4506 §4.10); `copy` as for `fixedOpaque`. */
@@ -177,7 +199,21 @@ export class XdrReader {
     const n = this.lengthPrefix(max, "opaque");
     const o = this.pos;
     this.pos = o + padded(n);
-    return copy ? sliceBytes(this.ledger, this.layer, this.buf, o, o + n) : this.buf.subarray(o, o + n);
+    return this.opaqueAt(o, n, copy);
+  }
+
+  /** The opaque at `buf[o, o + n)`: in the lent memory if it fits there, else copied out or viewed. */
+  private opaqueAt(o: number, n: number, copy: boolean): Uint8Array {
+    const lent = this.lent;
+    if (lent !== undefined && n <= lent.length - this.lentUsed) {
+      const at = this.lentUsed;
+      copyBytes(this.ledger, this.layer, lent, at, this.buf.subarray(o, o + n));
+      this.lentUsed = at + n;
+      return lent.subarray(at, at + n);
+    }
+    if (copy) return sliceBytes(this.ledger, this.layer, this.buf, o, o + n);
+    this.viewsTaken = true;
+    return this.buf.subarray(o, o + n);
   }
 
   /** string<max> (RFC 4506 §4.11) as UTF-8, the bound in bytes; invalid UTF-8 is an error. */

@@ -31,6 +31,10 @@ const behaviour = {
   verifierChangesAfter: Infinity,
   /** READ answers count 0 and no EOF. */
   stuckRead: false,
+  /** Added to a file's size in its attributes: the file shrinks (> 0) or grows (< 0) after they are read. */
+  sizeShift: 0,
+  /** READ answers this many bytes more than it was asked for. */
+  readExtra: 0,
 };
 const files = new Map<string, Uint8Array>();
 const seen = { writes: 0, commits: 0, concurrent: 0, maxConcurrent: 0, badCookies: 0, readdirCalls: 0 };
@@ -58,7 +62,7 @@ beforeAll(async () => {
       nlink: 1,
       uid: 0,
       gid: 0,
-      size: BigInt(dir ? 4096 : (files.get(name)?.length ?? 0)),
+      size: BigInt(dir ? 4096 : Math.max(0, (files.get(name)?.length ?? 0) + behaviour.sizeShift)),
       used: 0n,
       rdev: { specdata1: 0, specdata2: 0 },
       fsid: 1n,
@@ -92,7 +96,7 @@ beforeAll(async () => {
         const data = files.get(nameOf(file))!;
         if (behaviour.stuckRead) return { status: nfsstat3.NFS3_OK, resok: { file_attributes: post(nameOf(file)), count: 0, eof: false, data: new Uint8Array(0) } };
         const start = Math.min(Number(offset), data.length);
-        const end = Math.min(start + Math.min(count, behaviour.readAtMost), data.length);
+        const end = Math.min(start + Math.min(count, behaviour.readAtMost) + behaviour.readExtra, data.length);
         const part = data.slice(start, end);
         return { status: nfsstat3.NFS3_OK, resok: { file_attributes: post(nameOf(file)), count: part.length, eof: end === data.length, data: part } };
       }),
@@ -253,6 +257,39 @@ describe("the NFS client against a server that does the unusual", () => {
       expect(new TextDecoder().decode(files.get("fine.bin"))).toBe("fine");
     } finally {
       await m.close();
+    }
+  });
+
+  it("readFile places each block at its offset; bytes past the size it read (the file grew) are joined after them", async () => {
+    const data = randomBytes(23_456);
+    files.set("moving.bin", data);
+    const m = await mountFake();
+    try {
+      for (const shift of [0, -5_000, -23_456, 7_000, 100_000]) {
+        behaviour.sizeShift = shift;
+        const got = await m.readFile("moving.bin");
+        expect(got.length, `size ${data.length + shift}`).toBe(data.length);
+        expect(Buffer.compare(Buffer.from(got), data), `size ${data.length + shift}`).toBe(0);
+      }
+    } finally {
+      await m.close();
+      behaviour.sizeShift = 0;
+    }
+  });
+
+  it("a READ that answers more bytes than it was asked for fails", async () => {
+    files.set("generous.bin", randomBytes(5_000));
+    behaviour.readExtra = 10;
+    const m = await mountFake();
+    try {
+      for (const read of [() => m.readFile("generous.bin"), async () => (await m.read("generous.bin").next()).value]) {
+        const e = await read().catch((x: unknown) => x);
+        expect(e).toBeInstanceOf(nfs.NfsError);
+        expect((e as Error).message).toBe("READ /generous.bin: NFS3ERR_IO (I/O error)");
+      }
+    } finally {
+      await m.close();
+      behaviour.readExtra = 0;
     }
   });
 

@@ -93,6 +93,8 @@ export interface WriteOptions {
 export type WriteSource = Uint8Array | string | Iterable<Uint8Array | string> | AsyncIterable<Uint8Array | string>;
 
 const MiB = 1 << 20;
+/** `readFile` places blocks straight into a result of the file's size up to this size. */
+const maxPlacedBytes = 64 * MiB;
 const types: Readonly<Record<number, FileType>> = {
   [ftype3.NF3REG]: "file",
   [ftype3.NF3DIR]: "directory",
@@ -330,11 +332,61 @@ export class NfsMount {
    * one at a time until the server says end of file.
    */
   async *read(path: string): AsyncGenerator<Uint8Array> {
+    const { file, size } = await this.openForRead(path);
+    yield* this.blocks(path, file, size, undefined);
+  }
+
+  /**
+   * The whole of `path`. Its size is known before the first READ, so each READ's data is
+   * decoded straight into its place in the result (`into`): copied once, out of the reply,
+   * with no block allocated and then joined. Bytes past that size (the file grew meanwhile),
+   * or past 64 MiB, come as blocks of their own and are joined at the end.
+   */
+  async readFile(path: string): Promise<Uint8Array> {
+    const { file, size } = await this.openForRead(path);
+    // A size from the server is not trusted for more than a bound: past it, blocks are joined.
+    const whole = new Uint8Array(Number(size < BigInt(maxPlacedBytes) ? size : BigInt(maxPlacedBytes)));
+    // Blocks come in order, so the placed ones are a prefix: once one does not fit (the file
+    // grew past the size read), no later one is placed either.
+    const place = (offset: bigint, count: number): Uint8Array | undefined =>
+      offset < BigInt(whole.length) ? whole.subarray(Number(offset), Math.min(whole.length, Number(offset) + count)) : undefined;
+    let placed = 0;
+    const beyond: Uint8Array[] = [];
+    for await (const data of this.blocks(path, file, size, place)) {
+      if (data.buffer === whole.buffer) placed += data.length;
+      else beyond.push(data);
+    }
+    if (beyond.length === 0) return whole.subarray(0, placed);
+    const total = beyond.reduce((n, b) => n + b.length, placed);
+    const joined = new Uint8Array(total);
+    joined.set(whole.subarray(0, placed));
+    let at = placed;
+    for (const b of beyond) {
+      joined.set(b, at);
+      at += b.length;
+    }
+    return joined;
+  }
+
+  /** The handle of the regular file `path`, and its size. */
+  private async openForRead(path: string): Promise<{ file: nfs_fh3; size: bigint }> {
     const file = await this.lookup(path);
     const attrs = await this.nfs.nfsproc3Getattr({ object: file });
     if (attrs.status !== nfsstat3.NFS3_OK) throw NfsError.nfs(attrs.status, "GETATTR", shown(path));
     if (attrs.resok.obj_attributes.type === ftype3.NF3DIR) throw NfsError.nfs(nfsstat3.NFS3ERR_ISDIR, "READ", shown(path));
-    const end = attrs.resok.obj_attributes.size;
+    return { file, size: attrs.resok.obj_attributes.size };
+  }
+
+  /**
+   * READs of `file` from offset 0, in order, `window` outstanding while below `end`; each
+   * block's data decoded into the memory `place` gives for its range, if it gives any.
+   */
+  private async *blocks(
+    path: string,
+    file: nfs_fh3,
+    end: bigint,
+    place: ((offset: bigint, count: number) => Uint8Array | undefined) | undefined,
+  ): AsyncGenerator<Uint8Array> {
     const size = this.readSize;
     interface Slot {
       readonly offset: bigint;
@@ -342,7 +394,8 @@ export class NfsMount {
       readonly reply: ReturnType<NfsV3Client["nfsproc3Read"]>;
     }
     const issue = (offset: bigint, count: number): Slot => {
-      const reply = this.nfs.nfsproc3Read({ file, offset, count });
+      const into = place?.(offset, count);
+      const reply = this.nfs.nfsproc3Read({ file, offset, count }, into === undefined ? undefined : { into });
       reply.catch(noop); // awaited in order below; one left behind by an error must not go unhandled
       return { offset, count, reply };
     };
@@ -360,31 +413,14 @@ export class NfsMount {
       const res = await slot.reply;
       if (res.status !== nfsstat3.NFS3_OK) throw NfsError.nfs(res.status, "READ", shown(path));
       const { data, eof } = res.resok;
+      // More than asked is not the block asked for; neither data nor end would never end.
+      if (data.length > slot.count || (data.length === 0 && !eof)) throw NfsError.nfs(nfsstat3.NFS3ERR_IO, "READ", shown(path));
       if (data.length > 0) yield data;
       if (eof) return;
-      if (data.length === 0) throw NfsError.nfs(nfsstat3.NFS3ERR_IO, "READ", shown(path)); // neither data nor end: it would never end
       // A short read: the rest of this block comes before everything queued after it.
       if (data.length < slot.count) queue.unshift(issue(slot.offset + BigInt(data.length), slot.count - data.length));
       fill();
     }
-  }
-
-  /** The whole of `path`. */
-  async readFile(path: string): Promise<Uint8Array> {
-    const parts: Uint8Array[] = [];
-    let total = 0;
-    for await (const p of this.read(path)) {
-      parts.push(p);
-      total += p.length;
-    }
-    if (parts.length === 1) return parts[0]!;
-    const whole = new Uint8Array(total);
-    let at = 0;
-    for (const p of parts) {
-      whole.set(p, at);
-      at += p.length;
-    }
-    return whole;
   }
 
   /** `read(path)` as a node:stream Readable. */
