@@ -124,7 +124,12 @@ export class RecordDecoder {
     return this.run !== undefined || this.held !== undefined;
   }
 
-  /** Copies the run to the front of `to` (a fresh arena slab) and keeps it there; returns its length. */
+  /** Whether the rest of a chunk is held while paused (input other than the run that an arena must not write over). */
+  get holdsRest(): boolean {
+    return this.held !== undefined;
+  }
+
+  /** Copies the run to the front of `to` (a fresh arena slab, or the front of its own) and keeps it there; returns its length. */
   moveRun(to: Uint8Array): number {
     const run = this.run;
     if (run === undefined) return 0;

@@ -115,8 +115,10 @@ const minReadBytes = 16 * 1024;
  * hold views), the next read starts again at its front, so a client of the other modes
  * reads into the same memory call after call, allocating nothing; once one is kept, the
  * slab is never written over, and views handed out stay valid. When a slab has no room for
- * what a partial reply still awaits, a new one (as large as the reply needs) takes over and
- * the part already read moves there: one counted copy.
+ * what a partial reply still awaits, the part already read moves — one counted copy — to
+ * the front of the same slab if nothing read into it is kept and it is large enough (replies
+ * streaming back to back, each arriving with the start of the next, never leave the slab
+ * empty to rewind), else to a new slab as large as the reply needs.
  */
 class ReadArena {
   private slab: Uint8Array = new Uint8Array(0);
@@ -137,7 +139,9 @@ class ReadArena {
     if (this.slab.length - this.used < Math.max(awaited, minReadBytes)) {
       const run = awaited > 0 ? decoder!.runLength : 0;
       if (run > 0) this.slabBytes = Math.min(maxSlabBytes, Math.max(this.slabBytes, 4 * (run + awaited)));
-      const slab = Buffer.allocUnsafeSlow(Math.max(this.slabBytes, run + awaited + minReadBytes));
+      const need = run + awaited + minReadBytes;
+      const reuse = !this.kept && decoder !== undefined && !decoder.holdsRest && this.slab.length >= need;
+      const slab = reuse ? this.slab : Buffer.allocUnsafeSlow(Math.max(this.slabBytes, need));
       this.used = run > 0 ? decoder!.moveRun(slab) : 0;
       this.slab = slab;
       this.kept = false;
