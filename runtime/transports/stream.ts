@@ -137,13 +137,19 @@ class ReadArena {
     if (!this.kept && decoder !== undefined && !decoder.holdsInput) this.used = 0;
     const awaited = decoder?.awaited ?? 0;
     if (this.slab.length - this.used < Math.max(awaited, minReadBytes)) {
-      const run = awaited > 0 ? decoder!.runLength : 0;
-      if (run > 0) this.slabBytes = Math.min(maxSlabBytes, Math.max(this.slabBytes, 4 * (run + awaited)));
+      // The part of a record read in place so far: between two of its fragments it awaits
+      // nothing yet, but is still in this slab.
+      const run = decoder?.runLength ?? 0;
+      if (awaited > 0) this.slabBytes = Math.min(maxSlabBytes, Math.max(this.slabBytes, 4 * (run + awaited)));
       const need = run + awaited + minReadBytes;
-      const reuse = !this.kept && decoder !== undefined && !decoder.holdsRest && this.slab.length >= need;
-      const slab = reuse ? this.slab : Buffer.allocUnsafeSlow(Math.max(this.slabBytes, need));
-      this.used = run > 0 ? decoder!.moveRun(slab) : 0;
-      this.slab = slab;
+      if (!this.kept && decoder !== undefined && !decoder.holdsRest && this.slab.length >= need) {
+        this.used = decoder.moveRun(this.slab);
+      } else {
+        // A new slab; the old one stays as it is, so only a run that will grow needs to move.
+        const slab = Buffer.allocUnsafeSlow(Math.max(this.slabBytes, need));
+        this.used = awaited > 0 ? decoder!.moveRun(slab) : 0;
+        this.slab = slab;
+      }
       this.kept = false;
     }
     return this.slab.subarray(this.used);
