@@ -503,6 +503,7 @@ describe("calls in progress", () => {
         if (xid === 2) throw new Error("a bug in the dispatcher");
         const reply = concat(new Uint8Array(sink.headerRoom), message.subarray(0, 4), new Uint8Array([0, 0, 0, 1, 0, 0, 0, 0]));
         sink.send(reply, reply.length, undefined, () => {});
+        return false;
       },
     };
     const listener = await listenStream(dispatcher, { transport: "tcp", host: "127.0.0.1", limits: { maxCallsPerConnection: 2 } });

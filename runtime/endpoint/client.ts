@@ -570,7 +570,9 @@ export class RpcChannel extends EventEmitter<ChannelEvents> implements Channel, 
     } catch (e) {
       throw unreadableReply(procedure, xid, e);
     }
-    return resultOf(header, message, r, service, procedure, undefined, into);
+    const result = resultOf(header, message, r, service, procedure, undefined, into);
+    if (path.decodesViews && r.viewsTaken) link.keepLast?.();
+    return result;
   }
 
   /**

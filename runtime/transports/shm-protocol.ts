@@ -1,6 +1,6 @@
 import type { MessagePort } from "node:worker_threads";
 import type { MarshalPath } from "../call/service.js";
-import { copyBytes, sliceBytes, type CopyLedger } from "../xdr/ledger.js";
+import { copyBytes, type CopyLayer, type CopyLedger } from "../xdr/ledger.js";
 
 /**
  * The shared-memory protocol between a client (`shm.ts`) and its server worker
@@ -106,14 +106,38 @@ export class SlotMemory {
 }
 
 /**
+ * Where one side copies messages out of its slots: one buffer, reused message after message
+ * (no allocation per message), until a message decoded from it is kept — a decode took views
+ * of it (descriptor mode) — after which the next message gets memory of its own.
+ */
+export class CopyOut {
+  private buffer = new Uint8Array(0);
+  private last = this.buffer;
+
+  /** The first `length` bytes of `area`, copied out (counted in `received` as `layer`). */
+  take(area: Uint8Array, length: number, received: CopyLedger, layer: CopyLayer): Uint8Array {
+    if (this.buffer.length < length) this.last = this.buffer = new Uint8Array(Math.max(length, 2 * this.buffer.length, 4096));
+    copyBytes(received, layer, this.buffer, 0, area.subarray(0, length));
+    if (this.last.length !== length) this.last = this.buffer.subarray(0, length);
+    return this.last;
+  }
+
+  /** The message last taken is kept: its memory is never written again. */
+  kept(): void {
+    this.last = this.buffer = new Uint8Array(0);
+  }
+}
+
+/**
  * The message in a slot, as the path that reads it needs it, with the copy counted in
  * `received` where it is made: read in place by a path that reads lent memory and keeps no
  * views into it; copied out for one whose views must outlive the slot (a runtime copy, its
  * receive pass); copied out by the transport, as a socket would, for classic (the wire copy).
+ * Copies land in `out`: whoever decodes the message says if it keeps it (`CopyOut.kept`).
  */
-export function readSlot(slot: SlotMemory, length: number, path: MarshalPath | undefined, received: CopyLedger): Uint8Array {
-  if (path === undefined || !path.lendable) return sliceBytes(received, "wire", slot.area, 0, length);
-  if (path.decodesViews) return sliceBytes(received, "runtime", slot.area, 0, length);
+export function readSlot(slot: SlotMemory, length: number, path: MarshalPath | undefined, received: CopyLedger, out: CopyOut): Uint8Array {
+  if (path === undefined || !path.lendable) return out.take(slot.area, length, received, "wire");
+  if (path.decodesViews) return out.take(slot.area, length, received, "runtime");
   return slot.message(length);
 }
 

@@ -6,6 +6,7 @@ import {
   isOutOfBand,
   isWorkerInit,
   postOutOfBand,
+  CopyOut,
   publish,
   readSlot,
   shmLayout,
@@ -165,8 +166,9 @@ function sinkFor(i: number): ReplySink {
 }
 const leases: Lease[] = [];
 const sinks: ReplySink[] = views.map((_, i) => sinkFor(i));
-/** The copies made to hand the current call to the server. */
+/** The copies made to hand the current call to the server, and where calls are copied out of slots. */
 const received = new CopyLedger();
+const copyOut = new CopyOut();
 
 /** The out-of-band message of slot `i`; undefined if none came (not the runtime's client: it posts before it publishes). */
 function takeOutOfBand(i: number): Uint8Array | undefined {
@@ -203,9 +205,9 @@ function serveSlot(i: number): void {
     // short to name a program is read in place (the server drops it).
     const h = headers[i]!;
     const path = length < 24 ? undefined : server.pathOf(h.getUint32(12), h.getUint32(16));
-    message = path === undefined ? memory[i]!.message(length) : readSlot(memory[i]!, length, path, received);
+    message = path === undefined ? memory[i]!.message(length) : readSlot(memory[i]!, length, path, received, copyOut);
   }
-  server.dispatch(message, sinks[i]!, received);
+  if (server.dispatch(message, sinks[i]!, received)) copyOut.kept();
 }
 
 /** Dispatches every slot published to the server, and hands back those given up on; returns how many calls it dispatched. */

@@ -12,6 +12,7 @@ import {
   isOutOfBand,
   isWorkerReport,
   postOutOfBand,
+  CopyOut,
   publish,
   readSlot,
   shmLayout,
@@ -259,8 +260,9 @@ class ShmTransport implements ClientTransport {
   private readonly spin: SpinBudget;
   /** The path of the message being marshaled (told by `acquire`, used by the `send` that follows). */
   private marshaling: MarshalPath | undefined;
-  /** The copies made to deliver the current reply. */
+  /** The copies made to deliver the current reply, and where replies are copied out of slots. */
   private readonly received = new CopyLedger();
+  private readonly copyOut = new CopyOut();
   private busy = 0;
   private pollScheduled = false;
   private sleeping = false;
@@ -327,6 +329,11 @@ class ShmTransport implements ClientTransport {
     this.launch(top, end, this.place(top, buffer, end, ledger, release), path, ledger);
   };
 
+  /** The message `exchangeSync` returned last is kept (its result holds views of it). */
+  keepLast(): void {
+    this.copyOut.kept();
+  }
+
   /** Whether a call made now gets a slot at once (a synchronous exchange may start). */
   syncReady(): boolean {
     return !this.closed && this.queue.length === 0 && this.free.length > 0;
@@ -375,7 +382,7 @@ class ShmTransport implements ClientTransport {
     const received = this.received;
     received.reset();
     // Decoded before anything else can marshal into the slot: the caller reads the reply at once.
-    const message = oob ? this.takeOutOfBand(i) : readSlot(this.memory[i]!, length, path, received);
+    const message = oob ? this.takeOutOfBand(i) : readSlot(this.memory[i]!, length, path, received, this.copyOut);
     this.free.push(i);
     if (message === undefined) throw new RpcError("CLOSED", `the shm binding failed: ${this.failure?.message ?? "its server worker is gone"}`);
     return message;
@@ -613,10 +620,10 @@ class ShmTransport implements ClientTransport {
       if (taken === undefined) return;
       message = taken;
     } else {
-      message = readSlot(this.memory[i]!, length, this.paths[i], received);
+      message = readSlot(this.memory[i]!, length, this.paths[i], received, this.copyOut);
     }
     try {
-      this.onMessage(message, received);
+      if (this.onMessage(message, received)) this.copyOut.kept();
     } finally {
       this.free.push(i);
       this.pump();
