@@ -261,6 +261,20 @@ describe.each(modes)("shm, %s", (mode) => {
     for (let i = 0; i < 16; i++) expect(b.client.sync.exprocAdd(i, 1)).toBe(i + 1);
   });
 
+  it("arguments a handler holds past its return stay intact while later calls come and go", async () => {
+    const held = payload(600);
+    held[0] = 0xfe;
+    const late = b.client.exprocReverse(held);
+    const others = Array.from({ length: 12 }, (_, i) => {
+      const data = payload(600).map((x) => (x + i + 1) & 0xff);
+      data[0] = i;
+      return data;
+    });
+    const answers = await Promise.all(others.map((data) => b.client.exprocReverse(data)));
+    answers.forEach((r, i) => expect(r).toEqual(others[i]!.slice().reverse()));
+    expect(await late).toEqual(held.slice().reverse());
+  });
+
   it("hands out results that stay valid after their slot is reused", async () => {
     // Descriptor-mode results are views into the message: into the copy out of the slot, never
     // into the slot itself, which the next calls overwrite.
