@@ -11,7 +11,7 @@ export { authNoneFlavor, authRegistry, authSysFlavor, defaultAuthFlavors, proces
 export { defaultVerifiers, ServerCore, type AuthCheck, type FlavorVerifier, type ServerCloseOptions, type ServerOptions, type ServeNext, type ServerCall, type ServerInterceptor } from "./endpoint/server.js";
 export { RpcError, type RpcStatus } from "./rpc/errors.js";
 export { AcceptStat, AuthFlavor, AuthStat, AUTH_NONE, type AuthSysParams, type OpaqueAuth } from "./rpc/message.js";
-export { callChannel, callTracing, serveChannel, serveTracing, type CallHook, type CallRecord, type CallStatus, type CallTrace, type CallTracing, type Phases } from "./call/timing.js";
+export { callChannel, callTracing, serveChannel, serveTracing, type CallHook, type CallRecord, type CallStatus, type CallTrace, type CallTraceChannel, type CallTracing, type CallTracingHandlers, type Phases } from "./call/timing.js";
 export type { ClientTransport, Dispatcher, ListenAddress, ReplySink } from "./transport/types.js";
 export { connect, rpcbind, type ConnectOptions, type ShmConnectOptions } from "./connect.js";
 export { createServer, Server, type ListenOptions } from "./listen.js";

@@ -1,4 +1,5 @@
-import { channel, tracingChannel, type TracingChannel } from "node:diagnostics_channel";
+import type { AsyncLocalStorage } from "node:async_hooks";
+import { channel, tracingChannel } from "node:diagnostics_channel";
 import type { RpcStatus } from "../rpc/errors.js";
 import type { CopyCounts } from "../xdr/ledger.js";
 import type { Mode, TransportKind } from "./service.js";
@@ -90,8 +91,42 @@ export interface CallTrace {
   readonly phases: Phases;
 }
 
-/** A tracing channel of calls; `hasSubscribers` (Node ≥ 20.13) is true when any of its five channels has one. */
-export type CallTracing = TracingChannel<unknown, CallTrace> & { readonly hasSubscribers: boolean };
+/** One of a CallTracing's five channels: Node's diagnostics `Channel`, carrying CallTraces. */
+export interface CallTraceChannel {
+  readonly name: string | symbol;
+  readonly hasSubscribers: boolean;
+  publish(trace: CallTrace): void;
+  /** Runs `fn` with every store bound to this channel entered, each set from `trace`. */
+  runStores<A extends unknown[], R>(trace: CallTrace, fn: (...args: A) => R, thisArg?: unknown, ...args: A): R;
+  bindStore<S>(store: AsyncLocalStorage<S>, transform?: (trace: CallTrace) => S): void;
+  unbindStore(store: AsyncLocalStorage<unknown>): boolean;
+}
+
+/** What a CallTracing subscriber is told: one handler per event, each optional. */
+export interface CallTracingHandlers {
+  start?(trace: CallTrace): void;
+  end?(trace: CallTrace): void;
+  asyncStart?(trace: CallTrace): void;
+  asyncEnd?(trace: CallTrace): void;
+  error?(trace: CallTrace): void;
+}
+
+/**
+ * A tracing channel of calls: Node's `TracingChannel`, typed here rather than through
+ * @types/node's, whose type parameters changed order between versions (an app's own
+ * @types/node must not break these declarations). `hasSubscribers` (Node ≥ 20.13) is true
+ * when any of its five channels has one.
+ */
+export interface CallTracing {
+  readonly hasSubscribers: boolean;
+  readonly start: CallTraceChannel;
+  readonly end: CallTraceChannel;
+  readonly asyncStart: CallTraceChannel;
+  readonly asyncEnd: CallTraceChannel;
+  readonly error: CallTraceChannel;
+  subscribe(handlers: CallTracingHandlers): void;
+  unsubscribe(handlers: CallTracingHandlers): boolean;
+}
 
 /**
  * The client's calls, one trace per transmission of a call (a retry an interceptor makes is a
@@ -101,13 +136,13 @@ export type CallTracing = TracingChannel<unknown, CallTrace> & { readonly hasSub
  * `error` before `end` and no async events; otherwise `error` (on failure), `asyncStart` and
  * `asyncEnd` follow when the reply (or the failure) comes, before the caller resumes.
  */
-export const callTracing = tracingChannel("rpcgen-ts:call") as CallTracing;
+export const callTracing = tracingChannel("rpcgen-ts:call") as unknown as CallTracing;
 /**
  * The server's calls, published on `tracing:rpcgen-ts:serve:…` in the same order; the call's
  * authentication, decoding and handler run inside `start.runStores`, so a store bound there
  * (`callTracing.start.bindStore`) is current in the handler.
  */
-export const serveTracing = tracingChannel("rpcgen-ts:serve") as CallTracing;
+export const serveTracing = tracingChannel("rpcgen-ts:serve") as unknown as CallTracing;
 
 /** The wall-clock time of a call's start, for traces (ms since the epoch, sub-millisecond). */
 export function startTime(): number {
