@@ -346,8 +346,8 @@ class ShmTransport implements ClientTransport {
    * then sleeping in `Atomics.wait`, and hands back the reply as the path reads it. No
    * registry of calls, no scan of the other slots (their replies wait for the poll) and no
    * clock read while the reply comes within the first looks. Returns undefined if no reply
-   * came within `timeoutMs` (counted from the end of the first looks): the slot is then taken
-   * back, as for an abandoned call.
+   * came within `timeoutMs` (counted from when it first stops spinning: late by at most the
+   * spin budget); the slot is then taken back, as for an abandoned call.
    */
   exchangeSync(buffer: Uint8Array, end: number, release: (b: Uint8Array) => void, path: MarshalPath, timeoutMs: number): Uint8Array | undefined {
     const i = this.free.pop()!;
