@@ -89,6 +89,7 @@ async function main(): Promise<void> {
     latencies.length = 0;
     let calls = 0;
     const elu0 = performance.eventLoopUtilization();
+    const cpu0 = process.cpuUsage();
     const t0 = performance.now();
     while (performance.now() - t0 < seconds * 1000) {
       await batch();
@@ -96,6 +97,7 @@ async function main(): Promise<void> {
     }
     const ms = performance.now() - t0;
     const elu = performance.eventLoopUtilization(elu0);
+    const cpu = process.cpuUsage(cpu0);
     const { profile } = await session.post("Profiler.stop");
     session.disconnect();
     const out = join(root, ".tmp", "bench", "nfs-profile");
@@ -104,7 +106,8 @@ async function main(): Promise<void> {
     writeFileSync(file, JSON.stringify(profile));
     process.stdout.write(
       `${mode}, ${window} outstanding: ${calls} READs of 64 KiB in ${(ms / 1000).toFixed(1)} s = ${((calls * 65536) / ms / 1000).toFixed(0)} MB/s, ` +
-        `${((ms * 1000) / calls).toFixed(0)} µs per call; main thread busy ${(elu.utilization * 100).toFixed(0)}% of the time\n`,
+        `${((ms * 1000) / calls).toFixed(0)} µs per call; main thread busy ${(elu.utilization * 100).toFixed(0)}% of the time; ` +
+        `CPU per call ${(cpu.user / calls).toFixed(1)} µs user, ${(cpu.system / calls).toFixed(1)} µs system (profiler included)\n`,
     );
     latencies.sort((x, y) => x - y);
     const q = (f: number) => `${(latencies[Math.min(latencies.length - 1, Math.floor(f * latencies.length))]! * 1000).toFixed(0)} µs`;
