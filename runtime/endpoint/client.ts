@@ -552,14 +552,13 @@ export class RpcChannel extends EventEmitter<ChannelEvents> implements Channel, 
     const xid = (this.xid = (this.xid + 1) >>> 0);
     const path = service.path;
     const w = this.writer;
-    this.buffers.start(w, link, path);
+    let release: (buffer: Uint8Array) => void;
     try {
-      writeCallHeader(w, xid, service.program, service.version, procedure.number, cred, AUTH_NONE);
-      path.encode(procedure.args, args, w, undefined, procedure.name);
+      release = this.marshal(link, xid, service, procedure as ProcedureDescription, args, cred, undefined);
     } catch (e) {
-      throw e instanceof XdrError ? new RpcError("CANNOT_ENCODE", e.message, { cause: e }) : e;
+      throw encodeError(e);
     }
-    const message = link.exchangeSync!(w.buf, w.pos, this.buffers.finish(w), path, timeout);
+    const message = link.exchangeSync!(w.buf, w.pos, release, path, timeout);
     if (message === undefined) throw new RpcError("TIMEOUT", `no reply to ${procedure.name} (xid ${xid}) within the timeout`);
     const r = this.reader;
     r.reset(message);
@@ -622,7 +621,7 @@ export class RpcChannel extends EventEmitter<ChannelEvents> implements Channel, 
       this.transmit(p, start);
       return true;
     } catch (e) {
-      this.settle(p, e instanceof XdrError ? new RpcError("CANNOT_ENCODE", e.message, { cause: e }) : e);
+      this.settle(p, encodeError(e));
       return false;
     }
   }
@@ -641,11 +640,7 @@ export class RpcChannel extends EventEmitter<ChannelEvents> implements Channel, 
   private transmit(p: Pending, start: number): void {
     const link = this.link;
     const w = this.writer;
-    const path = p.service.path;
-    this.buffers.start(w, link, path);
-    writeCallHeader(w, p.xid, p.service.program, p.service.version, p.procedure.number, p.cred, AUTH_NONE);
-    path.encode(p.procedure.args, p.args, w, p.ledger, p.procedure.name);
-    const release = this.buffers.finish(w);
+    const release = this.marshal(link, p.xid, p.service, p.procedure, p.args, p.cred, p.ledger);
     if (p.phases !== undefined && start !== 0) {
       const marshaled = now();
       p.phases.call = marshaled - start;
@@ -655,6 +650,27 @@ export class RpcChannel extends EventEmitter<ChannelEvents> implements Channel, 
     } else {
       link.send(w.buf, w.pos, p.ledger, release);
     }
+  }
+
+  /**
+   * Marshals a call into `this.writer`, over memory `link` lends or a buffer of the channel's;
+   * returns how that buffer comes back once sent.
+   */
+  private marshal(
+    link: ClientTransport,
+    xid: number,
+    service: ServiceDescription,
+    procedure: ProcedureDescription,
+    args: unknown,
+    cred: OpaqueAuth,
+    ledger: CopyLedger | undefined,
+  ): (buffer: Uint8Array) => void {
+    const w = this.writer;
+    const path = service.path;
+    this.buffers.start(w, link, path);
+    writeCallHeader(w, xid, service.program, service.version, procedure.number, cred, AUTH_NONE);
+    path.encode(procedure.args, args, w, ledger, procedure.name);
+    return this.buffers.finish(w);
   }
 
   /** A reply arrived; returns whether its decoded result keeps views of `message` (see `ClientTransport.onMessage`). */
@@ -938,6 +954,11 @@ function compose(interceptors: readonly Interceptor[] | undefined, last: CallNex
 /** Credentials that cannot be encoded (17 gids, a uid of −1) fail the call as bad arguments do. */
 function credentialsError(procedure: string, error: unknown): unknown {
   return error instanceof XdrError ? new RpcError("CANNOT_ENCODE", `${procedure}: the credentials cannot be encoded: ${error.message}`, { cause: error }) : error;
+}
+
+/** Arguments that do not encode fail the call CANNOT_ENCODE; anything else thrown stays as it is. */
+function encodeError(e: unknown): unknown {
+  return e instanceof XdrError ? new RpcError("CANNOT_ENCODE", e.message, { cause: e }) : e;
 }
 
 function unreadableReply(procedure: ProcedureDescription, xid: number, error: unknown): RpcError {

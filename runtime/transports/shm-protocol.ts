@@ -216,7 +216,7 @@ const looksPerClockRead = 64;
  * Spins while `words[index]` is `seen`, for about `ms` milliseconds (counted after the first
  * 64 looks); returns whether it changed. The clock is read once per 64 looks, and not at all
  * when the change comes within the first 64, so a change is seen a look later, not a clock
- * read later (`performance.now()` costs ~100 ns: on the critical path of every hand-off).
+ * read later (`performance.now()` costs about 40 ns here: on the critical path of every hand-off).
  */
 export function spinWhile(words: Int32Array, index: number, seen: number, ms: number): boolean {
   for (let k = 0; k < looksPerClockRead; k++) if (Atomics.load(words, index) !== seen) return true;

@@ -375,14 +375,8 @@ class ShmTransport implements ClientTransport {
       this.sleepSync(seen, deadline - t);
       seen = Atomics.load(words, Control.REPLIES);
     }
-    this.busy--;
-    const length = Atomics.load(words, w + SlotWord.LENGTH);
-    const oob = Atomics.load(words, w + SlotWord.OUT_OF_BAND) !== 0;
-    Atomics.store(words, w + SlotWord.STATE, SlotState.FREE);
-    const received = this.received;
-    received.reset();
     // Decoded before anything else can marshal into the slot: the caller reads the reply at once.
-    const message = oob ? this.takeOutOfBand(i) : readSlot(this.memory[i]!, length, path, received, this.copyOut);
+    const message = this.takeReply(i, Atomics.load(words, w + SlotWord.OUT_OF_BAND) !== 0, path);
     this.free.push(i);
     if (message === undefined) throw new RpcError("CLOSED", `the shm binding failed: ${this.failure?.message ?? "its server worker is gone"}`);
     return message;
@@ -603,31 +597,36 @@ class ShmTransport implements ClientTransport {
   private deliver(i: number): void {
     const words = this.words;
     const w = this.at[i]!;
-    const length = Atomics.load(words, w + SlotWord.LENGTH);
     const outOfBand = Atomics.load(words, w + SlotWord.OUT_OF_BAND) !== 0;
     if (this.abandoned[i]) {
       this.reclaim(i, outOfBand);
       return;
     }
-    this.ledgers[i] = undefined;
-    Atomics.store(words, w + SlotWord.STATE, SlotState.FREE); // the worker never touches a free slot
-    this.busy--;
-    const received = this.received;
-    received.reset();
-    let message: Uint8Array;
-    if (outOfBand) {
-      const taken = this.takeOutOfBand(i); // a private buffer already
-      if (taken === undefined) return;
-      message = taken;
-    } else {
-      message = readSlot(this.memory[i]!, length, this.paths[i], received, this.copyOut);
-    }
+    const message = this.takeReply(i, outOfBand, this.paths[i]);
+    if (message === undefined) return;
     try {
-      if (this.onMessage(message, received)) this.copyOut.kept();
+      if (this.onMessage(message, this.received)) this.copyOut.kept();
     } finally {
       this.free.push(i);
       this.pump();
     }
+  }
+
+  /**
+   * The reply in slot `i` (published to the client), as `path` reads it, its copies counted
+   * in `received`; the slot is free again (the worker never touches a free slot). Undefined
+   * if its out-of-band message never came (the binding failed).
+   */
+  private takeReply(i: number, outOfBand: boolean, path: MarshalPath | undefined): Uint8Array | undefined {
+    const words = this.words;
+    const w = this.at[i]!;
+    const length = Atomics.load(words, w + SlotWord.LENGTH);
+    this.ledgers[i] = undefined;
+    Atomics.store(words, w + SlotWord.STATE, SlotState.FREE);
+    this.busy--;
+    this.received.reset();
+    // Out of band, the message is a private buffer already.
+    return outOfBand ? this.takeOutOfBand(i) : readSlot(this.memory[i]!, length, path, this.received, this.copyOut);
   }
 
   /** Slot `i`, handed back after its call was given up on: whatever reply it holds is dropped. */
