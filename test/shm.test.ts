@@ -143,7 +143,7 @@ const expectedCopies: Record<Mode, CopyCounts> = {
   classic: { stub: 2, runtime: 2, wire: 2 },
   // Per direction: the one pass straight into (or out of) the slot.
   synthesized: { stub: 0, runtime: 2, wire: 0 },
-  // Per direction: the gather into the slot; the copy out of it that the views point into.
+  // Per direction: the gather into the slot; the opaque copied out of it (no views of shared memory).
   descriptor: { stub: 0, runtime: 2, wire: 0 },
 };
 
@@ -197,6 +197,18 @@ describe.each(modes)("shm, %s", (mode) => {
           return expect(result).toEqual(record(i));
       }
     });
+  });
+
+  it("decodes in place: a message with no opaque data in it is copied only where its mode copies every message", async () => {
+    // Add(int, int) → int: descriptor mode's one copy per direction is its gather into the
+    // slot; it receives straight from the slot, and with no opaque there is nothing to copy out.
+    const before = b.stats.served;
+    expect(await b.client.exprocAdd(40, 2)).toBe(42);
+    const client = b.records.at(-1)!;
+    const server = await b.stats.after(before);
+    const expected = mode === "descriptor" ? { stub: 0, runtime: 1, wire: 0 } : expectedCopies[mode];
+    expect(client.copies).toEqual(expected);
+    expect(server.copies).toEqual(expected);
   });
 
   it(`copies ${mode === "classic" ? "3" : "1"} per direction; bytes grow with the payload`, async () => {

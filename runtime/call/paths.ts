@@ -1,6 +1,6 @@
 import { rooted, type DescribingCodec, type XdrCodec } from "../xdr/codec.js";
 import { Descriptor } from "../xdr/descriptor.js";
-import { copyBytes, type CopyLedger } from "../xdr/ledger.js";
+import { copyBytes, Prefix, type CopyLedger } from "../xdr/ledger.js";
 import { XdrReader } from "../xdr/reader.js";
 import { XdrWriter } from "../xdr/writer.js";
 import { describeService, type Described, type HandledBy, type MarshalPath, type Mode, type ServicePath, type ServiceSpec } from "./service.js";
@@ -37,6 +37,7 @@ class ClassicPath implements ServicePath<XdrCodec<unknown>> {
   readonly decodesViews = false;
   /** The classic stub's own message buffers, out and in: the stage the other paths skip. */
   private readonly stub = new XdrWriter(1024);
+  private readonly body = new Prefix();
   private stubIn = new Uint8Array(1024);
   private readonly reader = new XdrReader(new Uint8Array(0));
 
@@ -54,7 +55,8 @@ class ClassicPath implements ServicePath<XdrCodec<unknown>> {
     } catch (e) {
       throw rooted(e, name);
     }
-    const body = stub.bytes();
+    // The stub's buffer starts at 0: its message is a prefix of it, seen through one view.
+    const body = this.body.get(stub.buf, stub.pos);
     ledger?.record("stub", body.length);
     const o = w.reserve(body.length);
     copyBytes(ledger, "runtime", w.buf, o, body);
@@ -119,9 +121,10 @@ abstract class InPlacePath {
       const value = codec.decode(r);
       r.finish();
       if (ledger !== undefined) {
-        // A decode that hands out views into the message moves no bytes: only what it placed in lent memory is a copy.
+        // A decode that hands out views into the message moves no bytes: only what it placed
+        // in lent memory, or copied out of shared memory rather than viewing it, is a copy.
         if (!this.decodesViews) ledger.record("runtime", end - offset);
-        else if (r.lentBytes > 0) ledger.record("runtime", r.lentBytes);
+        else if (r.lentBytes + r.copiedBytes > 0) ledger.record("runtime", r.lentBytes + r.copiedBytes);
       }
       return value;
     } catch (e) {

@@ -569,9 +569,7 @@ export class RpcChannel extends EventEmitter<ChannelEvents> implements Channel, 
     } catch (e) {
       throw unreadableReply(procedure, xid, e);
     }
-    const result = resultOf(header, message, r, service, procedure, undefined, into);
-    if (path.decodesViews && r.viewsTaken) link.keepLast?.();
-    return result;
+    return resultOf(header, message, r, service, procedure, undefined, into);
   }
 
   /**

@@ -250,7 +250,7 @@ export class ServerCore implements Dispatcher, AsyncDisposable {
    * Serves one call and answers it at most once. Never throws for anything a peer, a handler
    * or a hook does: a message that is not a call is dropped; everything else is answered.
    */
-  dispatch(message: Uint8Array, sink: ReplySink, received: CopyLedger): boolean {
+  dispatch(message: Uint8Array, sink: ReplySink, received: CopyLedger): void {
     const observed = serveChannel.hasSubscribers || this.options.onServe !== undefined || serveTracing.hasSubscribers;
     const arrived = observed ? now() : 0;
     const r = this.reader;
@@ -260,7 +260,7 @@ export class ServerCore implements Dispatcher, AsyncDisposable {
       header = readCallHeader(r);
     } catch {
       sink.dropped?.();
-      return false; // not a call: nothing to answer (RFC 5531 gives no reply for it); drop it
+      return; // not a call: nothing to answer (RFC 5531 gives no reply for it); drop it
     }
     const ledger = observed ? new CopyLedger() : undefined;
     const phases: Phases | undefined = observed ? {} : undefined;
@@ -274,7 +274,7 @@ export class ServerCore implements Dispatcher, AsyncDisposable {
     if (this.options.callTimeoutMs !== undefined) call.deadline = Date.now() + this.options.callTimeoutMs;
     if (phases === undefined || !serveTracing.hasSubscribers) {
       this.serve(call, message);
-      return call.keepsMessage;
+      return;
     }
     // Traced: the rest runs inside `start.runStores`, so stores bound there are the handler's.
     const trace = this.traceOf(call, phases);
@@ -282,7 +282,6 @@ export class ServerCore implements Dispatcher, AsyncDisposable {
     serveTracing.start.runStores(trace, this.serve, this, call, message);
     call.traceEnded = true;
     serveTracing.end.publish(trace);
-    return call.keepsMessage;
   }
 
   /** A traced call's context, from what its header names. */
@@ -345,7 +344,6 @@ export class ServerCore implements Dispatcher, AsyncDisposable {
     } catch {
       return call.accept(AcceptStat.GARBAGE_ARGS);
     }
-    call.keepsMessage = service.path.decodesViews && r.viewsTaken;
     let started = 0;
     if (phases !== undefined) {
       started = now();
@@ -559,8 +557,6 @@ class Call {
   context: CallContext | undefined;
   /** The path of the service that serves the call, once known (its buffers and its record). */
   path: MarshalPath | undefined;
-  /** Its arguments hold views of the message (descriptor mode): the message's memory must not be reused. */
-  keepsMessage = false;
   /** `callTimeoutMs`: when the call's signal fires (a Date.now() time; 0: never). */
   deadline = 0;
   /** The handler's signal once asked for; the timer and the signals it follows until the call is answered. */

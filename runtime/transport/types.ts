@@ -93,8 +93,6 @@ export interface ClientTransport extends MessageTarget {
    * within `timeoutMs` (the transport takes back what the call held). Only when `syncReady()`.
    */
   exchangeSync?(buffer: Uint8Array, end: number, release: (buffer: Uint8Array) => void, path: MarshalPath, timeoutMs: number): Uint8Array | undefined;
-  /** Optional, with `exchangeSync`: the message it returned last is kept (the result holds views of it), so its memory must not be reused. */
-  keepLast?(): void;
   close(): Promise<void>;
 }
 
@@ -113,12 +111,8 @@ export interface ReplySink extends MessageTarget {
 
 /** What a transport's server side hands calls to (a runtime Server). */
 export interface Dispatcher {
-  /**
-   * Serves one call; `received` holds the copies the transport made to deliver it (read
-   * before returning). Returns whether the call's decoded arguments hold views of `message`
-   * (descriptor mode), so that its memory must not be reused.
-   */
-  dispatch(message: Uint8Array, sink: ReplySink, received: CopyLedger): boolean;
+  /** Serves one call; `received` holds the copies the transport made to deliver it (read before returning). */
+  dispatch(message: Uint8Array, sink: ReplySink, received: CopyLedger): void;
   /**
    * The marshal path of a registered program version (or of the program's nearest version),
    * for transports that lend memory and must know how a call will be read before it is.

@@ -1,6 +1,6 @@
 import type { MessagePort } from "node:worker_threads";
 import type { MarshalPath } from "../call/service.js";
-import { copyBytes, type CopyLayer, type CopyLedger } from "../xdr/ledger.js";
+import { copyBytes, Prefix, type CopyLayer, type CopyLedger } from "../xdr/ledger.js";
 
 /**
  * The shared-memory protocol between a client (`shm.ts`) and its server worker
@@ -87,11 +87,10 @@ export function slotWord(layout: ShmLayout, i: number): number {
 export class SlotMemory {
   /** The whole message area, as a byte view over the shared memory. */
   readonly area: Uint8Array;
-  private last: Uint8Array;
+  private readonly views = new Prefix();
 
   constructor(sab: SharedArrayBuffer, layout: ShmLayout, i: number) {
     this.area = new Uint8Array(sab, CONTROL_BYTES + i * layout.stride + SLOT_HEADER_BYTES, layout.slotBytes);
-    this.last = this.area.subarray(0, 0);
   }
 
   /**
@@ -100,44 +99,35 @@ export class SlotMemory {
    * which a reader given again skips setting up.
    */
   message(length: number): Uint8Array {
-    if (this.last.length !== length) this.last = this.area.subarray(0, length);
-    return this.last;
+    return this.views.get(this.area, length);
   }
 }
 
 /**
- * Where one side copies messages out of its slots: one buffer, reused message after message
- * (no allocation per message), until a message decoded from it is kept — a decode took views
- * of it (descriptor mode) — after which the next message gets memory of its own.
+ * Where one side copies messages out of its slots (classic's wire copy): one buffer, reused
+ * message after message, since classic decodes a copy of the message and keeps nothing of it.
  */
 export class CopyOut {
   private buffer = new Uint8Array(0);
-  private last = this.buffer;
+  private readonly views = new Prefix();
 
-  /** The first `length` bytes of `area`, copied out (counted in `received` as `layer`). */
-  take(area: Uint8Array, length: number, received: CopyLedger, layer: CopyLayer): Uint8Array {
-    if (this.buffer.length < length) this.last = this.buffer = new Uint8Array(Math.max(length, 2 * this.buffer.length, 4096));
-    copyBytes(received, layer, this.buffer, 0, area.subarray(0, length));
-    if (this.last.length !== length) this.last = this.buffer.subarray(0, length);
-    return this.last;
-  }
-
-  /** The message last taken is kept: its memory is never written again. */
-  kept(): void {
-    this.last = this.buffer = new Uint8Array(0);
+  /** `message`, copied out (counted in `received` as `layer`). */
+  take(message: Uint8Array, received: CopyLedger, layer: CopyLayer): Uint8Array {
+    const length = message.length;
+    if (this.buffer.length < length) this.buffer = new Uint8Array(Math.max(length, 2 * this.buffer.length, 4096));
+    copyBytes(received, layer, this.buffer, 0, message);
+    return this.views.get(this.buffer, length);
   }
 }
 
 /**
- * The message in a slot, as the path that reads it needs it, with the copy counted in
- * `received` where it is made: read in place by a path that reads lent memory and keeps no
- * views into it; copied out for one whose views must outlive the slot (a runtime copy, its
- * receive pass); copied out by the transport, as a socket would, for classic (the wire copy).
- * Copies land in `out`: whoever decodes the message says if it keeps it (`CopyOut.kept`).
+ * The message in a slot, as the path that reads it needs it: read in place by a path that
+ * reads lent memory (the XDR reader copies opaques out of shared memory rather than viewing
+ * it); copied out by the transport into `out`, as a socket would, for classic (the wire
+ * copy, counted in `received`).
  */
 export function readSlot(slot: SlotMemory, length: number, path: MarshalPath | undefined, received: CopyLedger, out: CopyOut): Uint8Array {
-  if (path === undefined || !path.lendable) return out.take(slot.area, length, received, "wire");
-  if (path.decodesViews) return out.take(slot.area, length, received, "runtime");
+  if (path === undefined || !path.lendable) return out.take(slot.message(length), received, "wire");
   return slot.message(length);
 }
 

@@ -1,6 +1,6 @@
 import { parentPort, receiveMessageOnPort, workerData } from "node:worker_threads";
 import type { Dispatcher, ReplySink } from "../transport/types.js";
-import { copyBytes, CopyLedger } from "../xdr/ledger.js";
+import { copyBytes, CopyLedger, Prefix } from "../xdr/ledger.js";
 import {
   Control,
   isOutOfBand,
@@ -94,7 +94,7 @@ function reply(i: number, lease: Lease, buffer: Uint8Array, end: number, ledger:
   if (buffer !== view) {
     if (end <= view.length) {
       // Classic's runtime buffer, or an error reply marshaled elsewhere: the wire copy.
-      copyBytes(ledger, "wire", view, 0, buffer.subarray(0, end));
+      copyBytes(ledger, "wire", view, 0, sent.get(buffer, end));
     } else {
       postOutOfBand(oob, i, buffer, end, ledger); // the fallback: larger than a slot
       outOfBand = 1;
@@ -111,6 +111,9 @@ function reply(i: number, lease: Lease, buffer: Uint8Array, end: number, ledger:
   }
   signal(words, Control.REPLIES, Control.CLIENT_SLEEPING);
 }
+
+/** Views of replies marshaled outside their slot (classic's runtime buffer), to copy in. */
+const sent = new Prefix();
 
 /** Hands back slot `i`, taken for a call that cannot be read, with no reply in it. */
 function unanswered(i: number): void {
@@ -207,7 +210,7 @@ function serveSlot(i: number): void {
     const path = length < 24 ? undefined : server.pathOf(h.getUint32(12), h.getUint32(16));
     message = path === undefined ? memory[i]!.message(length) : readSlot(memory[i]!, length, path, received, copyOut);
   }
-  if (server.dispatch(message, sinks[i]!, received)) copyOut.kept();
+  server.dispatch(message, sinks[i]!, received);
 }
 
 /** Dispatches every slot published to the server, and hands back those given up on; returns how many calls it dispatched. */

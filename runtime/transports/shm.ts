@@ -6,7 +6,7 @@ import type { MarshalPath, ServiceDescription } from "../call/service.js";
 import { RpcError } from "../rpc/errors.js";
 import { acceptedReplySize, AUTH_NONE, MAX_AUTH_BYTES } from "../rpc/message.js";
 import type { AcquireBuffer, ClientTransport, SendMessage } from "../transport/types.js";
-import { copyBytes, CopyLedger } from "../xdr/ledger.js";
+import { copyBytes, CopyLedger, Prefix } from "../xdr/ledger.js";
 import {
   Control,
   isOutOfBand,
@@ -46,19 +46,19 @@ import {
  * buffer and the transport copies that into the slot, counted as the `wire` copy (stub +
  * runtime + wire).
  *
- * **Receiving, and why descriptor mode copies out.** The slot is reused as soon as the
- * call is over, but descriptor-mode decoders hand out opaque data as *views into the
- * message*, which the runtime promises stay valid as long as the caller holds them. So:
+ * **Receiving.** The slot is reused as soon as the call is over, and the other thread may
+ * write it at any time, so nothing decoded may refer to it afterwards:
  * - synthesized: decoded in place, straight from the slot (one pass; opaques are sliced out
- *   by the decoder, so nothing refers to the slot afterwards);
- * - descriptor: the message is copied out of the slot once into a buffer of its own, and the
- *   decoder takes its views into that copy. That copy is the direction's one copy, counted
- *   as a runtime copy where it is made, and the
- *   view-taking decode after it moves no bytes and is not counted again — the mirror of the
- *   send side, where the describe pass is free and the gather is the one copy;
+ *   by the decoder);
+ * - descriptor: decoded in place too. Its decoders ask for opaque data as views into the
+ *   message, but the XDR reader never hands out views of shared memory: it copies each
+ *   opaque out instead (one runtime copy of the opaque bytes, none for a message without
+ *   any, such as Null's). A message larger than a slot (below) is a private buffer, and
+ *   there the views are views;
  * - classic: copied out of the slot (the `wire` copy), then the runtime's and the stub's
  *   passes, as over a socket.
- * So per direction: classic 3, synthesized 1, descriptor 1.
+ * So per direction: classic 3, synthesized 1, descriptor 1 (the gather) plus one for the
+ * opaques it receives.
  *
  * **Spin, then sleep.** After publishing a call the client spins on the reply counter for
  * `spinMicros` (default 50 µs), then sleeps in `Atomics.waitAsync`, so its event loop is free
@@ -263,6 +263,8 @@ class ShmTransport implements ClientTransport {
   /** The copies made to deliver the current reply, and where replies are copied out of slots. */
   private readonly received = new CopyLedger();
   private readonly copyOut = new CopyOut();
+  /** Views of calls marshaled outside their slot (classic's runtime buffer, queued calls), to copy in. */
+  private readonly sent = new Prefix();
   private busy = 0;
   private pollScheduled = false;
   private sleeping = false;
@@ -328,11 +330,6 @@ class ShmTransport implements ClientTransport {
     free.pop();
     this.launch(top, end, this.place(top, buffer, end, ledger, release), path, ledger);
   };
-
-  /** The message `exchangeSync` returned last is kept (its result holds views of it). */
-  keepLast(): void {
-    this.copyOut.kept();
-  }
 
   /** Whether a call made now gets a slot at once (a synchronous exchange may start). */
   syncReady(): boolean {
@@ -491,7 +488,7 @@ class ShmTransport implements ClientTransport {
   private place(i: number, buffer: Uint8Array, end: number, ledger: CopyLedger | undefined, release: (b: Uint8Array) => void): number {
     const view = this.views[i]!;
     let outOfBand = 0;
-    if (end <= view.length) copyBytes(ledger, "wire", view, 0, buffer.subarray(0, end));
+    if (end <= view.length) copyBytes(ledger, "wire", view, 0, this.sent.get(buffer, end));
     else {
       this.oobXids.set(i, xidOf(buffer, 0));
       postOutOfBand(this.port, i, buffer, end, ledger);
@@ -605,7 +602,7 @@ class ShmTransport implements ClientTransport {
     const message = this.takeReply(i, outOfBand, this.paths[i]);
     if (message === undefined) return;
     try {
-      if (this.onMessage(message, this.received)) this.copyOut.kept();
+      this.onMessage(message, this.received);
     } finally {
       this.free.push(i);
       this.pump();

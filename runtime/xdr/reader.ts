@@ -52,10 +52,14 @@ export class XdrReader {
   private lentUsed = 0;
   /** Whether a view into the message was handed out since the last `reset`. */
   viewsTaken = false;
+  /** Whether `memory` is shared with other threads (see `opaqueAt`). */
+  private shared: boolean;
+  private copiedOut = 0;
 
   constructor(bytes: Uint8Array, offset = 0, end = bytes.length, options: XdrReaderOptions = {}) {
     checkRange(bytes, offset, end);
     this.memory = bytes.buffer;
+    this.shared = isShared(bytes.buffer);
     this.buf = new Uint8Array(bytes.buffer);
     this.view = new DataView(bytes.buffer);
     this.bytes = bytes;
@@ -80,6 +84,7 @@ export class XdrReader {
     this.end = base + end;
     this.depth = 0;
     this.viewsTaken = false;
+    this.copiedOut = 0;
   }
 
   /**
@@ -97,6 +102,11 @@ export class XdrReader {
   /** Bytes placed in the lent memory since `lend`. */
   get lentBytes(): number {
     return this.lentUsed;
+  }
+
+  /** Bytes of opaque data asked for as views but copied out of shared memory since `reset` (see `fixedOpaque`). */
+  get copiedBytes(): number {
+    return this.copiedOut;
   }
 
   /** Checks that `n` bytes remain, advances past them and returns where they start. */
@@ -188,7 +198,9 @@ export class XdrReader {
   /**
    * opaque[n] (RFC 4506 §4.9). `copy` (default) returns a fresh array, a
    * counted copy; `copy: false` returns a view into the buffer, valid only as
-   * long as the buffer is not reused.
+   * long as the buffer is not reused. Memory shared with other threads (a
+   * SharedArrayBuffer) is never viewed: another thread may write it at any
+   * moment, so its opaques are copied out even then (`copiedBytes`).
    */
   fixedOpaque(n: number, copy = true): Uint8Array {
     return this.opaqueAt(this.take(padded(n)), n, copy);
@@ -212,6 +224,10 @@ export class XdrReader {
       return lent.subarray(at, at + n);
     }
     if (copy) return sliceBytes(this.ledger, this.layer, this.buf, o, o + n);
+    if (this.shared) {
+      this.copiedOut += n;
+      return sliceBytes(this.ledger, this.layer, this.buf, o, o + n);
+    }
     this.viewsTaken = true;
     return this.buf.subarray(o, o + n);
   }
@@ -283,6 +299,7 @@ export class XdrReader {
     const memory = bytes.buffer;
     if (memory !== this.memory) {
       this.memory = memory;
+      this.shared = isShared(memory);
       this.buf = new Uint8Array(memory);
       this.view = new DataView(memory);
     }
@@ -325,4 +342,8 @@ function checkRange(bytes: Uint8Array, offset: number, end: number): void {
   if (!(Number.isInteger(offset) && Number.isInteger(end) && offset >= 0 && offset <= end && end <= bytes.length)) {
     throw new RangeError(`XdrReader: range [${offset}, ${end}) outside ${bytes.length} bytes`);
   }
+}
+
+function isShared(memory: ArrayBufferLike): boolean {
+  return typeof SharedArrayBuffer === "function" && memory instanceof SharedArrayBuffer;
 }

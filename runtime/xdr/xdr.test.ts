@@ -484,6 +484,44 @@ describe("encode errors", () => {
   });
 });
 
+describe("views", () => {
+  const message = (memory: ArrayBufferLike): Uint8Array => {
+    const bytes = new Uint8Array(memory, 8, 16);
+    bytes.set([0, 0, 0, 5, 1, 2, 3, 4, 5, 0, 0, 0, 0, 0, 0, 9]);
+    return bytes;
+  };
+
+  it("an opaque asked for as a view is a view of ordinary memory, and no copy", () => {
+    const bytes = message(new ArrayBuffer(32));
+    const r = new XdrReader(bytes);
+    const o = r.varOpaque(16, false);
+    expect([...o]).toEqual([1, 2, 3, 4, 5]);
+    expect(o.buffer).toBe(bytes.buffer);
+    expect(r.viewsTaken).toBe(true);
+    expect(r.copiedBytes).toBe(0);
+  });
+
+  it("is copied out of shared memory, which another thread may write at any time, and counted", () => {
+    const bytes = message(new SharedArrayBuffer(32));
+    const r = new XdrReader(new Uint8Array(4));
+    r.reset(bytes); // a reader moving to shared memory, as a server's reader moves between transports
+    const o = r.varOpaque(16, false);
+    expect([...o]).toEqual([1, 2, 3, 4, 5]);
+    expect(o.buffer).not.toBeInstanceOf(SharedArrayBuffer);
+    bytes[4] = 0xff; // the other thread writes the slot again
+    expect(o[0]).toBe(1);
+    expect(r.viewsTaken).toBe(false);
+    expect(r.copiedBytes).toBe(5);
+    expect(r.uint()).toBe(9);
+    // Back in ordinary memory, views are views again; the count starts over with each message.
+    r.reset(message(new ArrayBuffer(32)));
+    expect(r.copiedBytes).toBe(0);
+    r.varOpaque(16, false);
+    expect(r.viewsTaken).toBe(true);
+    expect(r.copiedBytes).toBe(0);
+  });
+});
+
 describe("decode errors on hostile input", () => {
   /** A message with one of everything, and its decoder. */
   const message = (() => {
