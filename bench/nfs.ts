@@ -14,7 +14,7 @@ import { XdrWriter } from "../runtime/xdr/index.js";
 import { nodeFloor, type FloorOp } from "./nfs-floor.js";
 import { allModes, generateWithCli } from "./generated.js";
 import { fmtRatio, measureGroupAsync, ratio, table, type AsyncCase, type RoundsOptions, type Timing } from "./harness.js";
-import { cpuMeter } from "./peers.js";
+import { cpuMeter, describePinning, pinProcess } from "./peers.js";
 import type { BenchContext, Section } from "./section.js";
 
 /**
@@ -610,6 +610,14 @@ async function runSection(ctx: BenchContext): Promise<void> {
     const clients: Ours[] = [];
     for (const mode of allModes) clients.push(await ours(mode, stubs.get(mode)!, server.nfsPort, readFh, writeFh, seed));
     cleanup.push(async () => void (await Promise.all(clients.map((o) => o.close()))));
+    // Placed as the RPC section places its ends (--pin): every client — ours, the floor's, C's —
+    // where clients go, ganesha (all its threads) where servers go. Unpinned, a READ's wake-ups
+    // cross CPUs or not as the scheduler pleases, and clients of one run are timed under
+    // different placements (a READ took 40 µs with everything on one CPU, 55-70 µs unpinned).
+    pinProcess(process.pid, ctx.pinning.client);
+    pinProcess(c.pid, ctx.pinning.client);
+    pinProcess(server.pid, ctx.pinning.server);
+    log(`pinning: ${describePinning(ctx.pinning)}; the clients (ours, the Node floor, C) are the client, ganesha the server`);
     log(`ganesha ${server.pid} on 127.0.0.1:${server.nfsPort} (tcp) exporting an 8 MiB file; C client ${c.pid}; stubs and C client built in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     log("C: libtirpc clnt_call, one CLIENT handle — it has no window (each call waits for its reply), so its READ and WRITE are one at a time in every row");
     log();
