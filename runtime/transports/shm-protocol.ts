@@ -9,7 +9,11 @@ import { copyBytes, Prefix, type CopyLayer, type CopyLedger } from "../xdr/ledge
  *   control block (CONTROL_BYTES)  | slot 0 | slot 1 | … | slot n-1
  *   slot = header (SLOT_HEADER_BYTES: state, length, out-of-band flag, spare) | message area (slotBytes)
  *
- * All words are Int32 and are read and written with Atomics. A slot is LRPC's A-stack: the
+ * All words are Int32. The control words and a slot's state are read and written with
+ * Atomics; a slot's length and out-of-band flag are plain words, like its message: written
+ * before the state that publishes them (a sequentially consistent store or compare-exchange)
+ * and read after the state was seen, so they need no ordering of their own (each Atomics
+ * store is a locked instruction, on the path of every call). A slot is LRPC's A-stack: the
  * client marshals a call into its message area, the server reads the call there and marshals
  * the reply over it. Who owns a slot is its state:
  *

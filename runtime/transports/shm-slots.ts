@@ -101,8 +101,8 @@ function reply(i: number, lease: Lease, buffer: Uint8Array, end: number, ledger:
     }
     release(buffer);
   }
-  Atomics.store(words, w + SlotWord.LENGTH, end);
-  Atomics.store(words, w + SlotWord.OUT_OF_BAND, outOfBand);
+  words[w + SlotWord.LENGTH] = end;
+  words[w + SlotWord.OUT_OF_BAND] = outOfBand;
   serving--;
   if (Atomics.compareExchange(words, w + SlotWord.STATE, SlotState.SERVING, SlotState.REPLY) !== SlotState.SERVING) {
     // Cancelled while the reply was being written: the client discards it (and its out-of-band message).
@@ -118,8 +118,8 @@ const sent = new Prefix();
 /** Hands back slot `i`, taken for a call that cannot be read, with no reply in it. */
 function unanswered(i: number): void {
   const w = at[i]!;
-  Atomics.store(words, w + SlotWord.LENGTH, 0);
-  Atomics.store(words, w + SlotWord.OUT_OF_BAND, 0);
+  words[w + SlotWord.LENGTH] = 0;
+  words[w + SlotWord.OUT_OF_BAND] = 0;
   serving--;
   if (Atomics.compareExchange(words, w + SlotWord.STATE, SlotState.SERVING, SlotState.REPLY) !== SlotState.SERVING) {
     retire(i);
@@ -144,11 +144,11 @@ function giveBack(i: number, state: number): void {
   if (state === SlotState.CANCELLED) {
     retire(i);
     serving--;
-  } else if (Atomics.load(words, w + SlotWord.OUT_OF_BAND) !== 0) {
+  } else if (words[w + SlotWord.OUT_OF_BAND]! !== 0) {
     takeOutOfBand(i);
   }
-  Atomics.store(words, w + SlotWord.LENGTH, 0);
-  Atomics.store(words, w + SlotWord.OUT_OF_BAND, 0);
+  words[w + SlotWord.LENGTH] = 0;
+  words[w + SlotWord.OUT_OF_BAND] = 0;
   publish(words, w, SlotState.REPLY, Control.REPLIES, Control.CLIENT_SLEEPING);
 }
 
@@ -193,10 +193,10 @@ function takeOutOfBand(i: number): Uint8Array | undefined {
 
 function serveSlot(i: number): void {
   const w = at[i]!;
-  const length = Atomics.load(words, w + SlotWord.LENGTH);
+  const length = words[w + SlotWord.LENGTH]!;
   received.reset();
   let message: Uint8Array;
-  if (Atomics.load(words, w + SlotWord.OUT_OF_BAND) !== 0) {
+  if (words[w + SlotWord.OUT_OF_BAND]! !== 0) {
     const taken = takeOutOfBand(i);
     if (taken === undefined) {
       unanswered(i); // no call to read: the slot goes back empty, as a message that is no call is dropped

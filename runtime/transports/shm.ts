@@ -373,7 +373,7 @@ class ShmTransport implements ClientTransport {
       seen = Atomics.load(words, Control.REPLIES);
     }
     // Decoded before anything else can marshal into the slot: the caller reads the reply at once.
-    const message = this.takeReply(i, Atomics.load(words, w + SlotWord.OUT_OF_BAND) !== 0, path);
+    const message = this.takeReply(i, words[w + SlotWord.OUT_OF_BAND]! !== 0, path);
     this.free.push(i);
     if (message === undefined) throw new RpcError("CLOSED", `the shm binding failed: ${this.failure?.message ?? "its server worker is gone"}`);
     return message;
@@ -510,8 +510,8 @@ class ShmTransport implements ClientTransport {
     this.paths[i] = path;
     this.ledgers[i] = ledger;
     this.busy++;
-    Atomics.store(words, w + SlotWord.LENGTH, end);
-    Atomics.store(words, w + SlotWord.OUT_OF_BAND, outOfBand);
+    words[w + SlotWord.LENGTH] = end;
+    words[w + SlotWord.OUT_OF_BAND] = outOfBand;
     publish(words, w, SlotState.CALL, Control.CALLS, Control.SERVER_SLEEPING);
   }
 
@@ -594,7 +594,7 @@ class ShmTransport implements ClientTransport {
   private deliver(i: number): void {
     const words = this.words;
     const w = this.at[i]!;
-    const outOfBand = Atomics.load(words, w + SlotWord.OUT_OF_BAND) !== 0;
+    const outOfBand = words[w + SlotWord.OUT_OF_BAND]! !== 0;
     if (this.abandoned[i]) {
       this.reclaim(i, outOfBand);
       return;
@@ -617,9 +617,11 @@ class ShmTransport implements ClientTransport {
   private takeReply(i: number, outOfBand: boolean, path: MarshalPath | undefined): Uint8Array | undefined {
     const words = this.words;
     const w = this.at[i]!;
-    const length = Atomics.load(words, w + SlotWord.LENGTH);
+    const length = words[w + SlotWord.LENGTH]!;
     this.ledgers[i] = undefined;
-    Atomics.store(words, w + SlotWord.STATE, SlotState.FREE);
+    // A plain store: the worker never acts on a slot that is not CALL, WITHDRAWN or CANCELLED,
+    // and the store that publishes the slot's next call is sequentially consistent.
+    words[w + SlotWord.STATE] = SlotState.FREE;
     this.busy--;
     this.received.reset();
     // Out of band, the message is a private buffer already.
