@@ -288,8 +288,8 @@ describe.each(modes)("shm, %s", (mode) => {
   });
 
   it("hands out results that stay valid after their slot is reused", async () => {
-    // Descriptor-mode results are views into the message: into the copy out of the slot, never
-    // into the slot itself, which the next calls overwrite.
+    // Decoded where it lies, a result must hold nothing of the slot, which the next calls
+    // overwrite: descriptor mode's opaques are copied out of shared memory, not viewed.
     const first = payload(1000);
     const other = first.map((x) => 255 - x);
     const kept = await b.client.exprocReverse(first);
