@@ -1,6 +1,6 @@
 import type { MessagePort } from "node:worker_threads";
 import type { MarshalPath } from "../call/service.js";
-import { copyBytes, Prefix, type CopyLayer, type CopyLedger } from "../xdr/ledger.js";
+import { copyBytes, Prefix, type CopyLedger } from "../xdr/ledger.js";
 
 /**
  * The shared-memory protocol between a client (`shm.ts`) and its server worker
@@ -115,11 +115,11 @@ export class CopyOut {
   private buffer = new Uint8Array(0);
   private readonly views = new Prefix();
 
-  /** `message`, copied out (counted in `received` as `layer`). */
-  take(message: Uint8Array, received: CopyLedger, layer: CopyLayer): Uint8Array {
+  /** `message`, copied out (counted in `received` as the wire copy). */
+  take(message: Uint8Array, received: CopyLedger): Uint8Array {
     const length = message.length;
     if (this.buffer.length < length) this.buffer = new Uint8Array(Math.max(length, 2 * this.buffer.length, 4096));
-    copyBytes(received, layer, this.buffer, 0, message);
+    copyBytes(received, "wire", this.buffer, 0, message);
     return this.views.get(this.buffer, length);
   }
 }
@@ -131,7 +131,7 @@ export class CopyOut {
  * copy, counted in `received`).
  */
 export function readSlot(slot: SlotMemory, length: number, path: MarshalPath | undefined, received: CopyLedger, out: CopyOut): Uint8Array {
-  if (path === undefined || !path.lendable) return out.take(slot.message(length), received, "wire");
+  if (path === undefined || !path.lendable) return out.take(slot.message(length), received);
   return slot.message(length);
 }
 
