@@ -55,13 +55,11 @@ oob.unref();
 
 let server: Dispatcher;
 const memory: SlotMemory[] = [];
-const views: Uint8Array[] = [];
 const headers: DataView[] = [];
 const at: number[] = [];
 for (let i = 0; i < layout.slots; i++) {
   const m = new SlotMemory(sab, layout, i);
   memory.push(m);
-  views.push(m.area);
   headers.push(new DataView(sab, m.area.byteOffset, 24));
   at.push(slotWord(layout, i));
 }
@@ -89,7 +87,7 @@ function reply(i: number, lease: Lease, buffer: Uint8Array, end: number, ledger:
     if (state === SlotState.CANCELLED) giveBack(i, state);
     return;
   }
-  const view = views[i]!;
+  const view = memory[i]!.area;
   let outOfBand = 0;
   if (buffer !== view) {
     if (end <= view.length) {
@@ -154,7 +152,7 @@ function giveBack(i: number, state: number): void {
 
 /** Slot `i`'s reply sink: lends the slot to a path that writes into lent memory, while the call's lease lives. */
 function sinkFor(i: number): ReplySink {
-  const view = views[i]!;
+  const view = memory[i]!.area;
   const lease: Lease = { live: true };
   leases[i] = lease;
   // A dead lease lends nothing: a late reply is marshaled into a buffer of its own, then dropped.
@@ -168,7 +166,7 @@ function sinkFor(i: number): ReplySink {
   };
 }
 const leases: Lease[] = [];
-const sinks: ReplySink[] = views.map((_, i) => sinkFor(i));
+const sinks: ReplySink[] = memory.map((_, i) => sinkFor(i));
 /** The copies made to hand the current call to the server, and where calls are copied out of slots. */
 const received = new CopyLedger();
 const copyOut = new CopyOut();

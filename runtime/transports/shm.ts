@@ -242,7 +242,6 @@ class ShmTransport implements ClientTransport {
   onClose: ClientTransport["onClose"] = () => {};
 
   private readonly words: Int32Array;
-  private readonly views: Uint8Array[] = [];
   private readonly memory: SlotMemory[] = [];
   private readonly at: number[] = [];
   /** Free slots (a stack: the most recently freed slot is warm in cache). */
@@ -283,9 +282,7 @@ class ShmTransport implements ClientTransport {
     this.words = new Int32Array(sab);
     this.spin = new SpinBudget(spinMicros / 1000);
     for (let i = 0; i < layout.slots; i++) {
-      const m = new SlotMemory(sab, layout, i);
-      this.memory.push(m);
-      this.views.push(m.area);
+      this.memory.push(new SlotMemory(sab, layout, i));
       this.at.push(slotWord(layout, i));
       this.free.push(layout.slots - 1 - i);
     }
@@ -305,7 +302,7 @@ class ShmTransport implements ClientTransport {
     this.marshaling = path;
     if (!path.lendable || this.closed || this.queue.length > 0) return undefined;
     const i = this.free[this.free.length - 1];
-    return i === undefined ? undefined : this.views[i];
+    return i === undefined ? undefined : this.memory[i]!.area;
   };
 
   readonly send: SendMessage = (buffer, end, ledger, release) => {
@@ -317,7 +314,7 @@ class ShmTransport implements ClientTransport {
     }
     const free = this.free;
     const top = free[free.length - 1];
-    if (top !== undefined && buffer === this.views[top]) {
+    if (top !== undefined && buffer === this.memory[top]!.area) {
       // Marshaled straight into the lent slot: nothing to copy.
       free.pop();
       this.launch(top, end, 0, path, ledger);
@@ -348,7 +345,7 @@ class ShmTransport implements ClientTransport {
    */
   exchangeSync(buffer: Uint8Array, end: number, release: (b: Uint8Array) => void, path: MarshalPath, timeoutMs: number): Uint8Array | undefined {
     const i = this.free.pop()!;
-    const lent = buffer === this.views[i];
+    const lent = buffer === this.memory[i]!.area;
     const outOfBand = lent ? 0 : this.place(i, buffer, end, undefined, release);
     const words = this.words;
     const w = this.at[i]!;
@@ -399,7 +396,7 @@ class ShmTransport implements ClientTransport {
     for (let i = 0; i < this.layout.slots; i++) {
       if (this.abandoned[i] || Atomics.load(words, this.at[i]! + SlotWord.STATE) === SlotState.FREE) continue;
       // The call's xid opens its message; a reply being written over it opens with the same xid.
-      if (this.oobXids.get(i) !== xid && xidOf(this.views[i]!, 0) !== xid) continue;
+      if (this.oobXids.get(i) !== xid && xidOf(this.memory[i]!.area, 0) !== xid) continue;
       this.takeBack(i);
       return undefined;
     }
@@ -486,7 +483,7 @@ class ShmTransport implements ClientTransport {
    * it is larger; returns the slot's out-of-band flag.
    */
   private place(i: number, buffer: Uint8Array, end: number, ledger: CopyLedger | undefined, release: (b: Uint8Array) => void): number {
-    const view = this.views[i]!;
+    const view = this.memory[i]!.area;
     let outOfBand = 0;
     if (end <= view.length) copyBytes(ledger, "wire", view, 0, this.sent.get(buffer, end));
     else {
