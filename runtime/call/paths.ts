@@ -88,8 +88,6 @@ class ClassicPath implements ServicePath<XdrCodec<unknown>> {
       return value;
     } catch (e) {
       throw rooted(e, name);
-    } finally {
-      if (into !== undefined) r.lend(undefined);
     }
   }
 }
@@ -129,8 +127,6 @@ abstract class InPlacePath {
       return value;
     } catch (e) {
       throw rooted(e, name);
-    } finally {
-      if (into !== undefined) r.lend(undefined);
     }
   }
 }

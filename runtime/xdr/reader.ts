@@ -85,14 +85,17 @@ export class XdrReader {
     this.depth = 0;
     this.viewsTaken = false;
     this.copiedOut = 0;
+    this.lent = undefined;
+    this.lentUsed = 0;
   }
 
   /**
-   * Lends memory for opaque data (undefined: no more): each opaque read next lands in it,
-   * one after another, while it has room, and is returned as a view of it — a copy either
-   * way, or one instead of a view. So a reply's data reaches memory its caller chose, as C's
-   * `xdr_bytes` decodes into a buffer the caller supplies, and no fresh memory is made per
-   * message. An opaque that does not fit where the lent memory's room ends is read as usual.
+   * Lends memory for the opaque data of the message being read (`reset` ends the loan): each
+   * opaque read next lands in it, one after another, while it has room, and is returned as a
+   * view of it — a copy either way, or one instead of a view. So a reply's data reaches memory
+   * its caller chose, as C's `xdr_bytes` decodes into a buffer the caller supplies, and no
+   * fresh memory is made per message. An opaque that does not fit where the lent memory's
+   * room ends is read as usual. Undefined ends the loan before that.
    */
   lend(memory: Uint8Array | undefined): void {
     this.lent = memory;
@@ -223,13 +226,14 @@ export class XdrReader {
       this.lentUsed = at + n;
       return lent.subarray(at, at + n);
     }
-    if (copy) return sliceBytes(this.ledger, this.layer, this.buf, o, o + n);
-    if (this.shared) {
-      this.copiedOut += n;
-      return sliceBytes(this.ledger, this.layer, this.buf, o, o + n);
+    if (!copy) {
+      if (!this.shared) {
+        this.viewsTaken = true;
+        return this.buf.subarray(o, o + n);
+      }
+      this.copiedOut += n; // a view of shared memory would not hold still
     }
-    this.viewsTaken = true;
-    return this.buf.subarray(o, o + n);
+    return sliceBytes(this.ledger, this.layer, this.buf, o, o + n);
   }
 
   /** string<max> (RFC 4506 §4.11) as UTF-8, the bound in bytes; invalid UTF-8 is an error. */
