@@ -413,7 +413,7 @@ export class NfsMount {
       const res = await slot.reply;
       if (res.status !== nfsstat3.NFS3_OK) throw NfsError.nfs(res.status, "READ", shown(path));
       const { data, eof } = res.resok;
-      // More than asked is not the block asked for; neither data nor end would never end.
+      // More data than asked for is not the block asked for; no data and no end would loop forever.
       if (data.length > slot.count || (data.length === 0 && !eof)) throw NfsError.nfs(nfsstat3.NFS3ERR_IO, "READ", shown(path));
       if (data.length > 0) yield data;
       if (eof) return;
